@@ -1,0 +1,397 @@
+"""Incremental, atomic, resumable index builds.
+
+A build copies the live version's database and vectors into a private folder,
+applies the differences (added, changed and vanished articles), and publishes
+the folder by replacing the manifest. Passages whose text was embedded before —
+in the live index or by an earlier build that was killed — are not embedded again.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, corpus, vectors
+from .chunking import ChunkSettings, chunk_article
+from .corpus import ReadSettings
+from .embedding import DEFAULT_BACKEND, Embedder, Encoder, passage_text
+from .errors import BuildError, IndexerError, IndexNotFoundError
+from .index import PARTIAL, IndexDir
+from .manifest import FORMAT_VERSION, Manifest, ModelInfo, now
+from .models import DEFAULT_MODEL, ResolvedModel, resolve
+from .records import Article, Chunk, Skipped
+from .store import DB_FILE, Writer, article_hash, text_hash
+
+_WINDOW = 256  # passages gathered before embedding, so batches can be sorted by length
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    model: str | None = None  # None: the index's current model, else the default
+    backend: str | None = None  # None: the index's current backend, else the default
+    chunk: ChunkSettings = field(default_factory=ChunkSettings)
+    read: ReadSettings = field(default_factory=ReadSettings)
+    full: bool = False  # ignore the existing index and rebuild everything
+    strict: bool = False  # any skipped file fails the build
+
+
+@dataclass
+class BuildProgress:
+    files_done: int
+    files_total: int
+    passages_embedded: int
+    elapsed: float
+
+
+@dataclass
+class BuildReport:
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    articles: int = 0
+    passages: int = 0
+    embedded: int = 0  # passages sent through the model in this build
+    reused: int = 0  # new passages whose vectors were already known
+    tokens: int = 0  # tokens sent through the model
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+    full: bool = False
+    reason: str = ""  # why a full rebuild happened
+    version: str = ""
+    published: bool = False  # False when nothing changed and the live version was kept
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.embed_seconds if self.embed_seconds > 0 else 0.0
+
+
+class _ResumeCache:
+    """Vectors computed by this build, committed in chunks: a killed build resumes from them."""
+
+    def __init__(self, path: Path, key: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = sqlite3.connect(path, isolation_level=None)
+        self.con.execute("PRAGMA journal_mode = WAL")
+        self.con.execute("PRAGMA synchronous = NORMAL")
+        self.con.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        self.con.execute("CREATE TABLE IF NOT EXISTS vectors (hash TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+        row = self.con.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
+        if row is None or row[0] != key:  # vectors of another model are useless here
+            self.con.execute("DELETE FROM vectors")
+            self.con.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (key,))
+
+    def get(self, hashes: list[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for i in range(0, len(hashes), 500):
+            part = hashes[i : i + 500]
+            q = f"SELECT hash, vector FROM vectors WHERE hash IN ({','.join('?' * len(part))})"
+            out.update(self.con.execute(q, part).fetchall())
+        return out
+
+    def put(self, items: list[tuple[str, bytes]]) -> None:
+        self.con.execute("BEGIN")
+        self.con.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", items)
+        self.con.execute("COMMIT")
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _version_name(versions: Path) -> str:
+    """Next version folder name: numbers increase even across --full rebuilds."""
+    numbers = [int(p.name.split("-", 1)[0]) for p in versions.iterdir() if p.name.split("-", 1)[0].isdigit()]
+    return f"{max(numbers, default=0) + 1:06d}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
+
+
+def _previous(idx: IndexDir, full: bool) -> Manifest | None:
+    if full:
+        return None
+    try:
+        return idx.manifest()
+    except IndexNotFoundError:
+        return None  # a damaged or newer-format index raises: "indexer build --full" is the fix
+
+
+class _Builder:
+    def __init__(
+        self,
+        idx: IndexDir,
+        settings: BuildSettings,
+        encoder: Encoder | None,
+        model: ResolvedModel | None,
+        progress: Callable[[BuildProgress], None] | None,
+    ) -> None:
+        self.idx = idx
+        self.settings = settings
+        self.progress = progress
+        self.report = BuildReport()
+        self.started = time.perf_counter()
+        prev = _previous(idx, settings.full)
+        name = settings.model or (prev.model.name if prev else DEFAULT_MODEL)
+        self.backend = settings.backend or (prev.model.backend if prev else DEFAULT_BACKEND)
+        self.model = model or resolve(name)
+        self.encoder: Encoder = encoder or Embedder(self.model, backend=self.backend)
+        self.dim = int(self.encoder.dimension)
+        self.chunk = self._effective_chunk(settings.chunk)
+        self.prev = prev
+        self.reason = self._incompatibility(prev)
+        self.report.full = prev is None or bool(self.reason)
+        self.report.reason = self.reason or ("no index yet" if prev is None and not settings.full else "--full")
+
+    def _effective_chunk(self, cs: ChunkSettings) -> ChunkSettings:
+        # leave room for the special tokens, the prompt and a title within the model's window
+        room = int(self.encoder.max_seq_length) - 2 - 8 - 48
+        return replace(cs, max_tokens=max(8, min(cs.max_tokens, room)))
+
+    def _incompatibility(self, prev: Manifest | None) -> str:
+        if prev is None:
+            return ""
+        if prev.model.fingerprint != self.model.fingerprint or prev.model.name != self.model.name:
+            return f"model changed ({prev.model.name} → {self.model.name})"
+        if prev.model.backend != self.backend:
+            return f"backend changed ({prev.model.backend} → {self.backend})"
+        if prev.chunker != self.chunk.to_dict():
+            return "chunker settings changed"
+        return ""
+
+    # ------------------------------------------------------------------ run
+    def run(self, sources: list[Path]) -> BuildReport:
+        idx, rep = self.idx, self.report
+        idx.versions.mkdir(parents=True, exist_ok=True)
+        idx.clean_partials()
+        version = _version_name(idx.versions)
+        self.partial = idx.versions / f"{version}{PARTIAL}"
+        self.partial.mkdir()
+        self.writer: Writer | None = None
+        self.live = None
+        try:
+            if self.prev is not None and not self.reason:
+                # opening checks the live version; its vectors are then updated in memory
+                self.live = idx.open()
+                self.vindex = self.live.vectors
+                known = self.live.store.known_articles()
+            else:
+                self.vindex = vectors.new_index(self.dim)
+                self._writer()
+                known = {}
+            self.cache = _ResumeCache(idx.work / "embeddings.sqlite", f"{self.model.fingerprint}|{self.backend}")
+            try:
+                self._apply(sources, known)
+            finally:
+                self.cache.close()
+            if self.settings.strict and rep.skipped:
+                first = rep.skipped[0]
+                raise BuildError(
+                    f"{len(rep.skipped)} file(s) skipped and --strict is set (first: {first.path}: {first.reason}); "
+                    "the previous index is unchanged"
+                )
+            if self.writer is None:  # nothing changed: the live version stays as it is
+                assert self.live is not None and self.prev is not None
+                counts = self.live.store.counts()
+                rep.articles, rep.passages, rep.version = counts["articles"], counts["passages"], self.prev.version
+                shutil.rmtree(self.partial, ignore_errors=True)
+                rep.seconds = time.perf_counter() - self.started
+                return rep
+            counts = self.writer.counts()
+            if counts["articles"] == 0:
+                raise BuildError("no articles found in the sources — check the paths, or see the skipped files above")
+            rep.articles, rep.passages = counts["articles"], counts["passages"]
+            self.writer.commit_and_close()
+            vectors.save(self.vindex, self.partial / vectors.VECTORS_FILE)
+            m = self._manifest(version, counts, sources)
+            (self.partial / "manifest.json").write_text(m.to_json(), encoding="utf-8")
+            _fsync_tree(self.partial)
+            idx.publish(self.partial, m)
+        except BaseException:
+            shutil.rmtree(self.partial, ignore_errors=True)
+            raise
+        finally:
+            if self.live is not None:
+                self.live.close()
+        # the build is durable now: its resume cache and old versions can go
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.remove(idx.work / f"embeddings.sqlite{suffix}")
+            except FileNotFoundError:
+                pass
+        idx.collect_garbage()
+        rep.version, rep.published = version, True
+        rep.seconds = time.perf_counter() - self.started
+        return rep
+
+    def _writer(self) -> Writer:
+        """The new version's database, copied from the live one on the first change."""
+        if self.writer is None:
+            if self.live is not None:
+                shutil.copyfile(self.live.path / DB_FILE, self.partial / DB_FILE)
+            self.writer = Writer(self.partial / DB_FILE)
+        return self.writer
+
+    def _manifest(self, version: str, counts: dict[str, int], sources: list[Path]) -> Manifest:
+        created = self.prev.created_at if self.prev and not self.reason else now()
+        return Manifest(
+            format_version=FORMAT_VERSION,
+            package_version=__version__,
+            version=version,
+            created_at=created,
+            built_at=now(),
+            model=ModelInfo(
+                name=self.model.name,
+                fingerprint=self.model.fingerprint,
+                dimension=self.dim,
+                backend=self.backend,
+                origin=self.model.origin,
+                max_seq_length=int(self.encoder.max_seq_length),
+            ),
+            chunker=self.chunk.to_dict(),
+            vectors={
+                "faiss": "IDMap2,Flat",
+                "metric": "inner_product",
+                "normalized": True,
+                "count": int(self.vindex.ntotal),
+            },
+            counts=counts,
+            sources=[corpus.display_path(s) for s in sources],
+        )
+
+    def _apply(self, sources: list[Path], known: dict[str, tuple[int, str]]) -> None:
+        rep = self.report
+        seen: set[str] = set()
+        self.files_total = corpus.count_files(sources, self.settings.read)
+        self.files_done = 0
+        self.pending: list[tuple[Article, str, list[Chunk], str]] = []
+        self.pending_passages = 0
+
+        def file_done(_: Path) -> None:
+            self.files_done += 1
+            self._tick()
+
+        for art in corpus.read_sources(sources, self.settings.read, on_file=file_done):
+            if isinstance(art, Skipped):
+                rep.skipped.append(art)
+                continue
+            seen.add(art.id)
+            h = article_hash(art)
+            prev = known.get(art.id)
+            if prev is not None and prev[1] == h:
+                rep.unchanged += 1
+                continue
+            chunks = chunk_article(art, self.encoder, self.chunk)
+            if not chunks:
+                rep.skipped.append(Skipped(art.path or art.id, "no sentences found in the text"))
+                continue
+            self.pending.append((art, h, chunks, "updated" if prev is not None else "added"))
+            self.pending_passages += len(chunks)
+            if self.pending_passages >= _WINDOW:
+                self._flush(known)
+        self._flush(known)
+        gone = [aid for aid in known if aid not in seen]
+        drop: list[int] = []
+        for aid in gone:
+            drop += self._writer().delete_article(known[aid][0])
+        vectors.remove(self.vindex, drop)
+        rep.removed = len(gone)
+
+    def _tick(self) -> None:
+        if self.progress:
+            self.progress(
+                BuildProgress(
+                    self.files_done, self.files_total, self.report.embedded, time.perf_counter() - self.started
+                )
+            )
+
+    def _flush(self, known: dict[str, tuple[int, str]]) -> None:
+        if not self.pending:
+            return
+        rep = self.report
+        texts: list[str] = []
+        for art, _, chunks, _ in self.pending:
+            texts += [passage_text(art.title, c.text) for c in chunks]
+        hashes = [text_hash(t) for t in texts]
+        writer = self._writer()
+        found = writer.vectors_by_text_hash(hashes)
+        found.update(self.cache.get([h for h in set(hashes) if h not in found]))
+        todo = sorted({h: t for h, t in zip(hashes, texts) if h not in found}.items(), key=lambda ht: len(ht[1]))
+        rep.reused += sum(1 for h in hashes if h in found)
+        if todo and hasattr(self.encoder, "load"):
+            self.encoder.load()  # model loading is not embedding time: keep it out of tokens/s
+        step = 64
+        for i in range(0, len(todo), step):
+            part = todo[i : i + step]
+            t0 = time.perf_counter()
+            vecs = self.encoder.embed_passages([t for _, t in part])
+            rep.embed_seconds += time.perf_counter() - t0
+            if vecs.shape != (len(part), self.dim):
+                raise IndexerError(f"the model returned vectors of shape {vecs.shape}, expected (n, {self.dim})")
+            items = [(h, np.asarray(v, np.float32).tobytes()) for (h, _), v in zip(part, vecs)]
+            self.cache.put(items)  # committed: a kill after this line loses none of it
+            found.update(items)
+            rep.embedded += len(part)
+            rep.tokens += sum(len(s) + 2 for s in self.encoder.token_spans([t for _, t in part]))
+            self._tick()
+        pos = 0
+        for art, h, chunks, status in self.pending:
+            hs = hashes[pos : pos + len(chunks)]
+            pos += len(chunks)
+            if status == "updated":
+                vectors.remove(self.vindex, writer.delete_article(known[art.id][0]))
+                rep.updated += 1
+            else:
+                rep.added += 1
+            vecs = np.frombuffer(b"".join(found[x] for x in hs), dtype=np.float32).reshape(len(hs), self.dim)
+            ids = writer.add_article(art, h, chunks, hs, vecs)
+            vectors.add(self.vindex, np.asarray(ids, dtype=np.int64), vecs)
+        self.pending = []
+        self.pending_passages = 0
+
+
+def _fsync_tree(folder: Path) -> None:
+    for p in folder.iterdir():
+        if p.is_file():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def build(
+    sources: Iterable[Path | str],
+    index_dir: Path | str,
+    settings: BuildSettings | None = None,
+    *,
+    encoder: Encoder | None = None,
+    model: ResolvedModel | None = None,
+    progress: Callable[[BuildProgress], None] | None = None,
+) -> BuildReport:
+    """Build or update the index at ``index_dir`` from ``sources``; publish atomically."""
+    settings = settings or BuildSettings()
+    srcs = corpus.check_sources(Path(s) for s in sources)
+    idx = IndexDir(index_dir)
+    if idx.path.exists() and not idx.path.is_dir():
+        raise BuildError(f"{idx.path} is a file; --index takes a folder")
+    if idx.path.is_dir() and not idx.exists():
+        strangers = [p.name for p in idx.path.iterdir() if p.name not in (".work", "versions")]
+        if strangers:
+            raise BuildError(
+                f"{idx.path} is not an index folder and not empty (it holds {strangers[0]!r}) — "
+                "choose a new or empty folder for --index"
+            )
+    idx.path.mkdir(parents=True, exist_ok=True)
+    lock = idx.lock()
+    try:
+        return _Builder(idx, settings, encoder, model, progress).run(srcs)
+    finally:
+        lock.release()

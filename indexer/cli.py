@@ -1,0 +1,321 @@
+"""Command line: parse, call the library, format. No search logic lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import IndexerError, QueryError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class _Group(click.Group):
+    """Turns library errors into one line on stderr and exit code 2, without a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except IndexerError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="indexer")
+def main() -> None:
+    """Multilingual semantic search over folders of articles.
+
+    \b
+    Examples:
+      indexer build                       # index seeds/ and data/articles/ into data/index/
+      indexer search "coopération dans l'Arctique"
+      indexer search "Who offered Washington cooperation on rare earths?" --json
+      indexer info
+    """
+
+
+def _index_option(f: Any) -> Any:
+    return click.option(
+        "--index",
+        "index_dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        help="Index directory (default: data/index, or $INDEXER_INDEX).",
+    )(f)
+
+
+def _index_dir(value: Path | None) -> Path:
+    from .paths import default_index_dir
+
+    return value or default_index_dir()
+
+
+# ------------------------------------------------------------------ build
+@main.command(context_settings=CONTEXT)
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@_index_option
+@click.option(
+    "--model",
+    default=None,
+    help="sentence-transformers model name or local folder "
+    "(default: the index's model, else intfloat/multilingual-e5-small).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnx", "onnx-int8"]),
+    default=None,
+    help="Embedding backend (default: the index's, else onnx-int8).",
+)
+@click.option("--full", is_flag=True, help="Ignore the existing index and rebuild everything.")
+@click.option("--strict", is_flag=True, help="Fail (keeping the previous index) if any file is skipped.")
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(8, 2048),
+    default=200,
+    show_default=True,
+    help="Passage budget in the model's tokens.",
+)
+@click.option(
+    "--overlap",
+    type=click.IntRange(0, 10),
+    default=1,
+    show_default=True,
+    help="Sentences shared by consecutive passages.",
+)
+@click.option("--follow-symlinks", is_flag=True, help="Also read symlinks that lead outside the sources.")
+@click.option(
+    "--max-file-mb",
+    type=click.FloatRange(0.001),
+    default=20.0,
+    show_default=True,
+    help="Skip single-document files larger than this.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def build(
+    paths: tuple[Path, ...],
+    index_dir: Path | None,
+    model: str | None,
+    backend: str | None,
+    full: bool,
+    strict: bool,
+    max_tokens: int,
+    overlap: int,
+    follow_symlinks: bool,
+    max_file_mb: float,
+    quiet: bool,
+) -> None:
+    """Build or update the index from files and folders (txt, md, html, json, jsonl, csv).
+
+    Unchanged articles are not embedded again, changed ones are, vanished ones are
+    removed. The new index replaces the old one only when complete.
+
+    \b
+    Examples:
+      indexer build                          # seeds/ and data/articles/
+      indexer build ~/news --index ~/news-index
+      indexer build --full --model sentence-transformers/all-MiniLM-L6-v2
+    """
+    from .build import BuildSettings
+    from .build import build as run_build
+    from .chunking import ChunkSettings
+    from .corpus import ReadSettings
+    from .paths import default_sources
+
+    try:
+        chunk = ChunkSettings(max_tokens=max_tokens, overlap_sentences=overlap)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    settings = BuildSettings(
+        model=model,
+        backend=backend,
+        chunk=chunk,
+        full=full,
+        strict=strict,
+        read=ReadSettings(follow_symlinks=follow_symlinks, max_file_mb=max_file_mb),
+    )
+    sources = list(paths) or default_sources()
+    target = _index_dir(index_dir)
+    bar = None if quiet else _ProgressBar()
+    try:
+        report = run_build(sources, target, settings, progress=bar)
+    finally:
+        if bar:
+            bar.close()
+    _print_report(report, target)
+
+
+class _ProgressBar:
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def __call__(self, p: Any) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(
+                total=p.files_total, unit="file", file=sys.stderr, dynamic_ncols=True, disable=None, leave=False
+            )
+        self.bar.n = p.files_done
+        rate = p.passages_embedded / p.elapsed if p.elapsed > 0 else 0.0
+        self.bar.set_postfix_str(f"{p.passages_embedded} passages embedded, {rate:.1f} passages/s", refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _print_report(r: Any, target: Path) -> None:
+    if not r.published:
+        click.echo(f"Index {target} is up to date (version {r.version}): no article added, changed or removed")
+    else:
+        kind = f"full build ({r.reason})" if r.full else "incremental update"
+        click.echo(f"Index {target} — version {r.version}, {kind}")
+    click.echo(
+        f"  articles: {r.added} added, {r.updated} updated, {r.removed} removed, "
+        f"{r.unchanged} unchanged, {len(r.skipped)} skipped"
+    )
+    click.echo(f"  now {r.articles} articles, {r.passages} passages")
+    click.echo(
+        f"  embedded {r.embedded} passages ({r.tokens:,} tokens, {r.tokens_per_second:,.0f} tokens/s), "
+        f"reused {r.reused}; {r.seconds:.1f} s"
+    )
+    if r.skipped:
+        click.echo("Skipped:")
+        for s in r.skipped:
+            click.echo(f"  {s.path}: {s.reason}")
+
+
+# ----------------------------------------------------------------- search
+@main.command(context_settings=CONTEXT)
+@click.argument("query", required=False)
+@_index_option
+@click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True, help="Number of results.")
+@click.option(
+    "--per-article",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="Passages allowed from the same article.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per query.")
+@click.option(
+    "--queries",
+    "queries_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Answer each line of this file, in order, loading the model once.",
+)
+@click.option("--model", default=None, help="Must be the model the index was built with (checked).")
+@click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnx", "onnx-int8"]),
+    default=None,
+    help="Query embedding backend (default: the index's).",
+)
+def search(
+    query: str | None,
+    index_dir: Path | None,
+    k: int,
+    per_article: int,
+    as_json: bool,
+    queries_file: Path | None,
+    model: str | None,
+    backend: str | None,
+) -> None:
+    """Find the passages that best answer QUERY, in any language.
+
+    \b
+    Examples:
+      indexer search "Who offered Washington cooperation on rare earths?"
+      indexer search "coopération dans l'Arctique" -k 5 --json
+      indexer search --queries questions.txt --json > answers.jsonl
+    """
+    from .search import Searcher, SearchOptions
+
+    if (query is None) == (queries_file is None):
+        raise click.UsageError("give a QUERY or --queries FILE (one of them)")
+    if queries_file is not None:
+        if not queries_file.is_file():
+            raise IndexerError(f"queries file not found: {queries_file}")
+        queries = queries_file.read_text(encoding="utf-8", errors="replace").splitlines()
+    else:
+        queries = [query or ""]
+    options = SearchOptions(k=k, per_article=per_article)
+    searcher = Searcher(_index_dir(index_dir), model=model, backend=backend)
+    for q in queries:
+        try:
+            result = searcher.search(q, options)
+        except QueryError as exc:
+            if queries_file is None:
+                raise
+            if as_json:
+                click.echo(json.dumps({"query": q, "hits": [], "error": str(exc)}, ensure_ascii=False))
+            else:
+                click.echo(f"{q!r}: {exc}\n")
+            continue
+        if as_json:
+            click.echo(json.dumps(result.to_json(), ensure_ascii=False))
+        else:
+            _print_hits(result)
+
+
+def _print_hits(result: Any) -> None:
+    click.echo(f"Query: {result.query}  ({len(result.hits)} results, {result.took_ms:.0f} ms)")
+    if not result.hits:
+        click.echo("  no results")
+    for h in result.hits:
+        facts = " · ".join(x for x in (h.source, h.date, h.lang) if x)
+        click.echo(f"\n{h.rank:>3}. {h.title or h.article_id}  [{h.score:.3f}]" + (f"  {facts}" if facts else ""))
+        click.echo(f"     {h.article_id} (characters {h.start}–{h.end})" + (f"  {h.url}" if h.url else ""))
+        snippet = " ".join(h.text.split())
+        snippet = snippet if len(snippet) <= 400 else snippet[:400].rsplit(" ", 1)[0] + " …"
+        click.echo(textwrap.indent(textwrap.fill(snippet, width=96), "     "))
+    click.echo("")
+
+
+# ------------------------------------------------------------------- info
+@main.command(context_settings=CONTEXT)
+@_index_option
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest and counts as JSON.")
+def info(index_dir: Path | None, as_json: bool) -> None:
+    """Describe an index: model, backend, chunker settings, counts, build time.
+
+    \b
+    Example:
+      indexer info --index data/index
+    """
+    from dataclasses import asdict
+
+    from .index import IndexDir
+
+    idx = IndexDir(_index_dir(index_dir))
+    snap = idx.open()
+    try:
+        m, counts, facets = snap.manifest, snap.store.counts(), snap.store.facets()
+    finally:
+        snap.close()
+    if as_json:
+        click.echo(json.dumps({"manifest": asdict(m), "counts": counts, "facets": facets}, ensure_ascii=False))
+        return
+    click.echo(f"Index:      {idx.path}")
+    click.echo(f"Version:    {m.version} (format v{m.format_version}, indexer {m.package_version})")
+    click.echo(f"Built at:   {m.built_at} (created {m.created_at})")
+    click.echo(f"Model:      {m.model.name} [{m.model.backend}], {m.model.dimension} dimensions, {m.model.fingerprint}")
+    click.echo(f"Chunker:    {m.chunker}")
+    click.echo(f"Vectors:    {m.vectors.get('faiss')} ({m.vectors.get('count')} vectors)")
+    click.echo(f"Articles:   {counts['articles']}")
+    click.echo(f"Passages:   {counts['passages']}")
+    click.echo(f"Languages:  {', '.join(facets['langs']) or '-'}")
+    click.echo(f"Sources:    {', '.join(facets['sources']) or '-'}")
+    if facets["dates"]:
+        click.echo(f"Dates:      {' to '.join(facets['dates'])}")

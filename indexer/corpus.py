@@ -1,0 +1,311 @@
+"""Read articles from files and folders; every unusable file or record is reported, never fatal."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import formats, language
+from .errors import SourceNotFoundError
+from .formats import FormatError, Record, RecordError
+from .records import Article, Skipped
+from .textio import NotText, decode
+
+EXTENSIONS = {
+    ".txt": "txt",
+    ".text": "txt",
+    ".md": "md",
+    ".markdown": "md",
+    ".html": "html",
+    ".htm": "html",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+}
+KNOWN_FIELDS = ("id", "text", "title", "url", "date", "source", "author", "lang")
+
+
+@dataclass(frozen=True)
+class ReadSettings:
+    follow_symlinks: bool = False  # follow links that lead outside the source roots
+    max_file_mb: float = 20.0  # single-document files and .json; JSONL/CSV are streamed
+    detect_language: bool = True
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_file_mb * 2**20)
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """A path as printable text: undecodable bytes and control characters escaped."""
+    raw = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return raw.encode("unicode_escape").decode("ascii") if any(c < " " for c in raw) else raw
+
+
+def check_sources(sources: Iterable[Path]) -> list[Path]:
+    """Validate sources up front: each must exist."""
+    out = []
+    for src in sources:
+        p = Path(src)
+        if not p.exists() and not p.is_symlink():
+            raise SourceNotFoundError(p)
+        out.append(p)
+    return out
+
+
+def _within(path: Path, roots: list[Path]) -> bool:
+    return any(path == r or r in path.parents for r in roots)
+
+
+def iter_files(sources: Iterable[Path], settings: ReadSettings) -> Iterator[tuple[Path, Path] | Skipped]:
+    """``(file, root)`` for every supported file under the sources, in a stable order."""
+    roots = check_sources(sources)
+    real_roots = [r.resolve() for r in roots]
+    seen_dirs: set[tuple[int, int]] = set()
+
+    def walk(directory: Path, root: Path) -> Iterator[tuple[Path, Path] | Skipped]:
+        try:
+            st = directory.stat()
+            key = (st.st_dev, st.st_ino)
+            if key in seen_dirs:
+                yield Skipped(display_path(directory), "folder already read (symlink loop or repeat)")
+                return
+            seen_dirs.add(key)
+            with os.scandir(directory) as it:
+                entries = sorted(it, key=lambda e: os.fsencode(e.name))
+        except PermissionError:
+            yield Skipped(display_path(directory), "permission denied")
+            return
+        except OSError as exc:
+            yield Skipped(display_path(directory), f"cannot list folder ({exc.strerror or exc})")
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue  # hidden files and folders (.git, .DS_Store, editor swap files)
+            path = Path(entry.path)
+            yield from visit(path, root)
+
+    def visit(path: Path, root: Path) -> Iterator[tuple[Path, Path] | Skipped]:
+        shown = display_path(path)
+        if path.is_symlink():
+            try:
+                target = path.resolve(strict=True)
+            except (OSError, RuntimeError):
+                yield Skipped(shown, "broken or looping symlink")
+                return
+            if not settings.follow_symlinks and not _within(target, real_roots):
+                yield Skipped(shown, "symlink leads outside the sources (pass --follow-symlinks to read it)")
+                return
+        try:
+            st = path.stat()
+        except PermissionError:
+            yield Skipped(shown, "permission denied")
+            return
+        except OSError as exc:
+            yield Skipped(shown, f"cannot read ({exc.strerror or exc})")
+            return
+        if stat.S_ISDIR(st.st_mode):
+            yield from walk(path, root)
+        elif not stat.S_ISREG(st.st_mode):
+            yield Skipped(shown, "not a regular file")
+        elif path.suffix.lower() not in EXTENSIONS:
+            yield Skipped(shown, f"unsupported file type '{path.suffix or '(none)'}'")
+        else:
+            yield path, root
+
+    for root in roots:
+        if root.is_dir():
+            yield from walk(root, root)
+        else:
+            yield from visit(root, root.parent)
+
+
+# ------------------------------------------------------------------ records
+def normalize_date(value: Any) -> str | None:
+    """ISO 8601 date (``YYYY-MM-DD``) or timestamp for the common ways dates are written."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if 1e9 <= value < 1e13:  # Unix seconds or milliseconds
+            ts = value / 1000 if value >= 1e11 else value
+            return datetime.fromtimestamp(ts, tz=UTC).date().isoformat()
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            parsed = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            parsed = None
+    if parsed is None:
+        try:
+            from dateutil import parser as dateparser
+
+            parsed = dateparser.parse(text, dayfirst=True, fuzzy=False)
+        except (ImportError, ValueError, OverflowError, TypeError):
+            return None
+    if parsed.hour == parsed.minute == parsed.second == 0 and len(text) <= 12:
+        return parsed.date().isoformat()
+    return parsed.date().isoformat() if parsed.tzinfo is None else parsed.isoformat()
+
+
+def _clean_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (dict, list)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def to_article(record: Record, default_id: str, path: str) -> Article | str:
+    """Build an ``Article`` from a raw record, or return the reason it is unusable."""
+    fields = {str(k).strip().lower(): v for k, v in record.items()}
+    text = fields.get("text")
+    if not isinstance(text, str):
+        return "no 'text' field" if text is None else "'text' is not a string"
+    import unicodedata
+
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n")).replace("\x00", "")
+    if not text.strip():
+        return "empty text"
+    ident = _clean_str(fields.get("id")) or default_id
+    title = unicodedata.normalize("NFC", _clean_str(fields.get("title")) or "")
+    lang = _clean_str(fields.get("lang"))
+    code = language.normalize_code(lang) if lang else None
+    meta = {k: v for k, v in fields.items() if k not in KNOWN_FIELDS}
+    raw_date = fields.get("date")
+    date = normalize_date(raw_date)
+    if raw_date not in (None, "") and date is None:
+        meta["date_raw"] = str(raw_date)
+    return Article(
+        id=ident,
+        text=text,
+        title=title,
+        url=_clean_str(fields.get("url")),
+        date=date,
+        source=_clean_str(fields.get("source")),
+        author=_clean_str(fields.get("author")),
+        lang=code,
+        path=path,
+        meta=meta,
+    )
+
+
+def _with_language(article: Article) -> Article:
+    if article.lang:
+        return article
+    from dataclasses import replace
+
+    lang, _ = language.detect(f"{article.title}\n{article.text}")
+    return replace(article, lang=lang)
+
+
+def read_file(path: Path, root: Path, settings: ReadSettings) -> Iterator[Article | Skipped]:
+    """Articles of one file; problems come out as ``Skipped`` entries, never exceptions."""
+    rel = path.relative_to(root).as_posix() if path != root else path.name
+    rel = os.fsencode(rel).decode("utf-8", "backslashreplace")
+    shown = display_path(path)
+    kind = EXTENSIONS[path.suffix.lower()]
+    try:
+        if kind == "jsonl":  # streamed line by line: a dump may be far larger than memory
+            with open(path, "rb") as stream:
+                for lineno, rec in formats.iter_jsonl(stream, settings.max_bytes):
+                    yield from _emit(rec, f"{rel}#L{lineno}", rel, shown, settings)
+            return
+        size = path.stat().st_size
+        if size > settings.max_bytes:
+            yield Skipped(
+                shown,
+                f"too large ({size / 2**20:.1f} MB > {settings.max_file_mb:g} MB; raise --max-file-mb to read it)",
+            )
+            return
+        with open(path, "rb") as stream:
+            data = stream.read(settings.max_bytes + 1)
+        text = decode(data)
+        records: Iterable[Record | RecordError]
+        if kind == "txt":
+            records = formats.parse_txt(text)
+        elif kind == "md":
+            records = formats.parse_md(text)
+        elif kind == "html":
+            records = formats.parse_html(text)
+        elif kind == "json":
+            records = formats.parse_json(text)
+        else:
+            records = formats.parse_csv(text, settings.max_bytes)
+        multi = kind in ("json", "csv")
+        for i, rec in enumerate(records, start=1):
+            suffix = (f"#row{i + 1}" if kind == "csv" else f"#{i}") if multi else ""
+            yield from _emit(rec, rel + suffix, rel, shown, settings)
+    except PermissionError:
+        yield Skipped(shown, "permission denied")
+    except (NotText, FormatError) as exc:
+        yield Skipped(shown, str(exc))
+    except RecursionError:
+        yield Skipped(shown, "structure nested too deeply")
+    except MemoryError:
+        yield Skipped(shown, "too large to read in memory")
+    except OSError as exc:
+        yield Skipped(shown, f"cannot read ({exc.strerror or exc})")
+
+
+def _emit(
+    rec: Record | RecordError, default_id: str, rel: str, shown: str, settings: ReadSettings
+) -> Iterator[Article | Skipped]:
+    if isinstance(rec, RecordError):
+        yield Skipped(f"{shown} ({rec.where})" if rec.where else shown, rec.reason)
+        return
+    art = to_article(rec, default_id, rel)
+    if isinstance(art, str):
+        where = default_id.rsplit("#", 1)[1] if "#" in default_id else ""
+        yield Skipped(f"{shown} ({where})" if where else shown, art)
+        return
+    yield _with_language(art) if settings.detect_language else art
+
+
+def count_files(sources: Iterable[Path], settings: ReadSettings | None = None) -> int:
+    """How many readable files the sources hold (for a progress bar)."""
+    return sum(1 for f in iter_files(sources, settings or ReadSettings()) if not isinstance(f, Skipped))
+
+
+def read_sources(
+    sources: Iterable[Path],
+    settings: ReadSettings | None = None,
+    *,
+    on_file: Callable[[Path], None] | None = None,
+) -> Iterator[Article | Skipped]:
+    """Every article under ``sources``, streamed; duplicate ids are reported, not merged."""
+    settings = settings or ReadSettings()
+    seen: dict[str, str] = {}
+    for item in iter_files(sources, settings):
+        if isinstance(item, Skipped):
+            yield item
+            continue
+        path, root = item
+        for art in read_file(path, root, settings):
+            if isinstance(art, Article):
+                first = seen.get(art.id)
+                if first is not None:
+                    yield Skipped(
+                        display_path(path),
+                        f"duplicate article id {art.id!r} (already read from {first}); give records distinct ids",
+                    )
+                    continue
+                seen[art.id] = art.path or ""
+            yield art
+        if on_file is not None:
+            on_file(path)

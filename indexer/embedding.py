@@ -1,0 +1,240 @@
+"""Embeddings through sentence-transformers, with cached ONNX (fp32 and int8) exports.
+
+torch and sentence-transformers are imported only when a model is first used,
+so ``indexer --help`` and the chunker's token counting stay instant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .errors import IndexerError, ModelNotFoundError
+from .locking import FileLock
+from .models import ResolvedModel
+from .paths import cache_dir
+
+BACKENDS = ("torch", "onnx", "onnx-int8")
+#: Measured fastest without a loss of retrieval quality (see bench/embed_throughput.py).
+DEFAULT_BACKEND = "onnx-int8"
+ONNX_EXPORT_VERSION = 1
+_TITLE_CHARS = 200  # a title longer than this is cut in the passage's context prefix only
+
+
+class Encoder(Protocol):
+    """What the build and search need from an embedding model (a fake one in unit tests)."""
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_seq_length(self) -> int: ...
+
+    def token_spans(self, texts: list[str]) -> list[list[tuple[int, int]]]: ...
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray: ...
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray: ...
+
+
+def passage_text(title: str, body: str) -> str:
+    """The text embedded for a passage: its article's title as context, then the passage."""
+    title = title.strip()
+    if len(title) > _TITLE_CHARS:
+        title = title[:_TITLE_CHARS].rsplit(" ", 1)[0]
+    return f"{title}\n{body}" if title else body
+
+
+def quantization_config() -> str:
+    """The ONNX dynamic-quantisation preset for this CPU (VNNI where present)."""
+    if platform.machine().lower() in ("arm64", "aarch64"):
+        return "arm64"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        flags = ""
+    if "avx512_vnni" in flags:
+        return "avx512_vnni"
+    if "avx512f" in flags:
+        return "avx512"
+    return "avx2"
+
+
+class Embedder:
+    """A sentence-transformers model on one backend (``torch``, ``onnx`` or ``onnx-int8``)."""
+
+    def __init__(self, model: ResolvedModel, *, backend: str = DEFAULT_BACKEND, batch_size: int | None = None):
+        if backend not in BACKENDS:
+            raise IndexerError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        self.model = model
+        self.backend = backend
+        self.batch_size = batch_size or (16 if backend.startswith("onnx") else 32)
+        st_cfg = _read_json(model.path / "config_sentence_transformers.json")
+        prompts = st_cfg.get("prompts") or {}
+        self.query_prompt: str = prompts.get("query", "")
+        self.passage_prompt: str = next(
+            (prompts[k] for k in ("passage", "document", "doc", "corpus") if k in prompts), ""
+        )
+
+    # ------------------------------------------------------------ tokenizer
+    @cached_property
+    def _tokenizer(self) -> Any:
+        path = self.model.path / "tokenizer.json"
+        if path.exists():
+            from tokenizers import Tokenizer
+
+            tok = Tokenizer.from_file(str(path))
+        else:  # a slow-only tokenizer: let transformers convert it
+            from transformers import AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(str(self.model.path), use_fast=True)._tokenizer
+        tok.no_truncation()  # saved tokenizers often carry a truncation setting
+        tok.no_padding()
+        return tok
+
+    def token_spans(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        """Character spans of each text's tokens, as the model's own tokenizer cuts them."""
+        encs = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+        return [[o for o in e.offsets if o[1] > o[0]] or [(0, 0)] * len(e.ids) for e in encs]
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return [len(e.ids) + 2 for e in self._tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+    # ---------------------------------------------------------------- model
+    @cached_property
+    def _st(self) -> Any:
+        return load_sentence_transformer(self.model, self.backend)
+
+    @cached_property
+    def dimension(self) -> int:
+        pooling = _read_json(self.model.path / "1_Pooling" / "config.json")
+        dim = pooling.get("word_embedding_dimension")
+        modules = _read_json(self.model.path / "modules.json")
+        has_dense = any("Dense" in str(m.get("type", "")) for m in modules) if isinstance(modules, list) else True
+        if isinstance(dim, int) and not has_dense:
+            return dim
+        return int(self._st.get_sentence_embedding_dimension())
+
+    @cached_property
+    def max_seq_length(self) -> int:
+        cfg = _read_json(self.model.path / "sentence_bert_config.json")
+        if isinstance(cfg.get("max_seq_length"), int):
+            return int(cfg["max_seq_length"])
+        return int(self._st.max_seq_length)
+
+    def load(self) -> None:
+        """Load the model now (exporting ONNX on first use) rather than on the first batch."""
+        _ = self._st
+
+    def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vecs = self._st.encode(
+            [prompt + t for t in texts],
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, self.passage_prompt)
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, self.query_prompt)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _quiet_transformers() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may reach a model hub
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import logging
+    import warnings
+
+    for name in ("transformers", "optimum", "sentence_transformers"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # transformers logs through its own handler
+    # ONNX export traces the model; torch's tracer warnings are about that, not about us
+    warnings.filterwarnings("ignore", category=UserWarning, module="transformers")
+    warnings.filterwarnings("ignore", message=".*TracerWarning.*")
+    try:
+        from torch.jit import TracerWarning
+
+        warnings.filterwarnings("ignore", category=TracerWarning)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def load_sentence_transformer(model: ResolvedModel, backend: str) -> Any:
+    """A ``SentenceTransformer`` for ``model`` on ``backend``, exporting ONNX once if needed."""
+    _quiet_transformers()
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    # The tokenizer-config check of transformers 4.57 warns about a Mistral regex for
+    # every local folder; passing the flag explicitly is its documented opt-out.
+    common: dict[str, Any] = {"device": "cpu", "processor_kwargs": {"fix_mistral_regex": False}}
+    try:
+        if backend == "torch":
+            return SentenceTransformer(str(model.path), **common)
+        # ONNX Runtime brings its own threads; torch only pools, and its idle
+        # threads otherwise compete with ORT's for the same cores (measured -15%).
+        torch.set_num_threads(1)
+        folder = onnx_export(model)
+        file_name = "onnx/model.onnx" if backend == "onnx" else f"onnx/model_qint8_{quantization_config()}.onnx"
+        return SentenceTransformer(str(folder), backend="onnx", model_kwargs={"file_name": file_name}, **common)
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(f"cannot load model {model.name!r} from {model.path}: {exc}") from exc
+
+
+def onnx_export(model: ResolvedModel) -> Path:
+    """Folder holding fp32 and int8 ONNX exports of ``model``, built once per fingerprint."""
+    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(model.name).name)[:60]
+    digest = model.fingerprint.split(":")[-1][:16]
+    cfg = quantization_config()
+    target = cache_dir() / "onnx" / f"{slug}-{digest}-v{ONNX_EXPORT_VERSION}"
+    int8 = target / "onnx" / f"model_qint8_{cfg}.onnx"
+    if int8.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(target.parent / f".{target.name}.lock"):
+        if int8.exists():
+            return target
+        _quiet_transformers()
+        from sentence_transformers import SentenceTransformer, export_dynamic_quantized_onnx_model
+
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            st = SentenceTransformer(
+                str(model.path), backend="onnx", device="cpu", processor_kwargs={"fix_mistral_regex": False}
+            )
+            st.save_pretrained(str(tmp))
+            export_dynamic_quantized_onnx_model(st, cfg, str(tmp))
+            # save_pretrained re-serialises the tokenizer; keep the source's exact files
+            for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+                if (model.path / name).exists():
+                    shutil.copyfile(model.path / name, tmp / name)
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target

@@ -1,0 +1,46 @@
+"""Named exceptions. Each message says what went wrong and how to fix it."""
+
+from __future__ import annotations
+
+
+class IndexerError(Exception):
+    """Base class: the CLI prints the message on one line and exits with code 2."""
+
+
+class IndexNotFoundError(IndexerError):
+    def __init__(self, path: object) -> None:
+        super().__init__(f'no index at {path} — run "indexer build" to create it')
+
+
+class IndexCorruptError(IndexerError):
+    def __init__(self, path: object, detail: str) -> None:
+        super().__init__(f'the index at {path} is damaged ({detail}) — rebuild it with "indexer build --full"')
+
+
+class IndexVersionError(IndexerError):
+    """The index was written by a newer (or unknown) format version."""
+
+
+class ModelMismatchError(IndexerError):
+    """Query model differs from the model the index was built with."""
+
+
+class ModelNotFoundError(IndexerError):
+    """A model name or path could not be resolved offline."""
+
+
+class SourceNotFoundError(IndexerError):
+    def __init__(self, path: object) -> None:
+        super().__init__(f"source not found: {path} — pass an existing file or folder")
+
+
+class IndexLockedError(IndexerError):
+    """Another build holds the index's write lock."""
+
+
+class BuildError(IndexerError):
+    """A build could not complete; the previous index is untouched."""
+
+
+class QueryError(IndexerError):
+    """A query or one of its filters is invalid."""

@@ -1,0 +1,113 @@
+"""The index manifest: what was built, with what, and which data folder is live.
+
+``manifest.json`` at the top of an index directory is the single switch point: a
+build writes a complete new data folder under ``versions/``, then atomically
+replaces the manifest to name it. Readers always go through the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import IndexCorruptError, IndexNotFoundError, IndexVersionError
+
+#: Bump when the layout of the index directory changes; add a migration or a refusal test.
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    fingerprint: str
+    dimension: int
+    backend: str
+    origin: str = ""
+    max_seq_length: int = 512
+
+
+@dataclass(frozen=True)
+class Manifest:
+    format_version: int
+    package_version: str
+    version: str  # data folder under versions/
+    created_at: str
+    built_at: str
+    model: ModelInfo
+    chunker: dict[str, Any]
+    vectors: dict[str, Any]
+    counts: dict[str, int]
+    sources: list[str] = field(default_factory=list)
+    lexical: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        data = dict(data)
+        data["model"] = ModelInfo(**data["model"])
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def read(index_dir: Path) -> Manifest:
+    """Read and check the manifest; every failure names its fix."""
+    path = Path(index_dir) / MANIFEST
+    if not path.exists():
+        versions = Path(index_dir) / "versions"
+        if versions.is_dir() and any(not p.name.endswith(".partial") for p in versions.iterdir()):
+            raise IndexCorruptError(index_dir, "manifest.json is missing")
+        raise IndexNotFoundError(index_dir)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise IndexCorruptError(index_dir, "manifest.json is unreadable") from None
+    if not isinstance(data, dict) or not isinstance(data.get("format_version"), int):
+        raise IndexCorruptError(index_dir, "manifest.json has no format version")
+    fv = data["format_version"]
+    if fv > FORMAT_VERSION:
+        raise IndexVersionError(
+            f"the index at {index_dir} has format v{fv}, newer than this indexer reads (v{FORMAT_VERSION}) — "
+            'upgrade indexer, or rebuild with "indexer build --full"'
+        )
+    if fv < FORMAT_VERSION:
+        raise IndexVersionError(
+            f"the index at {index_dir} has the old format v{fv} (this indexer writes v{FORMAT_VERSION}) — "
+            'rebuild it with "indexer build --full"'
+        )
+    try:
+        manifest = Manifest.from_dict(data)
+    except (KeyError, TypeError):
+        raise IndexCorruptError(index_dir, "manifest.json is incomplete") from None
+    if "/" in manifest.version or manifest.version.startswith("."):
+        raise IndexCorruptError(index_dir, "manifest.json names an invalid data folder")
+    return manifest
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, content: str) -> None:
+    """Replace ``path`` with ``content`` so readers see the old or the new file, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(content)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)

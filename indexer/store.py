@@ -1,0 +1,304 @@
+"""The SQLite side of an index version: articles, passages and their vectors.
+
+A published version is immutable and opened read-only (``immutable=1``), so any
+number of readers can use it while a build writes the next version elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .records import Article, Chunk
+
+DB_FILE = "store.sqlite"
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS articles (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    url TEXT, date TEXT, source TEXT, author TEXT, lang TEXT, path TEXT,
+    meta TEXT NOT NULL DEFAULT '{}',
+    content_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS articles_lang ON articles(lang);
+CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
+CREATE INDEX IF NOT EXISTS articles_date ON articles(date);
+CREATE TABLE IF NOT EXISTS passages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- the FAISS id of the passage's vector
+    article INTEGER NOT NULL REFERENCES articles(rowid),
+    ord INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    n_tokens INTEGER NOT NULL,
+    text_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS passages_article ON passages(article, ord);
+CREATE INDEX IF NOT EXISTS passages_text_hash ON passages(text_hash);
+-- kept apart so scans of passages never page through 1.5 KB blobs
+CREATE TABLE IF NOT EXISTS vectors (passage INTEGER PRIMARY KEY, vector BLOB NOT NULL);
+"""
+
+
+def article_hash(a: Article) -> str:
+    """Content hash of everything about an article that ends up in the index."""
+    payload = json.dumps(
+        [a.id, a.title, a.text, a.url, a.date, a.source, a.author, a.lang, a.meta],
+        ensure_ascii=False,
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class PassageRow:
+    """A passage joined with its article's metadata, as search returns it."""
+
+    id: int
+    article_id: str
+    title: str
+    text: str
+    start: int
+    end: int
+    url: str | None
+    date: str | None
+    source: str | None
+    author: str | None
+    lang: str | None
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrictions applied inside the search, not after it."""
+
+    langs: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    date_from: str | None = None  # inclusive, ISO date
+    date_to: str | None = None  # inclusive, ISO date
+
+    def __bool__(self) -> bool:
+        return bool(self.langs or self.sources or self.date_from or self.date_to)
+
+    def sql(self) -> tuple[str, list[Any]]:
+        clauses, params = [], []
+        if self.langs:
+            clauses.append(f"a.lang IN ({','.join('?' * len(self.langs))})")
+            params += list(self.langs)
+        if self.sources:
+            clauses.append(f"a.source IN ({','.join('?' * len(self.sources))})")
+            params += list(self.sources)
+        if self.date_from:
+            clauses.append("a.date >= ?")
+            params.append(self.date_from)
+        if self.date_to:
+            # full timestamps sort after their date; compare on the date part
+            clauses.append("substr(a.date, 1, 10) <= ?")
+            params.append(self.date_to)
+        return (" AND ".join(clauses) or "1"), params
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    uri = f"file:{path.resolve().as_posix()}?mode=ro&immutable=1"
+    con = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    con.execute("PRAGMA query_only = 1")
+    return con
+
+
+class Store:
+    """Read access to one published version's database."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.con = connect_readonly(path)
+        self.con.execute("SELECT count(*) FROM info").fetchone()  # fails fast on a garbled file
+
+    def close(self) -> None:
+        self.con.close()
+
+    def counts(self) -> dict[str, int]:
+        a = self.con.execute("SELECT count(*) FROM articles").fetchone()[0]
+        p = self.con.execute("SELECT count(*) FROM passages").fetchone()[0]
+        return {"articles": int(a), "passages": int(p)}
+
+    def known_articles(self) -> dict[str, tuple[int, str]]:
+        """Article id → (row id, content hash), to tell what a build must change."""
+        return {r[0]: (int(r[1]), r[2]) for r in self.con.execute("SELECT id, rowid, content_hash FROM articles")}
+
+    def passages(self, ids: Sequence[int]) -> dict[int, PassageRow]:
+        out: dict[int, PassageRow] = {}
+        ids = [int(i) for i in ids]
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            rows = self.con.execute(
+                f"""SELECT p.id, a.id, a.title, substr(a.text, p.start + 1, p.end - p.start),
+                           p.start, p.end, a.url, a.date, a.source, a.author, a.lang
+                    FROM passages p JOIN articles a ON a.rowid = p.article
+                    WHERE p.id IN ({",".join("?" * len(part))})""",
+                part,
+            )
+            for r in rows:
+                out[int(r[0])] = PassageRow(*r)
+        return out
+
+    def article_keys(self, ids: Sequence[int]) -> dict[int, int]:
+        """Passage id → article row id (cheap: no text is read)."""
+        out: dict[int, int] = {}
+        ids = [int(i) for i in ids]
+        for i in range(0, len(ids), 900):
+            part = ids[i : i + 900]
+            out.update(
+                self.con.execute(f"SELECT id, article FROM passages WHERE id IN ({','.join('?' * len(part))})", part)
+            )
+        return out
+
+    def passage_ids(self, filters: Filters) -> np.ndarray:
+        where, params = filters.sql()
+        rows = self.con.execute(
+            f"SELECT p.id FROM passages p JOIN articles a ON a.rowid = p.article WHERE {where}", params
+        ).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def article(self, article_id: str) -> Article | None:
+        r = self.con.execute(
+            "SELECT id, text, title, url, date, source, author, lang, path, meta FROM articles WHERE id = ?",
+            (article_id,),
+        ).fetchone()
+        if r is None:
+            return None
+        return Article(
+            id=r[0], text=r[1], title=r[2], url=r[3], date=r[4], source=r[5], author=r[6], lang=r[7], path=r[8],
+            meta=json.loads(r[9] or "{}"),
+        )
+
+    def facets(self) -> dict[str, list[str]]:
+        """Distinct languages and sources, and the date range, for filter widgets."""
+        langs = [r[0] for r in self.con.execute("SELECT DISTINCT lang FROM articles WHERE lang IS NOT NULL ORDER BY 1")]
+        sources = [
+            r[0] for r in self.con.execute("SELECT DISTINCT source FROM articles WHERE source IS NOT NULL ORDER BY 1")
+        ]
+        lo, hi = self.con.execute("SELECT min(substr(date,1,10)), max(substr(date,1,10)) FROM articles").fetchone()
+        return {"langs": langs, "sources": sources, "dates": [d for d in (lo, hi) if d]}
+
+    def vectors(self, ids: Sequence[int], dim: int) -> np.ndarray:
+        """Stored float32 vectors for passage ids, in the given order."""
+        found = dict(iter_vectors(self.con, ids))
+        return (
+            np.stack([np.frombuffer(found[int(i)], dtype=np.float32, count=dim) for i in ids])
+            if ids
+            else np.zeros((0, dim), np.float32)
+        )
+
+
+def iter_vectors(con: sqlite3.Connection, ids: Iterable[int]) -> Iterator[tuple[int, bytes]]:
+    ids = [int(i) for i in ids]
+    for i in range(0, len(ids), 500):
+        part = ids[i : i + 500]
+        yield from con.execute(
+            f"SELECT passage, vector FROM vectors WHERE passage IN ({','.join('?' * len(part))})", part
+        )
+
+
+class Writer:
+    """Writes one new version's database; only ever a private, unpublished file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # The file is invisible to readers until published and thrown away if the
+        # build dies, so durability comes from one fsync at the end, not a journal.
+        self.con = sqlite3.connect(path, isolation_level=None)
+        self.con.execute("PRAGMA journal_mode = OFF")
+        self.con.execute("PRAGMA synchronous = OFF")
+        self.con.execute("PRAGMA cache_size = -65536")
+        self.con.executescript(SCHEMA)
+        self.con.execute("INSERT OR REPLACE INTO info VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self.con.execute("BEGIN")
+
+    def vectors_by_text_hash(self, hashes: Sequence[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for i in range(0, len(hashes), 500):
+            part = list(hashes[i : i + 500])
+            for h, v in self.con.execute(
+                f"""SELECT p.text_hash, v.vector FROM passages p JOIN vectors v ON v.passage = p.id
+                    WHERE p.text_hash IN ({",".join("?" * len(part))})""",
+                part,
+            ):
+                out[h] = v
+        return out
+
+    def delete_article(self, rowid: int) -> list[int]:
+        """Remove an article and its passages; returns the passage ids to drop from FAISS."""
+        ids = [r[0] for r in self.con.execute("SELECT id FROM passages WHERE article = ?", (rowid,))]
+        self.con.execute("DELETE FROM vectors WHERE passage IN (SELECT id FROM passages WHERE article = ?)", (rowid,))
+        self.con.execute("DELETE FROM passages WHERE article = ?", (rowid,))
+        self.con.execute("DELETE FROM articles WHERE rowid = ?", (rowid,))
+        return ids
+
+    def add_article(
+        self, a: Article, content_hash: str, chunks: Sequence[Chunk], hashes: Sequence[str], vectors: np.ndarray
+    ) -> list[int]:
+        """Insert an article with its passages and vectors; returns the new passage ids."""
+        cur = self.con.execute(
+            """INSERT INTO articles (id, title, text, url, date, source, author, lang, path, meta, content_hash)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                a.id,
+                a.title,
+                a.text,
+                a.url,
+                a.date,
+                a.source,
+                a.author,
+                a.lang,
+                a.path,
+                json.dumps(a.meta, ensure_ascii=False, default=str),
+                content_hash,
+            ),
+        )
+        rowid = cur.lastrowid
+        ids = []
+        for c, h, v in zip(chunks, hashes, vectors):
+            cur = self.con.execute(
+                "INSERT INTO passages (article, ord, start, end, n_tokens, text_hash) VALUES (?, ?, ?, ?, ?, ?)",
+                (rowid, c.ordinal, c.start, c.end, c.n_tokens, h),
+            )
+            pid = int(cur.lastrowid or 0)
+            self.con.execute("INSERT INTO vectors VALUES (?, ?)", (pid, np.asarray(v, np.float32).tobytes()))
+            ids.append(pid)
+        return ids
+
+    def counts(self) -> dict[str, int]:
+        a = self.con.execute("SELECT count(*) FROM articles").fetchone()[0]
+        p = self.con.execute("SELECT count(*) FROM passages").fetchone()[0]
+        return {"articles": int(a), "passages": int(p)}
+
+    def all_vectors(self, dim: int, batch: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) in batches, for building a vector index from scratch."""
+        cur = self.con.execute("SELECT passage, vector FROM vectors ORDER BY passage")
+        while True:
+            rows = cur.fetchmany(batch)
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+            yield ids, vecs
+
+    def commit_and_close(self) -> None:
+        self.con.execute("COMMIT")
+        self.con.execute("PRAGMA optimize")
+        self.con.close()
