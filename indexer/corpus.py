@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,7 +14,7 @@ from typing import Any
 
 from . import formats, language
 from .errors import SourceNotFoundError
-from .formats import FormatError, Record, RecordError
+from .formats import FormatError, Record, RecordError, megabytes
 from .records import Article, Skipped
 from .textio import NotText, decode
 
@@ -29,12 +31,14 @@ EXTENSIONS = {
     ".csv": "csv",
 }
 KNOWN_FIELDS = ("id", "text", "title", "url", "date", "source", "author", "lang")
+# multi-record formats: (id suffix, where a bad record is) for record number n
+NUMBERING = {"json": ("#{}", "item {}"), "jsonl": ("#L{}", "line {}"), "csv": ("#row{}", "row {}")}
 
 
 @dataclass(frozen=True)
 class ReadSettings:
     follow_symlinks: bool = False  # follow links that lead outside the source roots
-    max_file_mb: float = 20.0  # single-document files and .json; JSONL/CSV are streamed
+    max_file_mb: float = 20.0  # whole files (all but JSONL); JSONL is streamed, this bounds its lines
     detect_language: bool = True
 
     @property
@@ -44,8 +48,14 @@ class ReadSettings:
 
 def display_path(path: str | os.PathLike[str]) -> str:
     """A path as printable text: undecodable bytes and control characters escaped."""
-    raw = os.fsencode(path).decode("utf-8", "backslashreplace")
-    return raw.encode("unicode_escape").decode("ascii") if any(c < " " for c in raw) else raw
+    return _printable(os.fsencode(path).decode("utf-8", "backslashreplace"))
+
+
+def _printable(text: str) -> str:
+    # escape only what breaks a line or a terminal: "café 漢字" stays readable
+    return "".join(
+        c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text
+    )
 
 
 def check_sources(sources: Iterable[Path]) -> list[Path]:
@@ -68,6 +78,7 @@ def iter_files(sources: Iterable[Path], settings: ReadSettings) -> Iterator[tupl
     roots = check_sources(sources)
     real_roots = [r.resolve() for r in roots]
     seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[tuple[int, int]] = set()  # a link to a file already read would duplicate its articles
 
     def walk(directory: Path, root: Path) -> Iterator[tuple[Path, Path] | Skipped]:
         try:
@@ -115,8 +126,11 @@ def iter_files(sources: Iterable[Path], settings: ReadSettings) -> Iterator[tupl
         elif not stat.S_ISREG(st.st_mode):
             yield Skipped(shown, "not a regular file")
         elif path.suffix.lower() not in EXTENSIONS:
-            yield Skipped(shown, f"unsupported file type '{path.suffix or '(none)'}'")
+            yield Skipped(shown, f"unsupported file type '{_printable(path.suffix) or '(none)'}'")
+        elif (st.st_dev, st.st_ino) in seen_files:
+            yield Skipped(shown, "same file as one already read (a link to it)")
         else:
+            seen_files.add((st.st_dev, st.st_ino))
             yield path, root
 
     for root in roots:
@@ -139,6 +153,8 @@ def normalize_date(value: Any) -> str | None:
     text = str(value).strip()
     if not text:
         return None
+    if re.fullmatch(r"\d{10,13}(\.\d+)?", text):  # Unix time as text (CSV cells are all text)
+        return normalize_date(float(text))
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -151,15 +167,26 @@ def normalize_date(value: Any) -> str | None:
         except (TypeError, ValueError, IndexError):
             parsed = None
     if parsed is None:
-        try:
-            from dateutil import parser as dateparser
-
-            parsed = dateparser.parse(text, dayfirst=True, fuzzy=False)
-        except (ImportError, ValueError, OverflowError, TypeError):
+        parsed = _parse_full_date(text)
+        if parsed is None:
             return None
     if parsed.hour == parsed.minute == parsed.second == 0 and len(text) <= 12:
         return parsed.date().isoformat()
     return parsed.date().isoformat() if parsed.tzinfo is None else parsed.isoformat()
+
+
+def _parse_full_date(text: str) -> datetime | None:
+    """dateutil's reading of ``text`` if it names a day: it fills a missing year, month or
+    day from today ("2025" → today's date in 2025), so a date read differently with two
+    different defaults was incomplete."""
+    try:
+        from dateutil import parser as dateparser
+
+        a = dateparser.parse(text, dayfirst=True, fuzzy=False, default=datetime(2000, 1, 1))
+        b = dateparser.parse(text, dayfirst=True, fuzzy=False, default=datetime(2001, 2, 2))
+    except (ImportError, ValueError, OverflowError, TypeError):
+        return None
+    return a if a.date() == b.date() else None
 
 
 def _clean_str(value: Any) -> str | None:
@@ -177,8 +204,6 @@ def to_article(record: Record, default_id: str, path: str) -> Article | str:
     text = fields.get("text")
     if not isinstance(text, str):
         return "no 'text' field" if text is None else "'text' is not a string"
-    import unicodedata
-
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n")).replace("\x00", "")
     if not text.strip():
         return "empty text"
@@ -217,62 +242,69 @@ def _with_language(article: Article) -> Article:
 def read_file(path: Path, root: Path, settings: ReadSettings) -> Iterator[Article | Skipped]:
     """Articles of one file; problems come out as ``Skipped`` entries, never exceptions."""
     rel = path.relative_to(root).as_posix() if path != root else path.name
-    rel = os.fsencode(rel).decode("utf-8", "backslashreplace")
+    rel = _printable(os.fsencode(rel).decode("utf-8", "backslashreplace"))
     shown = display_path(path)
     kind = EXTENSIONS[path.suffix.lower()]
+    produced = False
     try:
-        if kind == "jsonl":  # streamed line by line: a dump may be far larger than memory
-            with open(path, "rb") as stream:
-                for lineno, rec in formats.iter_jsonl(stream, settings.max_bytes):
-                    yield from _emit(rec, f"{rel}#L{lineno}", rel, shown, settings)
-            return
         size = path.stat().st_size
-        if size > settings.max_bytes:
-            yield Skipped(
-                shown,
-                f"too large ({size / 2**20:.1f} MB > {settings.max_file_mb:g} MB; raise --max-file-mb to read it)",
-            )
-            return
-        with open(path, "rb") as stream:
-            data = stream.read(settings.max_bytes + 1)
-        text = decode(data)
-        records: Iterable[Record | RecordError]
-        if kind == "txt":
-            records = formats.parse_txt(text)
-        elif kind == "md":
-            records = formats.parse_md(text)
-        elif kind == "html":
-            records = formats.parse_html(text)
-        elif kind == "json":
-            records = formats.parse_json(text)
-        else:
-            records = formats.parse_csv(text, settings.max_bytes)
-        multi = kind in ("json", "csv")
-        for i, rec in enumerate(records, start=1):
-            suffix = (f"#row{i + 1}" if kind == "csv" else f"#{i}") if multi else ""
-            yield from _emit(rec, rel + suffix, rel, shown, settings)
+        for n, rec in _records(path, kind, size, settings):
+            for out in _emit(rec, kind, n, rel, shown, settings):
+                produced = True
+                yield out
+        if not produced:
+            yield Skipped(shown, "empty file" if size == 0 else "no articles found in the file")
     except PermissionError:
         yield Skipped(shown, "permission denied")
     except (NotText, FormatError) as exc:
         yield Skipped(shown, str(exc))
+    except UnicodeDecodeError as exc:  # a streamed UTF-16/32 JSONL file, invalid further on
+        yield Skipped(shown, f"invalid {exc.encoding} text further on in the file ({exc.reason})")
     except RecursionError:
         yield Skipped(shown, "structure nested too deeply")
     except MemoryError:
         yield Skipped(shown, "too large to read in memory")
     except OSError as exc:
         yield Skipped(shown, f"cannot read ({exc.strerror or exc})")
+    except Exception as exc:  # a parser bug must cost this file, not the build
+        yield Skipped(shown, " ".join(f"cannot read ({type(exc).__name__}: {exc})".split()))
+
+
+def _records(
+    path: Path, kind: str, size: int, settings: ReadSettings
+) -> Iterator[tuple[int | None, Record | RecordError]]:
+    """``(record number or None, record)`` of one file; raises for a file unusable as a whole."""
+    if kind == "jsonl":  # streamed line by line: a dump may be far larger than memory
+        with open(path, "rb") as stream:
+            yield from formats.iter_jsonl(stream, settings.max_bytes)
+        return
+    if size > settings.max_bytes:
+        raise FormatError(
+            f"too large ({megabytes(size)} > {settings.max_file_mb:g} MB; raise --max-file-mb to read it)"
+        )
+    with open(path, "rb") as stream:
+        data = stream.read(settings.max_bytes + 1)
+    text = decode(data)
+    if kind == "json":
+        yield from formats.parse_json(text)
+    elif kind == "csv":
+        yield from formats.parse_csv(text, settings.max_bytes)
+    else:
+        parse = {"txt": formats.parse_txt, "md": formats.parse_md, "html": formats.parse_html}[kind]
+        for rec in parse(text):
+            yield None, rec
 
 
 def _emit(
-    rec: Record | RecordError, default_id: str, rel: str, shown: str, settings: ReadSettings
+    rec: Record | RecordError, kind: str, n: int | None, rel: str, shown: str, settings: ReadSettings
 ) -> Iterator[Article | Skipped]:
     if isinstance(rec, RecordError):
         yield Skipped(f"{shown} ({rec.where})" if rec.where else shown, rec.reason)
         return
-    art = to_article(rec, default_id, rel)
+    suffix, where = NUMBERING[kind] if n is not None else ("", "")
+    art = to_article(rec, rel + suffix.format(n), rel)
     if isinstance(art, str):
-        where = default_id.rsplit("#", 1)[1] if "#" in default_id else ""
-        yield Skipped(f"{shown} ({where})" if where else shown, art)
+        yield Skipped(f"{shown} ({where.format(n)})" if where else shown, art)
         return
     yield _with_language(art) if settings.detect_language else art
 

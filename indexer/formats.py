@@ -1,7 +1,9 @@
 """Parsers that turn one file's content into raw records (dicts with at least ``text``).
 
 Each parser raises ``FormatError`` with a reason when the whole file is unusable;
-multi-record formats yield ``RecordError`` for a single bad record and go on.
+multi-record formats yield ``(number, record)`` pairs (item, line or row number,
+None for a file that holds one object) and a ``RecordError`` for a single bad
+record, and go on.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ import io
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .textio import NotText, decode
+from .textio import NotText, decode, wide_codec
 
 Record = dict[str, Any]
 
@@ -45,7 +47,8 @@ def parse_txt(text: str) -> Iterator[Record]:
 
 
 # ---------------------------------------------------------------------------- md
-_FRONT = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n", re.S)
+# the closing fence may end the file, and the block may be empty
+_FRONT = re.compile(r"\A---[ \t]*\n(?:(.*?)\n)?---[ \t]*(?:\n|\Z)", re.S)
 _FRONT_KV = re.compile(r"^([A-Za-z_][\w-]*)\s*:\s*(.*?)\s*$")
 _ATX = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
 _SETEXT = re.compile(r"^\s{0,3}(=+|-+)\s*$")
@@ -77,7 +80,7 @@ def parse_md(text: str) -> Iterator[Record]:
     record: Record = {}
     m = _FRONT.match(text)
     if m:
-        for line in m.group(1).split("\n"):
+        for line in (m.group(1) or "").split("\n"):
             kv = _FRONT_KV.match(line)
             if kv and kv.group(2):
                 record[kv.group(1).lower()] = kv.group(2).strip("\"'")
@@ -112,10 +115,15 @@ def parse_md(text: str) -> Iterator[Record]:
 
 
 # -------------------------------------------------------------------------- html
+_HTML_ROOT = re.compile(r"<html[\s>]", re.I)
+
+
 def parse_html(text: str) -> Iterator[Record]:
     """Main text, title, date and author with trafilatura (boilerplate removed)."""
     import trafilatura
 
+    if not _HTML_ROOT.search(text[:4096]):
+        text = f"<html><body>{text}</body></html>"  # trafilatura finds nothing in a bare fragment
     try:
         doc = trafilatura.bare_extraction(
             text, with_metadata=True, favor_recall=True, include_comments=False, include_tables=True
@@ -140,21 +148,28 @@ def parse_html(text: str) -> Iterator[Record]:
 
 
 # -------------------------------------------------------------------------- json
-def _records_from_json(value: Any) -> Iterator[Record | RecordError]:
-    items = value if isinstance(value, list) else [value]
+def _records_from_json(value: Any) -> Iterator[tuple[int | None, Record | RecordError]]:
     if isinstance(value, dict) and "text" not in value:
         # {"articles": [...]} style wrappers: the one list of objects inside
         lists = [v for v in value.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
         if len(lists) == 1:
-            items = lists[0]
-    for i, item in enumerate(items):
+            value = lists[0]
+    if isinstance(value, dict):
+        yield None, value  # one article per file: its id is the path alone
+        return
+    for i, item in enumerate(value, start=1):
         if isinstance(item, dict):
-            yield item
+            yield i, item
         else:
-            yield RecordError(f"item {i + 1}", f"expected an object, got {type(item).__name__}")
+            yield i, RecordError(f"item {i}", f"expected an object, got {_json_type(item)}")
 
 
-def parse_json(text: str) -> Iterator[Record | RecordError]:
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def parse_json(text: str) -> Iterator[tuple[int | None, Record | RecordError]]:
     try:
         value = json.loads(text)
     except RecursionError:
@@ -176,13 +191,21 @@ def parse_jsonl_line(line: str, lineno: int) -> Record | RecordError | None:
     except json.JSONDecodeError as exc:
         return RecordError(f"line {lineno}", f"malformed JSON ({exc.msg})")
     if not isinstance(value, dict):
-        return RecordError(f"line {lineno}", f"expected an object, got {type(value).__name__}")
+        return RecordError(f"line {lineno}", f"expected an object, got {_json_type(value)}")
     return value
 
 
 def iter_jsonl(stream: io.BufferedIOBase, max_line_bytes: int) -> Iterator[tuple[int, Record | RecordError]]:
     """Records of a JSON Lines file, read line by line so memory stays bounded."""
-    for lineno, raw in enumerate(_bounded_lines(stream, max_line_bytes), start=1):
+    head = stream.read(4096)
+    stream.seek(0)
+    codec = wide_codec(head)  # a binary file is one NotText, not an error per "line"
+    readline: Callable[[int], bytes] = stream.readline
+    if codec is not None:
+        # UTF-16/32 must be decoded before splitting lines; re-encoded so the rest is shared
+        text = io.TextIOWrapper(stream, encoding=codec)  # type: ignore[type-var]
+        readline = lambda n: text.readline(n).encode("utf-8")  # noqa: E731
+    for lineno, raw in enumerate(_bounded_lines(readline, max_line_bytes), start=1):
         if isinstance(raw, RecordError):
             yield lineno, RecordError(f"line {lineno}", raw.reason)
             continue
@@ -196,20 +219,25 @@ def iter_jsonl(stream: io.BufferedIOBase, max_line_bytes: int) -> Iterator[tuple
             yield lineno, rec
 
 
-def _bounded_lines(stream: io.BufferedIOBase, limit: int) -> Iterator[bytes | RecordError]:
+def _bounded_lines(readline: Callable[[int], bytes], limit: int) -> Iterator[bytes | RecordError]:
     while True:
-        line = stream.readline(limit + 1)
+        line = readline(limit + 1)
         if not line:
             return
         if len(line) > limit and not line.endswith(b"\n"):
             # skip the rest of the over-long line without holding it in memory
             while True:
-                more = stream.readline(1 << 20)
+                more = readline(1 << 20)
                 if not more or more.endswith(b"\n"):
                     break
-            yield RecordError("", f"line longer than {limit // 2**20} MB")
+            yield RecordError("", f"line longer than {megabytes(limit)} (raise --max-file-mb to read it)")
             continue
         yield line
+
+
+def megabytes(n: float) -> str:
+    """``20 MB``, ``0.0195 MB``: small limits (in tests, or set by hand) do not show as 0."""
+    return f"{n / 2**20:.3g} MB"
 
 
 def _decode_line(raw: bytes, *, first: bool) -> str:
@@ -224,14 +252,32 @@ def _decode_line(raw: bytes, *, first: bool) -> str:
 
 
 # --------------------------------------------------------------------------- csv
-def parse_csv(text: str, max_field: int) -> Iterator[Record | RecordError]:
-    csv.field_size_limit(min(max_field, sys.maxsize))
-    sample = text[:8192]
+_DELIMITERS = ",;\t|"
+
+
+def _csv_delimiter(text: str) -> str:
+    """The delimiter that gives the header a 'text' column, else the sniffer's guess.
+
+    Only the delimiter is guessed: the sniffer's other guesses (quote doubling,
+    spaces) come from a sample and misread rows further down.
+    """
+    for delimiter in _DELIMITERS:
+        try:
+            header = next(csv.reader(io.StringIO(text[:65536], newline=""), delimiter=delimiter))
+        except (StopIteration, csv.Error):
+            continue
+        if "text" in (h.strip().lower() for h in header):
+            return delimiter
     try:
-        dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+        return csv.Sniffer().sniff(text[:8192], delimiters=_DELIMITERS).delimiter
     except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+        return ","
+
+
+def parse_csv(text: str, max_field: int) -> Iterator[tuple[int, Record | RecordError]]:
+    csv.field_size_limit(min(max_field, sys.maxsize))
+    # strict: a broken quote is an error for its row instead of silently swallowing the next rows
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_csv_delimiter(text), strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -241,18 +287,20 @@ def parse_csv(text: str, max_field: int) -> Iterator[Record | RecordError]:
     names = [h.strip().lower() for h in header]
     if "text" not in names:
         raise FormatError(f"CSV has no 'text' column (columns: {', '.join(names[:8]) or 'none'})")
-    row_no = 1
+    row_no = 1  # the header; rows are numbered as a spreadsheet shows them
     while True:
         try:
             row = next(reader)
         except StopIteration:
             return
-        except csv.Error as exc:
-            raise FormatError(f"malformed CSV at row {row_no + 1} ({exc})") from None
+        except csv.Error as exc:  # the reader goes on with the next line
+            row_no += 1
+            yield row_no, RecordError(f"row {row_no}", f"malformed CSV row ({exc}); check its quotes")
+            continue
         row_no += 1
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(names):
-            yield RecordError(f"row {row_no}", f"{len(row)} fields where the header has {len(names)}")
+            yield row_no, RecordError(f"row {row_no}", f"{len(row)} fields where the header has {len(names)}")
             continue
-        yield {k: v for k, v in zip(names, row) if k}
+        yield row_no, {k: v for k, v in zip(names, row) if k}

@@ -182,7 +182,15 @@ class Store:
         if r is None:
             return None
         return Article(
-            id=r[0], text=r[1], title=r[2], url=r[3], date=r[4], source=r[5], author=r[6], lang=r[7], path=r[8],
+            id=r[0],
+            text=r[1],
+            title=r[2],
+            url=r[3],
+            date=r[4],
+            source=r[5],
+            author=r[6],
+            lang=r[7],
+            path=r[8],
             meta=json.loads(r[9] or "{}"),
         )
 
