@@ -24,6 +24,7 @@ from .chunking import ChunkSettings, chunk_article
 from .corpus import ReadSettings
 from .embedding import DEFAULT_BACKEND, Embedder, Encoder, passage_text
 from .errors import BuildError, IndexerError, IndexNotFoundError
+from .faults import checkpoint
 from .index import PARTIAL, IndexDir
 from .manifest import FORMAT_VERSION, Manifest, ModelInfo, now
 from .models import DEFAULT_MODEL, ResolvedModel, resolve
@@ -207,7 +208,9 @@ class _Builder:
                 raise BuildError("no articles found in the sources — check the paths, or see the skipped files above")
             rep.articles, rep.passages = counts["articles"], counts["passages"]
             self.writer.commit_and_close()
+            checkpoint("sqlite")
             vectors.save(self.vindex, self.partial / vectors.VECTORS_FILE)
+            checkpoint("faiss")
             m = self._manifest(version, counts, sources)
             (self.partial / "manifest.json").write_text(m.to_json(), encoding="utf-8")
             _fsync_tree(self.partial)
@@ -273,6 +276,7 @@ class _Builder:
         self.pending_passages = 0
 
         def file_done(_: Path) -> None:
+            checkpoint("read")
             self.files_done += 1
             self._tick()
 
@@ -335,6 +339,7 @@ class _Builder:
                 raise IndexerError(f"the model returned vectors of shape {vecs.shape}, expected (n, {self.dim})")
             items = [(h, np.asarray(v, np.float32).tobytes()) for (h, _), v in zip(part, vecs)]
             self.cache.put(items)  # committed: a kill after this line loses none of it
+            checkpoint("embed")
             found.update(items)
             rep.embedded += len(part)
             rep.tokens += sum(len(s) + 2 for s in self.encoder.token_spans([t for _, t in part]))

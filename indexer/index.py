@@ -18,6 +18,7 @@ from typing import Any
 from . import manifest as manifest_mod
 from . import vectors
 from .errors import IndexCorruptError, IndexLockedError
+from .faults import checkpoint
 from .locking import FileLock, LockHeld
 from .manifest import Manifest
 from .store import DB_FILE, Store
@@ -132,7 +133,9 @@ class IndexDir:
         final = partial.with_name(m.version)
         os.replace(partial, final)
         manifest_mod.fsync_dir(self.versions)
+        checkpoint("rename")
         manifest_mod.write_atomic(self.path / manifest_mod.MANIFEST, m.to_json())
+        checkpoint("manifest")
 
     def collect_garbage(self, *, keep: int = 2) -> None:
         """Keep the live version and the one before it (readers may still be on it)."""
@@ -140,9 +143,12 @@ class IndexDir:
             live = self.manifest().version
         except Exception:
             return
-        olds = sorted(
+        others = sorted(
             (p for p in self.versions.iterdir() if p.is_dir() and not p.name.endswith(PARTIAL) and p.name != live),
             key=lambda p: p.name,
         )
-        for p in olds[: max(0, len(olds) - (keep - 1))]:
+        # folders newer than the live one were never published (a build died before its switch)
+        olds = [p for p in others if p.name < live]
+        doomed = [p for p in others if p.name > live] + olds[: max(0, len(olds) - (keep - 1))]
+        for p in doomed:
             shutil.rmtree(p, ignore_errors=True)
