@@ -1,37 +1,198 @@
-"""Streamlit page: ask in any language, read the best passages. Logic lives in ``indexer``."""
+"""Streamlit page: ask in any language, read the answer in its article. Logic lives in ``indexer``.
+
+The page parses the widgets, calls ``Searcher.search`` and formats what it returns;
+escaping, highlighting and paging are in ``indexer.page``. Every widget that shapes
+a search is kept in the URL, so a search can be shared and reloaded.
+"""
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
 import streamlit as st
 
-from indexer import Searcher, SearchOptions
-from indexer.errors import IndexerError
-from indexer.paths import default_index_dir
+import indexer
+from indexer import page
+from indexer.build import BuildProgress
+from indexer.errors import (
+    IndexCorruptError,
+    IndexerError,
+    IndexNotFoundError,
+    IndexVersionError,
+    ModelMismatchError,
+    QueryError,
+)
+from indexer.paths import default_index_dir, default_sources
+from indexer.search import MAX_QUERY_CHARS, MODES
 
-st.set_page_config(page_title="Article search", page_icon="🔎", layout="wide")
+st.set_page_config(page_title="Article search", page_icon="🔎", layout="centered")
+st.html(page.CSS)
 
 
-@st.cache_resource(show_spinner="Loading the index and the model…")
-def get_searcher(index_dir: str) -> Searcher:
-    return Searcher(index_dir)
+@st.cache_resource(show_spinner="Loading the index and the model…", max_entries=4)
+def load_searcher(index_dir: str) -> indexer.Searcher:
+    """One searcher per index and process; it follows new index versions by itself."""
+    searcher = indexer.Searcher(index_dir)
+    searcher.search(page.EXAMPLES[0])  # load the model now, not during a user's first question
+    return searcher
 
 
-st.title("Article search")
+def offer_build(index_dir: str, exc: IndexerError) -> None:
+    """No usable index: say why and, when building fixes it, offer to build from the configured sources."""
+    full = isinstance(exc, IndexCorruptError | IndexVersionError | ModelMismatchError)
+    if isinstance(exc, IndexNotFoundError):
+        st.info(f"There is no index at {page.md_escape(index_dir)} yet. Build it to start searching.")
+    else:
+        st.error(page.md_escape(str(exc)))
+        if not full:
+            st.stop()
+    sources = [str(s) for s in default_sources()]
+    st.caption(f"It is built from {page.md_escape(', '.join(sources))}. `./run.sh` builds it too.")
+    if not st.button("Rebuild the index" if full else "Build the index", type="primary"):
+        st.stop()
+    bar = st.progress(0.0, text="Reading the articles…")
+
+    def progress(p: BuildProgress) -> None:
+        value, text = page.build_progress(p.files_done, p.files_total, p.passages_embedded)
+        bar.progress(value, text=text)
+
+    try:
+        report = indexer.build(sources, index_dir, indexer.BuildSettings(full=full), progress=progress)
+    except IndexerError as err:
+        st.error(page.md_escape(str(err)))
+        st.stop()
+    load_searcher.clear()
+    st.toast(f"Index built: {report.articles} articles, {report.passages} passages")
+    st.rerun()
+
+
+def use_example() -> None:
+    st.session_state.q = st.session_state.example or st.session_state.q
+    st.session_state.example = None
+
+
+def more_results() -> None:
+    st.session_state.pages_wanted = st.session_state.get("pages_wanted", 1) + 1
+
+
+# ------------------------------------------------------------------ index
 index_dir = str(default_index_dir())
 try:
-    searcher = get_searcher(index_dir)
+    searcher = load_searcher(index_dir)
+    info: dict[str, Any] = searcher.info()
 except IndexerError as exc:
-    st.error(str(exc))
+    st.title("Article search", anchor=False)
+    offer_build(index_dir, exc)
+    st.stop()
+facets = info["facets"]
+modes = tuple(MODES)
+
+# ---------------------------------------------------------------- sidebar
+# bind="query-params": each filter lives in the URL (?lang=French&k=20…), read back on load
+with st.sidebar:
+    st.subheader("Filters")
+    for key in ("lang", "source"):  # values of an older index version must not break the widgets
+        allowed = facets[f"{key}s"]
+        if key in st.session_state:
+            st.session_state[key] = [v for v in st.session_state[key] if v in allowed]
+    langs = sources = []
+    if facets["langs"]:
+        langs = st.multiselect(
+            "Language", facets["langs"], key="lang", format_func=page.lang_label, placeholder="Any", bind="query-params"
+        )
+    if facets["sources"]:
+        sources = st.multiselect("Source", facets["sources"], key="source", placeholder="Any", bind="query-params")
+    date_from = date_to = None
+    if facets["dates"]:
+        lo, hi = date.fromisoformat(facets["dates"][0]), date.fromisoformat(facets["dates"][-1])
+        picked = st.date_input(
+            "Published", (lo, hi), min_value=lo, max_value=hi, key="dates", format="YYYY-MM-DD", bind="query-params"
+        )
+        date_from, date_to = page.date_range(picked, facets["dates"])
+        if date_from or date_to:
+            st.caption("Articles without a date are left out.")
+    k = st.select_slider("Results per page", page.K_CHOICES, page.DEFAULT_K, key="k", bind="query-params")
+    mode = modes[0]
+    if len(modes) > 1:
+        mode = (
+            st.radio(
+                "Search mode",
+                modes,
+                key="mode",
+                format_func=page.mode_label,
+                captions=[page.MODE_HELP.get(m, "") for m in modes],
+                bind="query-params",
+            )
+            or modes[0]
+        )
+    st.divider()
+    st.subheader("Index")
+    st.html(page.render_facts(info, index_dir))
+
+# ------------------------------------------------------------------- main
+st.title("Article search", anchor=False)
+st.html(page.render_tagline(info["counts"], facets["langs"]))
+if "q" not in st.session_state:  # a shared or reloaded search
+    st.session_state.q = st.query_params.get("q", "")
+query = st.text_input("Question", key="q", type="search", placeholder="Ask a question…", label_visibility="collapsed")
+# the URL keeps the question as the search reads it: at most MAX_QUERY_CHARS, so it always reloads
+url_q = page.url_query(query or "", max_chars=MAX_QUERY_CHARS)
+if st.query_params.get("q", "") != url_q:
+    if url_q:
+        st.query_params["q"] = url_q
+    else:
+        del st.query_params["q"]
+
+state = page.PageState(
+    query=" ".join((query or "").split()),
+    langs=tuple(langs),
+    sources=tuple(sources),
+    date_from=date_from,
+    date_to=date_to,
+    k=int(k),
+    mode=str(mode),
+)
+if not state.query:
+    st.session_state.pop("results", None)
+    st.pills("Try one of these", page.EXAMPLES, key="example", on_change=use_example)
     st.stop()
 
-query = st.text_input("Ask a question in any language", placeholder="coopération dans l'Arctique")
-if query.strip():
-    try:
-        result = searcher.search(query, SearchOptions(k=10))
-    except IndexerError as exc:
-        st.warning(str(exc))
-        st.stop()
-    st.caption(f"{len(result.hits)} results in {result.took_ms:.0f} ms")
-    for hit in result.hits:
-        st.markdown(f"**{hit.rank}. {hit.title or hit.article_id}** · score {hit.score:.3f} · {hit.source or ''}")
-        st.text(hit.text)
+version = info["manifest"].version
+current = st.session_state.get("results")
+if current is None or current.state != state or current.version != version:
+    st.session_state.pages_wanted = 1
+try:
+    results = page.pages_for(current, state, searcher.search, st.session_state.get("pages_wanted", 1), version=version)
+except QueryError as exc:
+    st.session_state.pop("results", None)
+    st.warning(page.md_escape(str(exc)))
+    st.stop()
+except IndexerError as exc:
+    st.session_state.pop("results", None)
+    st.error(page.md_escape(str(exc)))
+    st.stop()
+st.session_state.results = results
+
+hits = results.hits
+st.caption(page.summary(len(hits), results.last.took_ms))
+if results.last.truncated:
+    st.caption(f"Only the first {MAX_QUERY_CHARS:,} characters of the question were used.")
+if not hits:
+    st.info("Nothing matched. Try other words, another language, or fewer filters.")
+
+for hit in hits:
+    with st.container(border=True):
+        also_in = [page.duplicate_label(searcher.article(dup), dup) for dup in hit.duplicates]
+        st.html(page.render_hit(hit, also_in=also_in))
+        with st.expander("Read the whole article"):
+            article = searcher.article(hit.article_id)
+            if article is None:
+                st.caption("This article is no longer in the index.")
+            else:
+                st.html(page.render_article(article.text, hit))
+
+if results.has_more:
+    st.button("More results", on_click=more_results, width="stretch")
+elif len(results.results) > 1:
+    st.caption("No more results.")

@@ -16,10 +16,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from . import __version__, corpus, vectors
+from . import __version__, corpus, dedup, lexical, vectors
+from .analysis import ANALYZER_VERSION, analyze
 from .chunking import ChunkSettings, chunk_article
 from .corpus import ReadSettings
 from .embedding import DEFAULT_BACKEND, Embedder, Encoder, passage_text
@@ -29,7 +31,7 @@ from .index import PARTIAL, IndexDir
 from .manifest import FORMAT_VERSION, Manifest, ModelInfo, now
 from .models import DEFAULT_MODEL, ResolvedModel, resolve
 from .records import Article, Chunk, Skipped
-from .store import DB_FILE, Writer, article_hash, text_hash
+from .store import DB_FILE, Store, Writer, article_hash, text_hash
 
 _WINDOW = 256  # passages gathered before embedding, so batches can be sorted by length
 
@@ -67,6 +69,7 @@ class BuildReport:
     seconds: float = 0.0
     embed_seconds: float = 0.0
     full: bool = False
+    duplicate_clusters: int = 0  # groups of near-identical articles (syndicated copies)
     reason: str = ""  # why a full rebuild happened
     version: str = ""
     published: bool = False  # False when nothing changed and the live version was kept
@@ -163,6 +166,8 @@ class _Builder:
             return f"backend changed ({prev.model.backend} → {self.backend})"
         if prev.chunker != self.chunk.to_dict():
             return "chunker settings changed"
+        if prev.lexical.get("analyzer") != ANALYZER_VERSION:
+            return "text analysis changed"
         return ""
 
     # ------------------------------------------------------------------ run
@@ -175,6 +180,8 @@ class _Builder:
         self.partial.mkdir()
         self.writer: Writer | None = None
         self.live = None
+        self.reuse: Any = None
+        self.lexical: dict[str, Any] = {}
         try:
             if self.prev is not None and not self.reason:
                 # opening checks the live version; its vectors are then updated in memory
@@ -185,6 +192,17 @@ class _Builder:
                 self.vindex = vectors.new_index(self.dim)
                 self._writer()
                 known = {}
+                if (
+                    self.prev is not None
+                    and self.prev.model.fingerprint == self.model.fingerprint
+                    and self.prev.model.backend == self.backend
+                    and not self.settings.full
+                ):
+                    # same model: the old version's vectors are still right for identical passages
+                    try:
+                        self.reuse = Store(idx.versions / self.prev.version / DB_FILE)
+                    except (OSError, sqlite3.DatabaseError):
+                        self.reuse = None
             self.cache = _ResumeCache(idx.work / "embeddings.sqlite", f"{self.model.fingerprint}|{self.backend}")
             try:
                 self._apply(sources, known)
@@ -207,6 +225,12 @@ class _Builder:
             if counts["articles"] == 0:
                 raise BuildError("no articles found in the sources — check the paths, or see the skipped files above")
             rep.articles, rep.passages = counts["articles"], counts["passages"]
+            rep.duplicate_clusters = dedup.regroup(self.writer.con)
+            self.lexical = {
+                **lexical.build(self.writer.con, self.partial / lexical.LEXICAL_DIR),
+                "analyzer": ANALYZER_VERSION,
+            }
+            checkpoint("lexical")
             self.writer.commit_and_close()
             checkpoint("sqlite")
             vectors.save(self.vindex, self.partial / vectors.VECTORS_FILE)
@@ -221,6 +245,8 @@ class _Builder:
         finally:
             if self.live is not None:
                 self.live.close()
+            if self.reuse is not None:
+                self.reuse.close()
         # the build is durable now: its resume cache and old versions can go
         for suffix in ("", "-wal", "-shm"):
             try:
@@ -265,6 +291,7 @@ class _Builder:
             },
             counts=counts,
             sources=[corpus.display_path(s) for s in sources],
+            lexical=self.lexical,
         )
 
     def _apply(self, sources: list[Path], known: dict[str, tuple[int, str]]) -> None:
@@ -324,6 +351,8 @@ class _Builder:
         hashes = [text_hash(t) for t in texts]
         writer = self._writer()
         found = writer.vectors_by_text_hash(hashes)
+        if self.reuse is not None:
+            found.update(self.reuse.vectors_by_text_hash([h for h in hashes if h not in found]))
         found.update(self.cache.get([h for h in set(hashes) if h not in found]))
         todo = sorted({h: t for h, t in zip(hashes, texts) if h not in found}.items(), key=lambda ht: len(ht[1]))
         rep.reused += sum(1 for h in hashes if h in found)
@@ -354,7 +383,8 @@ class _Builder:
             else:
                 rep.added += 1
             vecs = np.frombuffer(b"".join(found[x] for x in hs), dtype=np.float32).reshape(len(hs), self.dim)
-            ids = writer.add_article(art, h, chunks, hs, vecs)
+            terms = [analyze(passage_text(art.title, c.text), art.lang) for c in chunks]
+            ids = writer.add_article(art, h, chunks, hs, vecs, terms, dedup.signature(art.text))
             vectors.add(self.vindex, np.asarray(ids, dtype=np.int64), vecs)
         self.pending = []
         self.pending_passages = 0
@@ -362,7 +392,9 @@ class _Builder:
 
 def _fsync_tree(folder: Path) -> None:
     for p in folder.iterdir():
-        if p.is_file():
+        if p.is_dir():
+            _fsync_tree(p)
+        elif p.is_file():
             with open(p, "rb") as f:
                 os.fsync(f.fileno())
     fd = os.open(folder, os.O_RDONLY)

@@ -215,6 +215,17 @@ def _print_report(r: Any, target: Path) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Answer each line of this file, in order, loading the model once.",
 )
+@click.option(
+    "--mode",
+    type=click.Choice(["hybrid", "dense", "bm25"]),
+    default="hybrid",
+    show_default=True,
+    help="Ranking: dense + BM25 fused, or either alone.",
+)
+@click.option("--lang", "langs", multiple=True, help="Only articles in this language (repeatable), e.g. --lang fr.")
+@click.option("--source", "sources", multiple=True, help="Only articles from this source (repeatable).")
+@click.option("--date-from", default=None, help="Only articles dated on or after YYYY-MM-DD (or YYYY-MM, YYYY).")
+@click.option("--date-to", default=None, help="Only articles dated on or before YYYY-MM-DD (or YYYY-MM, YYYY).")
 @click.option("--model", default=None, help="Must be the model the index was built with (checked).")
 @click.option(
     "--backend",
@@ -229,6 +240,11 @@ def search(
     per_article: int,
     as_json: bool,
     queries_file: Path | None,
+    mode: str,
+    langs: tuple[str, ...],
+    sources: tuple[str, ...],
+    date_from: str | None,
+    date_to: str | None,
     model: str | None,
     backend: str | None,
 ) -> None:
@@ -238,9 +254,11 @@ def search(
     Examples:
       indexer search "Who offered Washington cooperation on rare earths?"
       indexer search "coopération dans l'Arctique" -k 5 --json
+      indexer search "Peskov" --mode bm25 --lang fr --date-from 2025-01
       indexer search --queries questions.txt --json > answers.jsonl
     """
     from .search import Searcher, SearchOptions
+    from .store import Filters
 
     if (query is None) == (queries_file is None):
         raise click.UsageError("give a QUERY or --queries FILE (one of them)")
@@ -250,7 +268,8 @@ def search(
         queries = queries_file.read_text(encoding="utf-8", errors="replace").splitlines()
     else:
         queries = [query or ""]
-    options = SearchOptions(k=k, per_article=per_article)
+    filters = Filters(langs=langs, sources=sources, date_from=date_from, date_to=date_to).normalized()
+    options = SearchOptions(k=k, per_article=per_article, mode=mode, filters=filters)
     searcher = Searcher(_index_dir(index_dir), model=model, backend=backend)
     for q in queries:
         try:
@@ -270,16 +289,23 @@ def search(
 
 
 def _print_hits(result: Any) -> None:
-    click.echo(f"Query: {result.query}  ({len(result.hits)} results, {result.took_ms:.0f} ms)")
+    click.echo(f"Query: {result.query}  ({len(result.hits)} results, {result.mode}, {result.took_ms:.0f} ms)")
+    if result.truncated:
+        click.echo("  (the query was shortened to its first 2,000 characters)")
     if not result.hits:
         click.echo("  no results")
     for h in result.hits:
         facts = " · ".join(x for x in (h.source, h.date, h.lang) if x)
         click.echo(f"\n{h.rank:>3}. {h.title or h.article_id}  [{h.score:.3f}]" + (f"  {facts}" if facts else ""))
         click.echo(f"     {h.article_id} (characters {h.start}–{h.end})" + (f"  {h.url}" if h.url else ""))
-        snippet = " ".join(h.text.split())
+        # the sentence(s) that answer, rather than the passage's opening
+        best = " … ".join(h.text[s - h.start : e - h.start] for s, e in h.highlights)
+        snippet = best or h.text
+        snippet = " ".join(snippet.split())
         snippet = snippet if len(snippet) <= 400 else snippet[:400].rsplit(" ", 1)[0] + " …"
         click.echo(textwrap.indent(textwrap.fill(snippet, width=96), "     "))
+        if h.duplicates:
+            click.echo(f"     also in: {', '.join(h.duplicates)}")
     click.echo("")
 
 
@@ -319,3 +345,48 @@ def info(index_dir: Path | None, as_json: bool) -> None:
     click.echo(f"Sources:    {', '.join(facets['sources']) or '-'}")
     if facets["dates"]:
         click.echo(f"Dates:      {' to '.join(facets['dates'])}")
+
+
+# ------------------------------------------------------------------- eval
+@main.command(name="eval", context_settings=CONTEXT)
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@_index_option
+@click.option(
+    "--mode",
+    type=click.Choice(["hybrid", "dense", "bm25"]),
+    default="hybrid",
+    show_default=True,
+    help="Ranking to evaluate.",
+)
+@click.option("--compare", is_flag=True, help="Evaluate dense, BM25 and hybrid side by side in one run.")
+@click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True, help="Results per query.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def evaluate_cmd(file: Path, index_dir: Path | None, mode: str, compare: bool, k: int, as_json: bool) -> None:
+    """Measure retrieval quality on labelled queries.
+
+    FILE holds JSON lines {"query": ..., "relevant": [article ids]} (optionally
+    "answer": text the top passage should contain). Prints R@1, R@5, R@10,
+    MRR@10, nDCG@10 and query latency p50/p95.
+
+    \b
+    Examples:
+      indexer eval questions.jsonl
+      indexer eval questions.jsonl --compare
+    """
+    from .evaluate import evaluate, load_queries
+    from .search import Searcher, SearchOptions
+
+    queries = load_queries(file)
+    searcher = Searcher(_index_dir(index_dir))
+    modes = ["dense", "bm25", "hybrid"] if compare else [mode]
+    rows = [(m, evaluate(searcher, queries, SearchOptions(k=k, mode=m))) for m in modes]
+    if as_json:
+        click.echo(json.dumps({m: r.to_json() for m, r in rows}))
+        return
+    click.echo(f"{len(queries)} queries, index {searcher.idx.path}")
+    click.echo(f"{'mode':8} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR@10':>7} {'nDCG@10':>8} {'p50 ms':>7} {'p95 ms':>7}")
+    for m, r in rows:
+        click.echo(
+            f"{m:8} {r.r1:6.3f} {r.r5:6.3f} {r.r10:6.3f} {r.mrr10:7.3f} {r.ndcg10:8.3f} {r.p50_ms:7.1f} {r.p95_ms:7.1f}"
+            + (f"  answer in top passage {r.answer_in_passage:.3f}" if r.answer_in_passage is not None else "")
+        )

@@ -73,6 +73,13 @@ def _within(path: Path, roots: list[Path]) -> bool:
     return any(path == r or r in path.parents for r in roots)
 
 
+def _is_index_folder(directory: Path) -> bool:
+    """A folder ``indexer build`` writes: ``versions/`` beside a manifest or a ``.work/`` folder."""
+    return (directory / "versions").is_dir() and (
+        (directory / "manifest.json").is_file() or (directory / ".work").is_dir()
+    )
+
+
 def iter_files(sources: Iterable[Path], settings: ReadSettings) -> Iterator[tuple[Path, Path] | Skipped]:
     """``(file, root)`` for every supported file under the sources, in a stable order."""
     roots = check_sources(sources)
@@ -88,6 +95,10 @@ def iter_files(sources: Iterable[Path], settings: ReadSettings) -> Iterator[tupl
                 yield Skipped(display_path(directory), "folder already read (symlink loop or repeat)")
                 return
             seen_dirs.add(key)
+            if _is_index_folder(directory):
+                # an index kept inside its sources: its manifests and data are not articles
+                yield Skipped(display_path(directory), "an index folder, not read as a source")
+                return
             with os.scandir(directory) as it:
                 entries = sorted(it, key=lambda e: os.fsencode(e.name))
         except PermissionError:

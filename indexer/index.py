@@ -8,17 +8,19 @@ index/
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from . import manifest as manifest_mod
 from . import vectors
-from .errors import IndexCorruptError, IndexLockedError
+from .errors import BuildError, IndexCorruptError, IndexLockedError
 from .faults import checkpoint
+from .lexical import LEXICAL_DIR, LexicalIndex
 from .locking import FileLock, LockHeld
 from .manifest import Manifest
 from .store import DB_FILE, Store
@@ -26,6 +28,26 @@ from .store import DB_FILE, Store
 VERSIONS = "versions"
 WORK = ".work"
 PARTIAL = ".partial"
+_CHUNK = 1 << 20
+
+
+def file_digest(path: Path, *, sync: bool = False) -> str:
+    """``sha256:<hex>`` of a file's content (about 1.5 GB/s); ``sync`` also flushes it to disk."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(_CHUNK):
+            h.update(block)
+        if sync:
+            os.fsync(f.fileno())
+    return "sha256:" + h.hexdigest()
+
+
+def _data_files(folder: Path) -> list[Path]:
+    """Every file of a version folder but its manifest copy, in a stable order."""
+    return sorted(
+        (p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).as_posix() != manifest_mod.MANIFEST),
+        key=lambda p: p.relative_to(folder).as_posix(),
+    )
 
 
 @dataclass
@@ -37,6 +59,26 @@ class Snapshot:
     store: Store
     vectors: Any  # faiss.Index
     stamp: tuple[int, int]  # identity of the manifest file it was opened from
+    _lexical: Any = None
+    _langs: dict[str, int] | None = None
+
+    @property
+    def lexical(self) -> LexicalIndex:
+        """The version's BM25 index, loaded on first use."""
+        if self._lexical is None:
+            folder = self.path / LEXICAL_DIR
+            try:
+                self._lexical = LexicalIndex(folder)
+            except (OSError, ValueError, KeyError) as exc:
+                raise IndexCorruptError(self.path.parent.parent, f"lexical index unreadable: {exc}") from None
+        return self._lexical
+
+    @property
+    def languages(self) -> dict[str, int]:
+        """Passages per language (most frequent first), cached for the version's lifetime."""
+        if self._langs is None:
+            self._langs = self.store.language_counts()
+        return self._langs
 
     def close(self) -> None:
         self.store.close()
@@ -86,6 +128,7 @@ class IndexDir:
         for f in (db, vec):
             if not f.is_file():
                 raise IndexCorruptError(self.path, f"{f.relative_to(self.path)} is missing")
+        self._verify(m, folder)
         try:
             store = Store(db)
         except sqlite3.DatabaseError as exc:
@@ -109,6 +152,26 @@ class IndexDir:
             )
         return Snapshot(m, folder, store, index, stamp)
 
+    def _verify(self, m: Manifest, folder: Path) -> None:
+        """Refuse a version whose files differ from the checksums it was published with.
+
+        Reading every byte costs about as much as FAISS loading its vectors does anyway;
+        without it a garbled vector file would be searched and answer nonsense silently.
+        Versions published before checksums existed (no ``files``) are not checked.
+        """
+        for rel, expected in m.files.items():
+            path = folder / rel
+            if not path.resolve().is_relative_to(folder.resolve()):
+                raise IndexCorruptError(self.path, "manifest.json names a file outside its data folder")
+            try:
+                actual = file_digest(path)
+            except FileNotFoundError:
+                raise IndexCorruptError(self.path, f"{path.relative_to(self.path)} is missing") from None
+            except OSError as exc:
+                raise IndexCorruptError(self.path, f"{rel} unreadable ({exc.strerror or exc})") from None
+            if actual != expected:
+                raise IndexCorruptError(self.path, f"{rel} does not match its checksum: truncated or overwritten")
+
     # ---------------------------------------------------------------- writing
     def lock(self) -> FileLock:
         lock = FileLock(self.work / "build.lock", blocking=False)
@@ -119,23 +182,60 @@ class IndexDir:
                 f"another build is running on {self.path} ({held.holder or 'unknown process'}) — "
                 "wait for it to finish, then run this build again"
             ) from None
+        except OSError as exc:  # a read-only or full file system, or no permission
+            raise BuildError(
+                f"cannot write to {self.path} ({exc.strerror or exc}) — make the index folder writable "
+                "or choose another with --index; the previous index is unchanged"
+            ) from None
         return lock
 
     def clean_partials(self) -> None:
-        """Drop folders left by builds that were killed (called under the build lock)."""
-        if self.versions.is_dir():
-            for p in self.versions.iterdir():
-                if p.name.endswith(PARTIAL):
-                    shutil.rmtree(p, ignore_errors=True)
+        """Drop what killed builds left (called under the build lock, so no build is running).
 
-    def publish(self, partial: Path, m: Manifest) -> None:
-        """Make a completed data folder the live version, atomically."""
+        That is ``.partial`` folders, and complete folders newer than the live version:
+        a build killed between renaming its folder and switching the manifest never
+        published it, and keeping it would make garbage collection drop the real
+        previous version instead.
+        """
+        if not self.versions.is_dir():
+            return
+        try:
+            live: str | None = self.manifest().version
+        except Exception:
+            live = None  # unreadable: keep every complete folder, it may be all that is left
+        for p in self.versions.iterdir():
+            if p.name.endswith(PARTIAL) or (live is not None and p.is_dir() and p.name > live):
+                shutil.rmtree(p, ignore_errors=True)
+
+    def publish(self, partial: Path, m: Manifest) -> Manifest:
+        """Make a completed data folder the live version, atomically; returns its manifest.
+
+        The manifest gains the checksum of every data file, and reading them for it
+        flushes each to disk first.
+        """
+        files = {p.relative_to(partial).as_posix(): file_digest(p, sync=True) for p in _data_files(partial)}
+        m = replace(m, files=files)
+        with open(partial / manifest_mod.MANIFEST, "w", encoding="utf-8") as f:  # the copy, with them
+            f.write(m.to_json())
+            f.flush()
+            os.fsync(f.fileno())
         final = partial.with_name(m.version)
         os.replace(partial, final)
-        manifest_mod.fsync_dir(self.versions)
-        checkpoint("rename")
-        manifest_mod.write_atomic(self.path / manifest_mod.MANIFEST, m.to_json())
+        try:
+            manifest_mod.fsync_dir(self.versions)
+            checkpoint("rename")
+            manifest_mod.write_atomic(self.path / manifest_mod.MANIFEST, m.to_json())
+        except BaseException:
+            # not published (a full disk, say): do not leave a complete but unused folder behind
+            try:
+                live: str | None = self.manifest().version
+            except Exception:
+                live = None
+            if live != m.version:
+                shutil.rmtree(final, ignore_errors=True)
+            raise
         checkpoint("manifest")
+        return m
 
     def collect_garbage(self, *, keep: int = 2) -> None:
         """Keep the live version and the one before it (readers may still be on it)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 _LANG_CODE = re.compile(r"^[a-z]{2,3}$")
@@ -28,3 +29,33 @@ def normalize_code(value: str) -> str | None:
     """``"FR"``, ``"fr-CA"``, ``"fr_FR"`` → ``"fr"``; anything else → None."""
     code = value.strip().lower().replace("_", "-").split("-")[0]
     return code if _LANG_CODE.match(code) else None
+
+
+# Writing system of languages not written in Latin script (the rest default to Latin).
+_SCRIPTS = {
+    "zh": "Han", "ja": "Han", "ko": "Hangul", "ru": "Cyrillic", "uk": "Cyrillic", "bg": "Cyrillic",
+    "be": "Cyrillic", "sr": "Cyrillic", "mk": "Cyrillic", "kk": "Cyrillic", "ky": "Cyrillic", "mn": "Cyrillic",
+    "ar": "Arabic", "fa": "Arabic", "ur": "Arabic", "ps": "Arabic", "he": "Hebrew", "yi": "Hebrew",
+    "el": "Greek", "hi": "Devanagari", "mr": "Devanagari", "ne": "Devanagari", "bn": "Bengali",
+    "ta": "Tamil", "te": "Telugu", "kn": "Kannada", "ml": "Malayalam", "gu": "Gujarati", "pa": "Gurmukhi",
+    "th": "Thai", "lo": "Lao", "km": "Khmer", "my": "Myanmar", "ka": "Georgian", "hy": "Armenian",
+    "am": "Ethiopic", "si": "Sinhala",
+}  # fmt: skip
+_UNICODE_SCRIPT = {"CJK": "Han", "HIRAGANA": "Han", "KATAKANA": "Han", "HANGUL": "Hangul"}
+
+
+def script_of(lang: str | None) -> str | None:
+    """The writing system a language is written in (None when the language is unknown)."""
+    if not lang or lang == "und":
+        return None
+    return _SCRIPTS.get(lang, "Latin")
+
+
+def scripts(text: str) -> set[str]:
+    """Writing systems of the letters in ``text`` (``{"Latin"}``, ``{"Cyrillic", "Latin"}``…)."""
+    found: set[str] = set()
+    for ch in text:
+        if ch.isalpha():
+            word = unicodedata.name(ch, "").split(" ", 1)[0]
+            found.add(_UNICODE_SCRIPT.get(word, word.capitalize()))
+    return found

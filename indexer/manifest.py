@@ -44,6 +44,9 @@ class Manifest:
     counts: dict[str, int]
     sources: list[str] = field(default_factory=list)
     lexical: dict[str, Any] = field(default_factory=dict)
+    # data file name → "sha256:<hex>", set when the version is published and checked
+    # when it is opened: a truncated or garbled file is refused, never searched
+    files: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
@@ -51,7 +54,11 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
         data = dict(data)
-        data["model"] = ModelInfo(**data["model"])
+        model = data["model"]
+        if not isinstance(model, dict):
+            raise TypeError("model must be an object")
+        model_fields = set(ModelInfo.__dataclass_fields__)
+        data["model"] = ModelInfo(**{k: v for k, v in model.items() if k in model_fields})
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -75,6 +82,8 @@ def read(index_dir: Path) -> Manifest:
     if not isinstance(data, dict) or not isinstance(data.get("format_version"), int):
         raise IndexCorruptError(index_dir, "manifest.json has no format version")
     fv = data["format_version"]
+    if isinstance(fv, bool):
+        raise IndexCorruptError(index_dir, "manifest.json has no format version")
     if fv > FORMAT_VERSION:
         raise IndexVersionError(
             f"the index at {index_dir} has format v{fv}, newer than this indexer reads (v{FORMAT_VERSION}) — "
@@ -89,9 +98,31 @@ def read(index_dir: Path) -> Manifest:
         manifest = Manifest.from_dict(data)
     except (KeyError, TypeError):
         raise IndexCorruptError(index_dir, "manifest.json is incomplete") from None
-    if "/" in manifest.version or manifest.version.startswith("."):
-        raise IndexCorruptError(index_dir, "manifest.json names an invalid data folder")
+    problem = _type_problem(manifest)
+    if problem:
+        raise IndexCorruptError(index_dir, f"manifest.json {problem}")
     return manifest
+
+
+def _type_problem(m: Manifest) -> str:
+    """What is wrong with the shape of a parsed manifest, or "" (JSON can hold anything)."""
+    v = m.version
+    if not isinstance(v, str) or not v or "/" in v or "\\" in v or v.startswith(".") or "\x00" in v:
+        return "names an invalid data folder"
+    mi = m.model
+    if not (isinstance(mi.name, str) and isinstance(mi.fingerprint, str) and isinstance(mi.backend, str)):
+        return "has an invalid model entry"
+    for n in (mi.dimension, mi.max_seq_length):
+        if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+            return "has an invalid model entry"
+    for name in ("chunker", "vectors", "counts", "lexical", "files"):
+        if not isinstance(getattr(m, name), dict):
+            return f"has an invalid {name!r} entry"
+    if not isinstance(m.sources, list):
+        return "has an invalid 'sources' entry"
+    if not all(isinstance(k, str) and isinstance(h, str) for k, h in m.files.items()):
+        return "has an invalid 'files' entry"
+    return ""
 
 
 def fsync_dir(path: Path) -> None:
@@ -105,9 +136,17 @@ def fsync_dir(path: Path) -> None:
 def write_atomic(path: Path, content: str) -> None:
     """Replace ``path`` with ``content`` so readers see the old or the new file, never half."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(content)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # a full disk must not leave a stray temporary beside the manifest
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
     fsync_dir(path.parent)

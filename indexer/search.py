@@ -12,15 +12,19 @@ from typing import Any
 
 import numpy as np
 
-from . import vectors
+from . import fusion, vectors
+from .analysis import query_groups
 from .embedding import Embedder, Encoder
 from .errors import ModelMismatchError, QueryError
+from .highlight import Highlighter
 from .index import IndexDir, Snapshot
+from .language import scripts
 from .models import resolve
 from .records import Article, Hit
 from .store import Filters
 
-MODES = ("dense",)
+MODES = ("hybrid", "dense", "bm25")
+CANDIDATES = 100  # passages taken from each side before fusion
 MAX_QUERY_CHARS = 2000  # the model reads 512 tokens at most; longer queries only cost time
 MAX_K = 1000
 
@@ -29,9 +33,10 @@ MAX_K = 1000
 class SearchOptions:
     k: int = 10
     per_article: int = 1  # passages allowed from the same article
-    mode: str = "dense"
+    mode: str = "hybrid"
     filters: Filters = field(default_factory=Filters)
     offset: int = 0  # for paging: skip this many results
+    highlight: bool = True  # find each hit's best sentences (one extra model call per page)
 
     def __post_init__(self) -> None:
         if not 1 <= self.k <= MAX_K:
@@ -50,6 +55,7 @@ class SearchResult:
     hits: list[Hit]
     took_ms: float
     truncated: bool = False  # the query was cut to MAX_QUERY_CHARS
+    mode: str = "hybrid"
 
     def to_json(self) -> dict[str, Any]:
         return {"query": self.query, "hits": [h.to_json() for h in self.hits]}
@@ -85,6 +91,7 @@ class Searcher:
         self._model_arg = model
         self._backend = backend
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._highlighter: Highlighter | None = None
         self.snapshot()  # fail now, with the index's own message, if it cannot be opened
 
     # ------------------------------------------------------------- index
@@ -140,50 +147,106 @@ class Searcher:
         t0 = time.perf_counter()
         text, truncated = clean_query(query)
         snap = self.snapshot()
-        qvec = self.query_vector(text)
-        allowed = snap.store.passage_ids(options.filters) if options.filters else None
-        ranked = self._dense(snap, qvec, options, allowed)
-        page = ranked[options.offset : options.offset + options.k]
-        hits = self._hits(snap, page, options.offset)
-        return SearchResult(text, hits, (time.perf_counter() - t0) * 1000, truncated)
-
-    def _dense(
-        self, snap: Snapshot, qvec: np.ndarray, options: SearchOptions, allowed: np.ndarray | None
-    ) -> list[tuple[int, float]]:
-        """Best passages, each article kept at most ``per_article`` times, enough for the page."""
+        filters = self._check_filters(snap, options.filters)
+        allowed = snap.store.passage_ids(filters) if filters else None
+        qvec = self.query_vector(text) if options.mode != "bm25" else None
+        lq = lexical_query(text, snap) if options.mode != "dense" else None
         need = options.offset + options.k
         total = snap.vectors.ntotal if allowed is None else len(allowed)
-        n = min(total, need * options.per_article * 4 + 16)
+        n = min(total, max(CANDIDATES, need * options.per_article * 3))
         while True:
-            scores, ids = vectors.search(snap.vectors, qvec, n, allowed)
-            ranked = _per_article(snap, ids, scores, options.per_article)
-            if len(ranked) >= need or n >= total:
-                return ranked
+            ranked = self._rank(snap, options.mode, qvec, lq, n, allowed)
+            grouped = _group(snap, ranked, options.per_article)
+            if len(grouped) >= need or n >= total:
+                break
             n = min(total, n * 4)
+        page = grouped[options.offset : need]
+        terms = lq.terms if lq is not None and options.highlight else []
+        hits = self._hits(snap, page, options.offset, qvec if options.highlight else None, terms)
+        return SearchResult(text, hits, (time.perf_counter() - t0) * 1000, truncated, options.mode)
 
-    def _hits(self, snap: Snapshot, page: list[tuple[int, float]], offset: int) -> list[Hit]:
-        rows = snap.store.passages([pid for pid, _ in page])
+    def _check_filters(self, snap: Snapshot, filters: Filters) -> Filters:
+        if not filters:
+            return filters
+        f = filters.normalized()
+        facets = snap.store.facets()
+        missing = [code for code in f.langs if code not in facets["langs"]]
+        if missing and len(missing) == len(f.langs):
+            raise QueryError(
+                f"no articles in language {', '.join(missing)} — this index has {', '.join(facets['langs']) or 'none'}"
+            )
+        unknown = [src for src in f.sources if src not in facets["sources"]]
+        if unknown and len(unknown) == len(f.sources):
+            known = ", ".join(facets["sources"][:8]) or "none"
+            raise QueryError(f"no articles from source {', '.join(unknown)} — sources include: {known}")
+        return f
+
+    def _rank(
+        self,
+        snap: Snapshot,
+        mode: str,
+        qvec: np.ndarray | None,
+        lq: LexicalQuery | None,
+        n: int,
+        allowed: np.ndarray | None,
+    ) -> list[tuple[int, float]]:
+        """Passages ranked by the mode's scores (best first), at least ``n`` deep when available."""
+        if mode == "dense":
+            assert qvec is not None
+            scores, ids = vectors.search(snap.vectors, qvec, n, allowed)
+            return list(zip(ids.tolist(), scores.tolist()))
+        assert lq is not None
+        lex_all = snap.lexical.grouped_scores(lq.groups)
+        lex = _top(snap, lex_all, n, allowed)
+        if mode == "bm25":
+            return sorted(lex.items(), key=lambda kv: (-kv[1], kv[0]))
+        assert qvec is not None
+        d_scores, d_ids = vectors.search(snap.vectors, qvec, n, allowed)
+        dense = dict(zip(d_ids.tolist(), d_scores.tolist()))
+        # every candidate needs both scores: the dense side for lexical-only ones, and back
+        only_lex = [pid for pid in lex if pid not in dense]
+        if only_lex:
+            vecs = snap.store.vectors(only_lex, snap.manifest.model.dimension)
+            dense.update(zip(only_lex, (vecs @ qvec).tolist()))
+        pos = snap.lexical.position
+        for pid in dense:
+            if pid not in lex:
+                i = pos.get(pid)
+                lex[pid] = float(lex_all[i]) if i is not None else 0.0
+        langs = snap.store.passage_langs(list(dense))
+        known = sum(1 for g in lq.groups if snap.lexical.known(list(g)))
+        cov = fusion.coverage(known, len(lq.groups))
+        weights = {pid: cov * fusion.language_weight(lq.probs, langs.get(pid), lq.scripts) for pid in dense}
+        return fusion.convex(dense, lex, weights)
+
+    def _hits(
+        self,
+        snap: Snapshot,
+        page: list[tuple[int, float, int]],
+        offset: int,
+        qvec: np.ndarray | None,
+        terms: list[str],
+    ) -> list[Hit]:
+        rows = snap.store.passages([pid for pid, _, _ in page])
+        if qvec is None and not terms:
+            spans: list[list[tuple[int, int]]] = [[] for _ in page]
+        else:
+            passages = [(rows[p].text, rows[p].start, rows[p].lang) for p, _, _ in page]
+            spans = self.highlighter().best(qvec, terms, passages)
         hits = []
-        for rank, (pid, score) in enumerate(page, start=offset + 1):
+        for rank, ((pid, score, article_key), marks) in enumerate(zip(page, spans), start=offset + 1):
             r = rows[pid]
             hits.append(
-                Hit(
-                    rank=rank,
-                    score=float(score),
-                    article_id=r.article_id,
-                    title=r.title,
-                    passage_id=pid,
-                    text=r.text,
-                    start=r.start,
-                    end=r.end,
-                    url=r.url,
-                    date=r.date,
-                    source=r.source,
-                    lang=r.lang,
-                    author=r.author,
-                )
-            )
+                Hit(rank=rank, score=float(score), article_id=r.article_id, title=r.title, passage_id=pid,
+                    text=r.text, start=r.start, end=r.end, url=r.url, date=r.date, source=r.source,
+                    lang=r.lang, author=r.author, highlights=marks, duplicates=snap.store.duplicates(article_key))
+            )  # fmt: skip
         return hits
+
+    def highlighter(self) -> Highlighter:
+        if self._highlighter is None or self._highlighter.encoder is not self.encoder:
+            self._highlighter = Highlighter(self.encoder)
+        return self._highlighter
 
     def article(self, article_id: str) -> Article | None:
         return self.snapshot().store.article(article_id)
@@ -193,16 +256,64 @@ class Searcher:
         return {"manifest": snap.manifest, "counts": snap.store.counts(), "facets": snap.store.facets()}
 
 
-def _per_article(snap: Snapshot, ids: np.ndarray, scores: np.ndarray, per_article: int) -> list[tuple[int, float]]:
-    """Keep ranked passages in order, at most ``per_article`` from any one article."""
-    keys = snap.store.article_keys(ids.tolist())
-    seen: dict[int, int] = {}
+def query_language_probs(text: str) -> dict[str, float]:
+    """The query's language distribution (flat for names and numbers, peaked for sentences)."""
+    from .language import _identifier
+
+    return {lang: float(p) for lang, p in _identifier().rank(text)[:20]}
+
+
+@dataclass(frozen=True)
+class LexicalQuery:
+    """A query as the lexical side sees it."""
+
+    groups: list[dict[str, float]]  # per query word: its term under each language, with that language's weight
+    probs: dict[str, float]  # the query's language distribution
+    scripts: set[str]  # writing systems the query uses
+
+    @property
+    def terms(self) -> list[str]:
+        return list(dict.fromkeys(t for g in self.groups for t in g))
+
+
+def lexical_query(text: str, snap: Snapshot) -> LexicalQuery:
+    """Analyse the query as its likely language and as the collection's main languages."""
+    probs = query_language_probs(text)
+    qscripts = scripts(text)
+    likely = [lang for lang, p in sorted(probs.items(), key=lambda kv: -kv[1])[:2] if p > 0.2]
+    langs = list(dict.fromkeys(likely + list(snap.languages)[:3])) or [""]
+    weights = {lang: fusion.language_weight(probs, lang or None, qscripts) for lang in langs}
+    return LexicalQuery(query_groups(text, weights), probs, qscripts)
+
+
+def _top(snap: Snapshot, scores: np.ndarray, n: int, allowed: np.ndarray | None) -> dict[int, float]:
+    """The ``n`` best BM25 passages with a positive score, restricted to ``allowed`` ids."""
+    pids = snap.lexical.pids
+    if allowed is not None:
+        mask = np.isin(pids, allowed)
+        scores = np.where(mask, scores, 0.0)
+    positive = np.flatnonzero(scores > 0)
+    if len(positive) > n:
+        positive = positive[np.argpartition(-scores[positive], n - 1)[:n]]
+    return {int(pids[i]): float(scores[i]) for i in positive}
+
+
+def _group(snap: Snapshot, ranked: list[tuple[int, float]], per_article: int) -> list[tuple[int, float, int]]:
+    """Keep ranked passages in order, at most ``per_article`` per article; near-duplicate
+    articles (syndicated copies) count as one, represented by the best-ranked copy."""
+    keys = snap.store.article_keys([pid for pid, _ in ranked])
+    chosen: dict[int, int] = {}  # duplicate group -> the article representing it
+    count: dict[int, int] = {}
     out = []
-    for pid, score in zip(ids.tolist(), scores.tolist()):
+    for pid, score in ranked:
         key = keys.get(pid)
         if key is None:
             continue
-        if seen.get(key, 0) < per_article:
-            out.append((pid, float(score)))
-        seen[key] = seen.get(key, 0) + 1
+        article, group = key
+        rep = chosen.setdefault(group, article)
+        if rep != article:
+            continue  # a copy of an article already shown: listed in its hit's duplicates
+        if count.get(article, 0) < per_article:
+            out.append((pid, float(score), article))
+        count[article] = count.get(article, 0) + 1
     return out

@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS articles (
     text TEXT NOT NULL,
     url TEXT, date TEXT, source TEXT, author TEXT, lang TEXT, path TEXT,
     meta TEXT NOT NULL DEFAULT '{}',
-    content_hash TEXT NOT NULL
+    content_hash TEXT NOT NULL,
+    dup_group INTEGER  -- rowid of the first article of its near-duplicate cluster (dedup.py)
 );
 CREATE INDEX IF NOT EXISTS articles_lang ON articles(lang);
 CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
@@ -48,6 +49,13 @@ CREATE INDEX IF NOT EXISTS passages_article ON passages(article, ord);
 CREATE INDEX IF NOT EXISTS passages_text_hash ON passages(text_hash);
 -- kept apart so scans of passages never page through 1.5 KB blobs
 CREATE TABLE IF NOT EXISTS vectors (passage INTEGER PRIMARY KEY, vector BLOB NOT NULL);
+-- analysed BM25 terms of each passage (title + text), space separated (lexical.py)
+CREATE TABLE IF NOT EXISTS terms (passage INTEGER PRIMARY KEY, terms TEXT NOT NULL);
+-- MinHash signatures and their LSH band keys, for near-duplicate clusters (dedup.py)
+CREATE TABLE IF NOT EXISTS minhash (article INTEGER PRIMARY KEY, sig BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS bands (band INTEGER NOT NULL, bucket INTEGER NOT NULL, article INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS bands_bucket ON bands(band, bucket);
+CREATE INDEX IF NOT EXISTS bands_article ON bands(article);
 """
 
 
@@ -95,6 +103,27 @@ class Filters:
     def __bool__(self) -> bool:
         return bool(self.langs or self.sources or self.date_from or self.date_to)
 
+    def normalized(self) -> Filters:
+        """Checked and canonical: language codes lower-cased, dates completed to full days.
+
+        Raises ``QueryError`` naming the bad value.
+        """
+        from .errors import QueryError
+        from .language import normalize_code
+
+        langs = []
+        for raw in self.langs:
+            code = normalize_code(str(raw))
+            if code is None:
+                raise QueryError(f"invalid language {raw!r}: use a two-letter code such as fr, en, de")
+            langs.append(code)
+        lo = _iso_day(self.date_from, end=False, flag="--date-from")
+        hi = _iso_day(self.date_to, end=True, flag="--date-to")
+        if lo and hi and lo > hi:
+            raise QueryError(f"--date-from {lo} is after --date-to {hi}")
+        sources = tuple(s.strip() for s in self.sources if s and s.strip())
+        return Filters(langs=tuple(dict.fromkeys(langs)), sources=sources, date_from=lo, date_to=hi)
+
     def sql(self) -> tuple[str, list[Any]]:
         clauses, params = [], []
         if self.langs:
@@ -111,6 +140,29 @@ class Filters:
             clauses.append("substr(a.date, 1, 10) <= ?")
             params.append(self.date_to)
         return (" AND ".join(clauses) or "1"), params
+
+
+def _iso_day(value: str | None, *, end: bool, flag: str) -> str | None:
+    """``2024`` / ``2024-05`` / ``2024-05-17`` → a full ISO day (first or last of the period)."""
+    import calendar
+    import re
+    from datetime import date
+
+    from .errors import QueryError
+
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    m = re.fullmatch(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?", text)
+    try:
+        if not m:
+            raise ValueError
+        year, month, day = int(m[1]), int(m[2] or (12 if end else 1)), m[3]
+        last = calendar.monthrange(year, month)[1] if 1 <= month <= 12 else 0
+        d = date(year, month, int(day) if day else (last if end else 1))
+    except ValueError:
+        raise QueryError(f"invalid date {text!r} for {flag}: use YYYY-MM-DD (or YYYY-MM, YYYY)") from None
+    return d.isoformat()
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:
@@ -136,6 +188,9 @@ class Store:
         p = self.con.execute("SELECT count(*) FROM passages").fetchone()[0]
         return {"articles": int(a), "passages": int(p)}
 
+    def vectors_by_text_hash(self, hashes: Sequence[str]) -> dict[str, bytes]:
+        return vectors_by_text_hash(self.con, hashes)
+
     def known_articles(self) -> dict[str, tuple[int, str]]:
         """Article id → (row id, content hash), to tell what a build must change."""
         return {r[0]: (int(r[1]), r[2]) for r in self.con.execute("SELECT id, rowid, content_hash FROM articles")}
@@ -156,15 +211,37 @@ class Store:
                 out[int(r[0])] = PassageRow(*r)
         return out
 
-    def article_keys(self, ids: Sequence[int]) -> dict[int, int]:
-        """Passage id → article row id (cheap: no text is read)."""
-        out: dict[int, int] = {}
+    def article_keys(self, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """Passage id → (article row id, near-duplicate group) — cheap: no text is read."""
+        out: dict[int, tuple[int, int]] = {}
         ids = [int(i) for i in ids]
         for i in range(0, len(ids), 900):
             part = ids[i : i + 900]
-            out.update(
-                self.con.execute(f"SELECT id, article FROM passages WHERE id IN ({','.join('?' * len(part))})", part)
+            rows = self.con.execute(
+                f"""SELECT p.id, p.article, coalesce(a.dup_group, p.article)
+                    FROM passages p JOIN articles a ON a.rowid = p.article
+                    WHERE p.id IN ({",".join("?" * len(part))})""",
+                part,
             )
+            out.update((r[0], (r[1], r[2])) for r in rows)
+        return out
+
+    def duplicates(self, article_rowid: int) -> list[str]:
+        """Ids of the other articles in the same near-duplicate cluster."""
+        rows = self.con.execute(
+            """SELECT b.id FROM articles a JOIN articles b ON b.dup_group = a.dup_group AND b.rowid != a.rowid
+               WHERE a.rowid = ? ORDER BY b.date, b.id""",
+            (article_rowid,),
+        )
+        return [r[0] for r in rows]
+
+    def passage_terms(self, ids: Sequence[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        ids = [int(i) for i in ids]
+        for i in range(0, len(ids), 900):
+            part = ids[i : i + 900]
+            q = f"SELECT passage, terms FROM terms WHERE passage IN ({','.join('?' * len(part))})"
+            out.update(self.con.execute(q, part))
         return out
 
     def passage_ids(self, filters: Filters) -> np.ndarray:
@@ -194,6 +271,24 @@ class Store:
             meta=json.loads(r[9] or "{}"),
         )
 
+    def language_counts(self) -> dict[str, int]:
+        """Passages per article language, most frequent first."""
+        rows = self.con.execute(
+            """SELECT a.lang, count(*) FROM passages p JOIN articles a ON a.rowid = p.article
+               WHERE a.lang IS NOT NULL GROUP BY a.lang ORDER BY 2 DESC"""
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    def passage_langs(self, ids: Sequence[int]) -> dict[int, str | None]:
+        out: dict[int, str | None] = {}
+        ids = [int(i) for i in ids]
+        for i in range(0, len(ids), 900):
+            part = ids[i : i + 900]
+            q = f"""SELECT p.id, a.lang FROM passages p JOIN articles a ON a.rowid = p.article
+                    WHERE p.id IN ({",".join("?" * len(part))})"""
+            out.update(self.con.execute(q, part))
+        return out
+
     def facets(self) -> dict[str, list[str]]:
         """Distinct languages and sources, and the date range, for filter widgets."""
         langs = [r[0] for r in self.con.execute("SELECT DISTINCT lang FROM articles WHERE lang IS NOT NULL ORDER BY 1")]
@@ -211,6 +306,20 @@ class Store:
             if ids
             else np.zeros((0, dim), np.float32)
         )
+
+
+def vectors_by_text_hash(con: sqlite3.Connection, hashes: Sequence[str]) -> dict[str, bytes]:
+    """Stored vectors of passages whose embedded text has one of these hashes."""
+    out: dict[str, bytes] = {}
+    for i in range(0, len(hashes), 500):
+        part = list(hashes[i : i + 500])
+        for h, v in con.execute(
+            f"""SELECT p.text_hash, v.vector FROM passages p JOIN vectors v ON v.passage = p.id
+                WHERE p.text_hash IN ({",".join("?" * len(part))})""",
+            part,
+        ):
+            out[h] = v
+    return out
 
 
 def iter_vectors(con: sqlite3.Connection, ids: Iterable[int]) -> Iterator[tuple[int, bytes]]:
@@ -238,56 +347,54 @@ class Writer:
         self.con.execute("BEGIN")
 
     def vectors_by_text_hash(self, hashes: Sequence[str]) -> dict[str, bytes]:
-        out: dict[str, bytes] = {}
-        for i in range(0, len(hashes), 500):
-            part = list(hashes[i : i + 500])
-            for h, v in self.con.execute(
-                f"""SELECT p.text_hash, v.vector FROM passages p JOIN vectors v ON v.passage = p.id
-                    WHERE p.text_hash IN ({",".join("?" * len(part))})""",
-                part,
-            ):
-                out[h] = v
-        return out
+        return vectors_by_text_hash(self.con, hashes)
 
     def delete_article(self, rowid: int) -> list[int]:
         """Remove an article and its passages; returns the passage ids to drop from FAISS."""
         ids = [r[0] for r in self.con.execute("SELECT id FROM passages WHERE article = ?", (rowid,))]
         self.con.execute("DELETE FROM vectors WHERE passage IN (SELECT id FROM passages WHERE article = ?)", (rowid,))
+        self.con.execute("DELETE FROM terms WHERE passage IN (SELECT id FROM passages WHERE article = ?)", (rowid,))
         self.con.execute("DELETE FROM passages WHERE article = ?", (rowid,))
+        self.con.execute("DELETE FROM minhash WHERE article = ?", (rowid,))
+        self.con.execute("DELETE FROM bands WHERE article = ?", (rowid,))
         self.con.execute("DELETE FROM articles WHERE rowid = ?", (rowid,))
         return ids
 
     def add_article(
-        self, a: Article, content_hash: str, chunks: Sequence[Chunk], hashes: Sequence[str], vectors: np.ndarray
+        self,
+        a: Article,
+        content_hash: str,
+        chunks: Sequence[Chunk],
+        hashes: Sequence[str],
+        vectors: np.ndarray,
+        terms: Sequence[Sequence[str]],
+        signature: np.ndarray,
     ) -> list[int]:
-        """Insert an article with its passages and vectors; returns the new passage ids."""
+        """Insert an article with its passages, vectors, BM25 terms and MinHash; returns the passage ids."""
+        from .dedup import band_keys
+
         cur = self.con.execute(
             """INSERT INTO articles (id, title, text, url, date, source, author, lang, path, meta, content_hash)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (
-                a.id,
-                a.title,
-                a.text,
-                a.url,
-                a.date,
-                a.source,
-                a.author,
-                a.lang,
-                a.path,
-                json.dumps(a.meta, ensure_ascii=False, default=str),
-                content_hash,
-            ),
-        )
-        rowid = cur.lastrowid
+            (a.id, a.title, a.text, a.url, a.date, a.source, a.author, a.lang, a.path,
+             json.dumps(a.meta, ensure_ascii=False, default=str), content_hash),
+        )  # fmt: skip
+        rowid = int(cur.lastrowid or 0)
+        self.con.execute("UPDATE articles SET dup_group = rowid WHERE rowid = ?", (rowid,))
         ids = []
-        for c, h, v in zip(chunks, hashes, vectors):
+        for c, h, v, t in zip(chunks, hashes, vectors, terms):
             cur = self.con.execute(
                 "INSERT INTO passages (article, ord, start, end, n_tokens, text_hash) VALUES (?, ?, ?, ?, ?, ?)",
                 (rowid, c.ordinal, c.start, c.end, c.n_tokens, h),
             )
             pid = int(cur.lastrowid or 0)
             self.con.execute("INSERT INTO vectors VALUES (?, ?)", (pid, np.asarray(v, np.float32).tobytes()))
+            self.con.execute("INSERT INTO terms VALUES (?, ?)", (pid, " ".join(t)))
             ids.append(pid)
+        self.con.execute("INSERT INTO minhash VALUES (?, ?)", (rowid, signature.astype(np.uint64).tobytes()))
+        self.con.executemany(
+            "INSERT INTO bands VALUES (?, ?, ?)", [(i, key, rowid) for i, key in enumerate(band_keys(signature))]
+        )
         return ids
 
     def counts(self) -> dict[str, int]:

@@ -7,6 +7,8 @@ so a hit maps straight back to its passage.
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,15 @@ def load(path: Path) -> Any:
 
 
 def save(index: Any, path: Path) -> None:
-    _faiss().write_index(index, str(path))
+    try:
+        _faiss().write_index(index, str(path))
+    except RuntimeError as exc:
+        # FAISS reports a failed write as C++ text ending in "(No space left on device)";
+        # an OSError with its errno lets callers treat it as any other failed write
+        text = str(exc)
+        reason = text[text.rfind("(") + 1 : -1] if text.endswith(")") else text.splitlines()[0]
+        code = next((e for e in sorted(errno.errorcode) if os.strerror(e) == reason), errno.EIO)
+        raise OSError(code, reason, str(path)) from None
 
 
 def add(index: Any, ids: np.ndarray, vecs: np.ndarray) -> None:

@@ -1,0 +1,143 @@
+"""Retrieval quality of BM25, dense and hybrid search on PIAF and XQuAD, in one run.
+
+    python bench/quality.py [--work DIR] [--sets piaf,de,en,...] [--limit N]
+
+Builds one index per corpus with the product's own ``build`` (default model and
+settings) from ../shared/bench-data (read in place, never copied into the repo),
+then asks every question in each mode and prints R@1, R@10 and MRR@10:
+
+* PIAF: French questions; each Wikipedia article is one article of the corpus;
+  a hit is the article of the question's paragraph. Also: how often the top
+  passage contains the answer text.
+* XQuAD monolingual (de, en, es, ru, zh): each paragraph is its own article.
+* XQuAD cross-lingual: English questions over de/es/ru/zh paragraphs, and
+  de/es questions over the English paragraphs (the gold paragraph is the one at
+  the same position).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from indexer import Searcher, SearchOptions, build  # noqa: E402
+from indexer.evaluate import LabelledQuery, Metrics, evaluate  # noqa: E402
+
+DATA = Path(os.environ.get("BENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "bench-data"))
+MODES = ("bm25", "dense", "hybrid")
+MONO = ("de", "en", "es", "ru", "zh")
+CROSS = (("en", "de"), ("en", "es"), ("en", "ru"), ("en", "zh"), ("de", "en"), ("es", "en"))
+
+
+def squad(path: Path) -> list[dict]:
+    return json.loads(path.read_text(encoding="utf-8"))["data"]
+
+
+def piaf_corpus(work: Path) -> tuple[Path, list[LabelledQuery]]:
+    folder = work / "corpus-piaf"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows, queries = [], []
+    for i, art in enumerate(squad(DATA / "piaf" / "piaf-v1.0.json")):
+        aid = f"piaf-{i:03d}"
+        text = "\n\n".join(p["context"] for p in art["paragraphs"])
+        rows.append({"id": aid, "title": art["title"], "text": text, "lang": "fr"})
+        for p in art["paragraphs"]:
+            for q in p["qas"]:
+                answer = q["answers"][0]["text"] if q.get("answers") else None
+                queries.append(LabelledQuery(q["question"], frozenset([aid]), answer))
+    _write_jsonl(folder / "piaf.jsonl", rows)
+    return folder, queries
+
+
+def xquad_paragraphs(lang: str) -> tuple[list[dict], list[tuple[str, str]]]:
+    rows, questions = [], []
+    for art in squad(DATA / "xquad" / f"xquad.{lang}.json"):
+        for p in art["paragraphs"]:
+            pid = f"xq-{len(rows):03d}"
+            rows.append({"id": pid, "title": art["title"], "text": p["context"], "lang": lang})
+            questions += [(q["question"], pid) for q in p["qas"]]
+    return rows, questions
+
+
+def xquad_corpus(work: Path, lang: str) -> Path:
+    folder = work / f"corpus-xquad-{lang}"
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_jsonl(folder / f"xquad-{lang}.jsonl", xquad_paragraphs(lang)[0])
+    return folder
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    content = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    if not path.exists() or path.read_text(encoding="utf-8") != content:
+        path.write_text(content, encoding="utf-8")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "indexer-quality")
+    ap.add_argument("--sets", default="piaf," + ",".join(MONO) + ",cross")
+    ap.add_argument("--limit", type=int, default=0, help="at most this many questions per set (0: all)")
+    ap.add_argument("--json", type=Path, help="also write the table as JSON here")
+    args = ap.parse_args()
+    wanted = set(args.sets.split(","))
+    work: Path = args.work
+    work.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.perf_counter()
+    tasks: list[tuple[str, str, list[LabelledQuery]]] = []  # (label, corpus key, queries)
+    corpora: dict[str, Path] = {}
+    if "piaf" in wanted:
+        corpora["piaf"], piaf_q = piaf_corpus(work)
+        tasks.append(("PIAF fr (article)", "piaf", piaf_q))
+    cross = [c for c in CROSS if "cross" in wanted]
+    needed_langs = [lang for lang in MONO if lang in wanted] + [d for _, d in cross]
+    for lang in dict.fromkeys(needed_langs):
+        corpora[lang] = xquad_corpus(work, lang)
+    for lang in MONO:
+        if lang in wanted:
+            _, qs = xquad_paragraphs(lang)
+            tasks.append((f"XQuAD {lang}", lang, [LabelledQuery(q, frozenset([g])) for q, g in qs]))
+    for qlang, dlang in cross:
+        _, qs = xquad_paragraphs(qlang)
+        tasks.append((f"XQuAD {qlang}→{dlang}", dlang, [LabelledQuery(q, frozenset([g])) for q, g in qs]))
+
+    searchers = {}
+    for key, folder in corpora.items():
+        rep = build([folder], work / f"index-{key}")
+        print(f"index {key}: {rep.articles} articles, {rep.passages} passages "
+              f"({'rebuilt' if rep.published else 'up to date'})", file=sys.stderr)
+        searchers[key] = Searcher(work / f"index-{key}")
+
+    results: list[tuple[str, str, Metrics]] = []
+    for label, key, queries in tasks:
+        if args.limit:
+            queries = queries[: args.limit]
+        for mode in MODES:
+            m = evaluate(searchers[key], queries, SearchOptions(k=10, mode=mode))
+            results.append((label, mode, m))
+            print(f"{label:22} {mode:7} R@1 {m.r1:.3f}  R@10 {m.r10:.3f}  MRR@10 {m.mrr10:.3f}", file=sys.stderr)
+
+    print(f"\n| set | questions | mode | R@1 | R@10 | MRR@10 | p50 ms |")
+    print("|---|---:|---|---:|---:|---:|---:|")
+    for label, mode, m in results:
+        extra = f" (answer in top passage: {m.answer_in_passage:.3f})" if m.answer_in_passage is not None else ""
+        print(f"| {label} | {m.queries} | {mode}{extra} | {m.r1:.3f} | {m.r10:.3f} | {m.mrr10:.3f} | {m.p50_ms:.0f} |")
+    mono = [label for label, _, _ in tasks if label.startswith("XQuAD") and "→" not in label]
+    if mono:
+        avg = {mode: sum(m.r1 for lab, md, m in results if md == mode and lab in mono) / len(mono) for mode in MODES}
+        print(f"\nXQuAD monolingual average R@1: " + ", ".join(f"{k} {v:.3f}" for k, v in avg.items())
+              + f"; hybrid − dense = {100 * (avg['hybrid'] - avg['dense']):+.1f} points")
+    print(f"\n{time.perf_counter() - t0:.0f} s in all", file=sys.stderr)
+    if args.json:
+        args.json.write_text(json.dumps([{"set": s, "mode": md, **m.to_json()} for s, md, m in results], indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Retrieval metrics over labelled queries: R@k, MRR@10, nDCG@10 and latency."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .errors import IndexerError, QueryError
+from .search import Searcher, SearchOptions
+
+
+@dataclass(frozen=True)
+class LabelledQuery:
+    query: str
+    relevant: frozenset[str]  # article ids
+    answer: str | None = None  # text the returned passage should contain, when known
+
+
+@dataclass(frozen=True)
+class Metrics:
+    queries: int
+    r1: float
+    r5: float
+    r10: float
+    mrr10: float
+    ndcg10: float
+    p50_ms: float = 0.0
+    p95_ms: float = 0.0
+    answer_in_passage: float | None = None  # share of top-1 passages containing the answer
+
+    def to_json(self) -> dict[str, float | int | None]:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+def load_queries(path: Path) -> list[LabelledQuery]:
+    """JSONL lines ``{"query": ..., "relevant": [article ids], "answer": optional}``."""
+    if not path.is_file():
+        raise IndexerError(f"evaluation file not found: {path}")
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+            query, relevant = doc["query"], doc["relevant"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise IndexerError(f'{path} line {n}: expected {{"query": ..., "relevant": [article ids]}}') from None
+        if isinstance(relevant, str):
+            relevant = [relevant]
+        if not isinstance(query, str) or not isinstance(relevant, list) or not relevant:
+            raise IndexerError(f"{path} line {n}: 'query' must be text and 'relevant' a non-empty list of ids")
+        out.append(LabelledQuery(query, frozenset(str(r) for r in relevant), doc.get("answer")))
+    if not out:
+        raise IndexerError(f"{path} holds no queries")
+    return out
+
+
+def score_rankings(rankings: Sequence[Sequence[str]], relevant: Sequence[frozenset[str]]) -> Metrics:
+    """Metrics of ranked article ids against relevant sets (binary relevance)."""
+    r1 = r5 = r10 = mrr = ndcg = 0.0
+    for ranked, rel in zip(rankings, relevant):
+        top = list(ranked[:10])
+        hits = [a in rel for a in top]
+        r1 += sum(hits[:1]) / len(rel)
+        r5 += sum(hits[:5]) / len(rel)
+        r10 += sum(hits[:10]) / len(rel)
+        first = next((i for i, h in enumerate(hits) if h), None)
+        mrr += 0.0 if first is None else 1.0 / (first + 1)
+        dcg = sum(1.0 / math.log2(i + 2) for i, h in enumerate(hits) if h)
+        ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(rel), 10)))
+        ndcg += dcg / ideal
+    n = max(len(rankings), 1)
+    return Metrics(len(rankings), r1 / n, r5 / n, r10 / n, mrr / n, ndcg / n)
+
+
+def evaluate(searcher: Searcher, queries: Sequence[LabelledQuery], options: SearchOptions) -> Metrics:
+    """Run every query and score the article rankings; latency is the library's own search time."""
+    options = replace(options, k=max(options.k, 10), offset=0, highlight=False)
+    rankings, latencies, answered = [], [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        try:
+            hits = searcher.search(q.query, options).hits
+        except QueryError:
+            hits = []
+        latencies.append((time.perf_counter() - t0) * 1000)
+        rankings.append([h.article_id for h in hits])
+        if q.answer is not None:
+            answered.append(bool(hits) and q.answer.lower() in hits[0].text.lower())
+    m = score_rankings(rankings, [q.relevant for q in queries])
+    lat = np.asarray(latencies)
+    return replace(
+        m,
+        p50_ms=float(np.percentile(lat, 50)),
+        p95_ms=float(np.percentile(lat, 95)),
+        answer_in_passage=(sum(answered) / len(answered)) if answered else None,
+    )

@@ -1,0 +1,48 @@
+"""The indexer CLI under a Python audit hook, for the reliability tests.
+
+python tests/reliability_cli.py ARGS...   (as ``python -m indexer ARGS...``)
+
+RELIABILITY_OPEN_LOG=FILE   append every path the process opens or lists (NUL-separated)
+RELIABILITY_DENY=FILE       NUL-separated paths whose opening or listing fails with
+                            "Permission denied", as chmod 000 would for a non-root user
+                            (root reads anything, and these tests run as root in CI)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_EVENTS = {"open", "os.scandir", "os.listdir", "sqlite3.connect"}
+
+
+def _install() -> None:
+    log_path = os.environ.get("RELIABILITY_OPEN_LOG")
+    deny_path = os.environ.get("RELIABILITY_DENY")
+    deny: set[bytes] = set()
+    if deny_path:
+        with open(deny_path, "rb") as f:
+            deny = {p for p in f.read().split(b"\0") if p}
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if log_path else None
+
+    def hook(event: str, args: tuple) -> None:
+        if event not in _EVENTS or not args or args[0] is None or isinstance(args[0], int):
+            return
+        raw = args[0]
+        path = os.fsencode(raw)
+        if event == "sqlite3.connect" and path.startswith(b"file:"):
+            path = path[5:].split(b"?", 1)[0]
+        path = os.path.abspath(path)
+        if fd is not None:
+            os.write(fd, event.encode() + b"\t" + path + b"\0")
+        if path in deny and event != "sqlite3.connect":
+            raise PermissionError(13, "Permission denied", os.fsdecode(raw))
+
+    sys.addaudithook(hook)
+
+
+if __name__ == "__main__":
+    _install()
+    from indexer.cli import main
+
+    main(prog_name="indexer")

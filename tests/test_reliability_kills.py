@@ -1,0 +1,239 @@
+"""Killed builds: ``indexer build`` SIGKILLed at every phase and at random moments loses nothing.
+
+The real CLI runs in subprocesses with a small real model (all-MiniLM-L6-v2, int8
+ONNX). Index A is built once; each run restores A, kills the build that turns it
+into B, checks A is still what readers get, then lets the next build finish and
+checks the result equals an unkilled build of B.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import signal
+import sqlite3
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from indexer.index import IndexDir
+
+from .reliability_helpers import (
+    Contents,
+    Summary,
+    answers,
+    build_args,
+    change_corpus,
+    check_index,
+    cli,
+    cli_env,
+    news_corpus,
+    parse_summary,
+    spawn,
+    versions,
+    wait_for,
+)
+
+pytestmark = pytest.mark.slow
+
+SEED = 20250105
+CHUNK = ("--max-tokens", "40")  # several passages per article, so several embedding batches
+FIGURES: Counter[str] = Counter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _print_figures(request):
+    """After the module: how many kills were survived, per crash point and phase."""
+    yield
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print("\nkills survived:", json.dumps(dict(sorted(FIGURES.items())), indent=1, ensure_ascii=False))
+        print(f"total: {sum(v for k, v in FIGURES.items() if 'finished' not in k)}")
+
+
+@dataclass
+class Base:
+    root: Path
+    src_b: Path
+    index_a: Path
+    a: Contents
+    b: Contents
+    answers_a: dict
+    baseline: Summary  # the unkilled A → B build
+    remaining: float  # seconds from a build's first visible step (its .partial folder) to its exit
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Base:
+    root = tmp_path_factory.mktemp("kills")
+    src_a, index_a = root / "src_a", root / "index_a"
+    news_corpus(src_a, 300, SEED)
+    res = cli(*build_args(src_a, index_a, *CHUNK))
+    assert res.returncode == 0, res.stderr
+    a = check_index(index_a)
+    assert len(a.articles) == 300 and len(a.passages) > 600
+
+    src_b = root / "src_b"
+    shutil.copytree(src_a, src_b)
+    change_corpus(src_b, SEED + 1, add=60, modify=60, delete=30)
+
+    index_b = root / "index_b"
+    shutil.copytree(index_a, index_b)
+    proc = spawn(*build_args(src_b, index_b, *CHUNK), log=root / "baseline.log")
+    assert wait_for(lambda: _partial(index_b), 120)
+    t0 = time.monotonic()
+    assert proc.wait(300) == 0, (root / "baseline.log").read_text()
+    remaining = time.monotonic() - t0
+    baseline = parse_summary((root / "baseline.log").read_text())
+    b = check_index(index_b)
+    assert set(b.articles) == {p.name for p in src_b.iterdir()}
+    assert baseline.embedded >= 4 * 64, "too few passages to cover several embedding batches"
+    return Base(root, src_b, index_a, a, b, answers(index_a), baseline, remaining)
+
+
+def _partial(index: Path) -> bool:
+    v = index / "versions"
+    return v.is_dir() and any(p.name.endswith(".partial") for p in v.iterdir())
+
+
+def _cache_rows(index: Path) -> int:
+    """Vectors the killed build committed to its resume cache."""
+    path = index / ".work" / "embeddings.sqlite"
+    if not path.exists():
+        return 0
+    con = sqlite3.connect(f"file:{path.as_posix()}?mode=ro", uri=True)
+    try:
+        return int(con.execute("SELECT count(*) FROM vectors").fetchone()[0])
+    except sqlite3.OperationalError:  # killed before the table was created
+        return 0
+    finally:
+        con.close()
+
+
+def _after_kill(base: Base, index: Path) -> tuple[str, int]:
+    """The index after a kill: still A (same answers), or B if the kill came after the switch."""
+    live = IndexDir(index).manifest().version
+    contents = check_index(index)
+    rows = _cache_rows(index)
+    if live == base.a.version:
+        assert contents == base.a
+        assert answers(index) == base.answers_a  # same hits, same scores, same text
+        orphan = [v for v in versions(index) if v > live and not v.endswith(".partial")]
+        if orphan:
+            phase = "after rename, before switch"
+        elif rows == 0:
+            phase = "reading"
+        elif rows < base.baseline.embedded:
+            phase = "embedding"
+        else:
+            phase = "writing (SQLite, FAISS, BM25)"
+    else:
+        assert contents.structure() == base.b.structure()
+        phase = "after switch"
+    return phase, rows
+
+
+def _complete(base: Base, index: Path, phase: str, rows: int) -> None:
+    """The next build finishes, reuses the killed build's vectors and equals an unkilled build."""
+    res = cli(*build_args(base.src_b, index, *CHUNK))
+    assert res.returncode == 0, res.stderr
+    s = parse_summary(res.stdout)
+    if phase == "after switch":
+        assert s.embedded == 0 and "up to date" in res.stdout
+    else:
+        # every vector committed before the kill is reused, none is computed twice
+        assert s.embedded == base.baseline.embedded - rows, (s, rows)
+        assert s.reused >= base.baseline.reused + rows
+    final = check_index(index)
+    assert final.structure() == base.b.structure()
+    assert set(final.articles) == {p.name for p in base.src_b.iterdir()}
+    names = versions(index)
+    assert not [v for v in names if v.endswith(".partial")]
+    assert names == sorted([base.a.version, final.version])  # the live version and the one before
+
+
+def _restore(base: Base, run: str) -> Path:
+    index = base.root / run / "index"
+    shutil.copytree(base.index_a, index)
+    return index
+
+
+# one or more runs per named crash point; "embed:k" dies right after the k-th committed batch
+CRASH_POINTS = [
+    "read:1",
+    "read:200",
+    "read:330",
+    "embed:1",
+    "embed:2",
+    "embed:3",
+    "embed:4",
+    "lexical",
+    "sqlite",
+    "faiss",
+    "rename",
+    "manifest",
+]
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_kill_at_named_point(base, point):
+    index = _restore(base, point.replace(":", "-"))
+    res = cli(*build_args(base.src_b, index, *CHUNK), env=cli_env(INDEXER_CRASH_AT=point))
+    if res.returncode == 0 and point == "lexical":
+        pytest.skip("this build has no lexical crash point")
+    assert res.returncode == -signal.SIGKILL, (res.returncode, res.stdout, res.stderr)
+    phase, rows = _after_kill(base, index)
+    if point.startswith("embed:"):
+        assert rows >= int(point.split(":")[1]), "each committed batch survives the kill"
+    expected = {"rename": "after rename, before switch", "manifest": "after switch", "read:1": "reading"}
+    if point in expected:
+        assert phase == expected[point]
+    _complete(base, index, phase, rows)
+    FIGURES[f"{point} → {phase}"] += 1
+
+
+def test_kill_at_random_moments(base):
+    """SIGKILL at seeded random delays after the build's first step, across its whole run."""
+    rng = random.Random(SEED)
+    kills: Counter[str] = Counter()
+    runs = 14
+    for i in range(runs):
+        index = _restore(base, f"random-{i}")
+        log = base.root / f"random-{i}.log"
+        proc = spawn(*build_args(base.src_b, index, *CHUNK), log=log)
+        try:
+            assert wait_for(lambda p=proc, i=index: _partial(i) or p.poll() is not None, 120)
+            time.sleep(rng.uniform(0.0, base.remaining * 0.95))
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            code = proc.wait(120)
+        if code == 0:  # it finished first: nothing was killed, the index must be B
+            assert check_index(index).structure() == base.b.structure()
+            kills["finished before the kill"] += 1
+            continue
+        assert code == -signal.SIGKILL, log.read_text()
+        phase, rows = _after_kill(base, index)
+        _complete(base, index, phase, rows)
+        kills[phase] += 1
+    killed = runs - kills["finished before the kill"]
+    assert killed >= runs * 2 // 3, kills
+    assert len([p for p in kills if p != "finished before the kill"]) >= 2, kills  # spread over phases
+    FIGURES.update({f"random → {k}": v for k, v in kills.items()})
+
+
+def test_repeated_kills_keep_adding_work(base):
+    """Killed again and again mid-embedding, each build resumes where the last one died."""
+    index = _restore(base, "repeated")
+    seen = [0]
+    for _ in range(3):
+        res = cli(*build_args(base.src_b, index, *CHUNK), env=cli_env(INDEXER_CRASH_AT="embed:2"))
+        assert res.returncode == -signal.SIGKILL
+        phase, rows = _after_kill(base, index)
+        assert phase == "embedding" and rows > seen[-1]
+        seen.append(rows)
+    _complete(base, index, "embedding", seen[-1])
+    FIGURES["embed:2 three times in a row → embedding"] += 3
