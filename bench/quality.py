@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from indexer import Searcher, SearchOptions, build  # noqa: E402
-from indexer.evaluate import LabelledQuery, Metrics, evaluate  # noqa: E402
+from indexer import Searcher, SearchOptions, build
+from indexer.evaluate import LabelledQuery, Metrics, evaluate
 
 DATA = Path(os.environ.get("BENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "bench-data"))
 MODES = ("bm25", "dense", "hybrid")
@@ -111,8 +111,11 @@ def main() -> None:
     searchers = {}
     for key, folder in corpora.items():
         rep = build([folder], work / f"index-{key}")
-        print(f"index {key}: {rep.articles} articles, {rep.passages} passages "
-              f"({'rebuilt' if rep.published else 'up to date'})", file=sys.stderr)
+        print(
+            f"index {key}: {rep.articles} articles, {rep.passages} passages "
+            f"({'rebuilt' if rep.published else 'up to date'})",
+            file=sys.stderr,
+        )
         searchers[key] = Searcher(work / f"index-{key}")
 
     results: list[tuple[str, str, Metrics]] = []
@@ -124,7 +127,7 @@ def main() -> None:
             results.append((label, mode, m))
             print(f"{label:22} {mode:7} R@1 {m.r1:.3f}  R@10 {m.r10:.3f}  MRR@10 {m.mrr10:.3f}", file=sys.stderr)
 
-    print(f"\n| set | questions | mode | R@1 | R@10 | MRR@10 | p50 ms |")
+    print("\n| set | questions | mode | R@1 | R@10 | MRR@10 | p50 ms |")
     print("|---|---:|---|---:|---:|---:|---:|")
     for label, mode, m in results:
         extra = f" (answer in top passage: {m.answer_in_passage:.3f})" if m.answer_in_passage is not None else ""
@@ -132,8 +135,11 @@ def main() -> None:
     mono = [label for label, _, _ in tasks if label.startswith("XQuAD") and "→" not in label]
     if mono:
         avg = {mode: sum(m.r1 for lab, md, m in results if md == mode and lab in mono) / len(mono) for mode in MODES}
-        print(f"\nXQuAD monolingual average R@1: " + ", ".join(f"{k} {v:.3f}" for k, v in avg.items())
-              + f"; hybrid − dense = {100 * (avg['hybrid'] - avg['dense']):+.1f} points")
+        print(
+            "\nXQuAD monolingual average R@1: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in avg.items())
+            + f"; hybrid − dense = {100 * (avg['hybrid'] - avg['dense']):+.1f} points"
+        )
     print(f"\n{time.perf_counter() - t0:.0f} s in all", file=sys.stderr)
     if args.json:
         args.json.write_text(json.dumps([{"set": s, "mode": md, **m.to_json()} for s, md, m in results], indent=1))

@@ -63,7 +63,7 @@ def test_convex_fusion_judges_other_language_passages_on_dense_alone():
     # passage 2 matches the words but is in another language (weight 0): dense order stands
     assert [p for p, _ in convex(dense, lexical, {1: 0.0, 2: 0.0, 3: 0.0})] == [1, 2, 3]
     # same language (weight 1): its exact match lifts it above the better dense passage
-    assert [p for p, _ in convex(dense, lexical, {1: 1.0, 2: 1.0, 3: 1.0})][0] == 2
+    assert next(p for p, _ in convex(dense, lexical, {1: 1.0, 2: 1.0, 3: 1.0})) == 2
 
 
 # ------------------------------------------------------------- eval metrics
@@ -106,7 +106,11 @@ def energy_index(tmp_path, fake_encoder, fake_model):
         # 5 German among 60 articles; the English ones match the query better
         german = i % 12 == 0
         lang = "de" if german else "en"
-        words = "Gazprom: die Energiepreise steigen im Winter" if german else "Gazprom energy prices rise again, energy prices"
+        words = (
+            "Gazprom: die Energiepreise steigen im Winter"
+            if german
+            else "Gazprom energy prices rise again, energy prices"
+        )
         rows.append(
             {
                 "id": f"a{i:02d}",
