@@ -34,7 +34,7 @@ st.html(page.CSS)
 def load_searcher(index_dir: str) -> indexer.Searcher:
     """One searcher per index and process; it follows new index versions by itself."""
     searcher = indexer.Searcher(index_dir)
-    searcher.search(page.EXAMPLES[0])  # load the model now, not during a user's first question
+    searcher.warm_up()  # load the model now, not during a user's first question
     return searcher
 
 

@@ -48,21 +48,26 @@ def piaf_corpus(work: Path) -> tuple[Path, list[LabelledQuery]]:
         aid = f"piaf-{i:03d}"
         text = "\n\n".join(p["context"] for p in art["paragraphs"])
         rows.append({"id": aid, "title": art["title"], "text": text, "lang": "fr"})
+        offset = 0
         for p in art["paragraphs"]:
             for q in p["qas"]:
-                answer = q["answers"][0]["text"] if q.get("answers") else None
-                queries.append(LabelledQuery(q["question"], frozenset([aid]), answer))
+                ans = q["answers"][0] if q.get("answers") else None
+                queries.append(
+                    LabelledQuery(q["question"], frozenset([aid]), ans and ans["text"],
+                                  ans and offset + ans["answer_start"])
+                )  # fmt: skip
+            offset += len(p["context"]) + 2
     _write_jsonl(folder / "piaf.jsonl", rows)
     return folder, queries
 
 
-def xquad_paragraphs(lang: str) -> tuple[list[dict], list[tuple[str, str]]]:
+def xquad_paragraphs(lang: str) -> tuple[list[dict], list[tuple[str, str, int]]]:
     rows, questions = [], []
     for art in squad(DATA / "xquad" / f"xquad.{lang}.json"):
         for p in art["paragraphs"]:
             pid = f"xq-{len(rows):03d}"
             rows.append({"id": pid, "title": art["title"], "text": p["context"], "lang": lang})
-            questions += [(q["question"], pid) for q in p["qas"]]
+            questions += [(q["question"], pid, q["answers"][0]["answer_start"]) for q in p["qas"]]
     return rows, questions
 
 
@@ -85,6 +90,7 @@ def main() -> None:
     ap.add_argument("--sets", default="piaf," + ",".join(MONO) + ",cross")
     ap.add_argument("--limit", type=int, default=0, help="at most this many questions per set (0: all)")
     ap.add_argument("--json", type=Path, help="also write the table as JSON here")
+    ap.add_argument("--highlights", type=int, default=300, help="questions per set to check highlights on")
     args = ap.parse_args()
     wanted = set(args.sets.split(","))
     work: Path = args.work
@@ -103,10 +109,11 @@ def main() -> None:
     for lang in MONO:
         if lang in wanted:
             _, qs = xquad_paragraphs(lang)
-            tasks.append((f"XQuAD {lang}", lang, [LabelledQuery(q, frozenset([g])) for q, g in qs]))
+            tasks.append((f"XQuAD {lang}", lang, [LabelledQuery(q, frozenset([g]), None, at) for q, g, at in qs]))
     for qlang, dlang in cross:
         _, qs = xquad_paragraphs(qlang)
-        tasks.append((f"XQuAD {qlang}→{dlang}", dlang, [LabelledQuery(q, frozenset([g])) for q, g in qs]))
+        # parallel paragraphs: the answer offset is only known in the question's own language
+        tasks.append((f"XQuAD {qlang}→{dlang}", dlang, [LabelledQuery(q, frozenset([g])) for q, g, _ in qs]))
 
     searchers = {}
     for key, folder in corpora.items():
@@ -119,13 +126,19 @@ def main() -> None:
         searchers[key] = Searcher(work / f"index-{key}")
 
     results: list[tuple[str, str, Metrics]] = []
+    highlights: list[tuple[str, int, Metrics]] = []
     for label, key, queries in tasks:
         if args.limit:
             queries = queries[: args.limit]
         for mode in MODES:
-            m = evaluate(searchers[key], queries, SearchOptions(k=10, mode=mode))
+            m = evaluate(searchers[key], queries, SearchOptions(k=10, mode=mode, highlight=False))
             results.append((label, mode, m))
             print(f"{label:22} {mode:7} R@1 {m.r1:.3f}  R@10 {m.r10:.3f}  MRR@10 {m.mrr10:.3f}", file=sys.stderr)
+        sample = [q for q in queries if q.answer_at is not None][: args.highlights]
+        if sample:
+            h = evaluate(searchers[key], sample, SearchOptions(k=10, mode="hybrid"))
+            highlights.append((label, len(sample), h))
+            print(f"{label:22} highlight holds the answer: {h.highlight_accuracy:.3f}", file=sys.stderr)
 
     print("\n| set | questions | mode | R@1 | R@10 | MRR@10 | p50 ms |")
     print("|---|---:|---|---:|---:|---:|---:|")
@@ -140,6 +153,10 @@ def main() -> None:
             + ", ".join(f"{k} {v:.3f}" for k, v in avg.items())
             + f"; hybrid − dense = {100 * (avg['hybrid'] - avg['dense']):+.1f} points"
         )
+    if highlights:
+        print("\n| set | questions checked | highlight holds the answer (when the top hit is right) |\n|---|---:|---:|")
+        for label, n, h in highlights:
+            print(f"| {label} | {n} | {h.highlight_accuracy:.3f} |")
     print(f"\n{time.perf_counter() - t0:.0f} s in all", file=sys.stderr)
     if args.json:
         args.json.write_text(json.dumps([{"set": s, "mode": md, **m.to_json()} for s, md, m in results], indent=1))

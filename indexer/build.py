@@ -24,9 +24,10 @@ from . import __version__, corpus, dedup, lexical, vectors
 from .analysis import ANALYZER_VERSION, analyze
 from .chunking import ChunkSettings, chunk_article
 from .corpus import ReadSettings
-from .embedding import DEFAULT_BACKEND, Embedder, Encoder, passage_text
+from .embedding import DEFAULT_BACKEND, Embedder, Encoder, body_offset, passage_text
 from .errors import BuildError, IndexerError, IndexNotFoundError
 from .faults import checkpoint
+from .highlight import pack_sentences
 from .index import PARTIAL, IndexDir
 from .manifest import FORMAT_VERSION, Manifest, ModelInfo, now
 from .models import DEFAULT_MODEL, ResolvedModel, resolve
@@ -82,29 +83,33 @@ class BuildReport:
 class _ResumeCache:
     """Vectors computed by this build, committed in chunks: a killed build resumes from them."""
 
+    VERSION = "2"  # bump when the rows' layout changes: an older cache is then discarded
+
     def __init__(self, path: Path, key: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.con = sqlite3.connect(path, isolation_level=None)
         self.con.execute("PRAGMA journal_mode = WAL")
         self.con.execute("PRAGMA synchronous = NORMAL")
         self.con.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-        self.con.execute("CREATE TABLE IF NOT EXISTS vectors (hash TEXT PRIMARY KEY, vector BLOB NOT NULL)")
         row = self.con.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
-        if row is None or row[0] != key:  # vectors of another model are useless here
-            self.con.execute("DELETE FROM vectors")
-            self.con.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (key,))
+        if row is None or row[0] != f"{key}|{self.VERSION}":  # another model's vectors are useless here
+            self.con.execute("DROP TABLE IF EXISTS vectors")
+            self.con.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (f"{key}|{self.VERSION}",))
+        self.con.execute(
+            "CREATE TABLE IF NOT EXISTS vectors (hash TEXT PRIMARY KEY, vector BLOB NOT NULL, sentences BLOB)"
+        )
 
-    def get(self, hashes: list[str]) -> dict[str, bytes]:
-        out: dict[str, bytes] = {}
+    def get(self, hashes: list[str]) -> dict[str, tuple[bytes, bytes | None]]:
+        out: dict[str, tuple[bytes, bytes | None]] = {}
         for i in range(0, len(hashes), 500):
             part = hashes[i : i + 500]
-            q = f"SELECT hash, vector FROM vectors WHERE hash IN ({','.join('?' * len(part))})"
-            out.update(self.con.execute(q, part).fetchall())
+            q = f"SELECT hash, vector, sentences FROM vectors WHERE hash IN ({','.join('?' * len(part))})"
+            out.update((h, (v, sent)) for h, v, sent in self.con.execute(q, part))
         return out
 
-    def put(self, items: list[tuple[str, bytes]]) -> None:
+    def put(self, items: list[tuple[str, tuple[bytes, bytes | None]]]) -> None:
         self.con.execute("BEGIN")
-        self.con.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", items)
+        self.con.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", [(h, v, s) for h, (v, s) in items])
         self.con.execute("COMMIT")
 
     def close(self) -> None:
@@ -346,32 +351,47 @@ class _Builder:
             return
         rep = self.report
         texts: list[str] = []
+        spans: list[list[tuple[int, int]]] = []  # each passage's sentences, relative to the passage
+        shifts: list[int] = []  # where the passage starts in its embedded text (after the title)
         for art, _, chunks, _ in self.pending:
-            texts += [passage_text(art.title, c.text) for c in chunks]
+            for c in chunks:
+                texts.append(passage_text(art.title, c.text))
+                spans.append([(a - c.start, b - c.start) for a, b in c.sentences])
+                shifts.append(body_offset(art.title))
         hashes = [text_hash(t) for t in texts]
         writer = self._writer()
         found = writer.vectors_by_text_hash(hashes)
         if self.reuse is not None:
             found.update(self.reuse.vectors_by_text_hash([h for h in hashes if h not in found]))
         found.update(self.cache.get([h for h in set(hashes) if h not in found]))
-        todo = sorted({h: t for h, t in zip(hashes, texts) if h not in found}.items(), key=lambda ht: len(ht[1]))
+        todo_idx = sorted({h: i for i, h in enumerate(hashes) if h not in found}.values(), key=lambda i: len(texts[i]))
         rep.reused += sum(1 for h in hashes if h in found)
-        if todo and hasattr(self.encoder, "load"):
+        if todo_idx and hasattr(self.encoder, "load"):
             self.encoder.load()  # model loading is not embedding time: keep it out of tokens/s
+        late = getattr(self.encoder, "embed_passages_with_sentences", None)
         step = 64
-        for i in range(0, len(todo), step):
-            part = todo[i : i + step]
+        for i in range(0, len(todo_idx), step):
+            part = todo_idx[i : i + step]
+            batch = [texts[j] for j in part]
             t0 = time.perf_counter()
-            vecs = self.encoder.embed_passages([t for _, t in part])
+            if late is not None:
+                vecs, sent = late(batch, [[(a + shifts[j], b + shifts[j]) for a, b in spans[j]] for j in part])
+            else:
+                vecs, sent = self.encoder.embed_passages(batch), None
             rep.embed_seconds += time.perf_counter() - t0
             if vecs.shape != (len(part), self.dim):
                 raise IndexerError(f"the model returned vectors of shape {vecs.shape}, expected (n, {self.dim})")
-            items = [(h, np.asarray(v, np.float32).tobytes()) for (h, _), v in zip(part, vecs)]
+            items = []
+            for k, j in enumerate(part):
+                # sentence spans are kept relative to the passage, so a passage reused
+                # elsewhere (same text, other offsets) keeps its sentence vectors
+                blob = pack_sentences(spans[j], sent[k]) if sent is not None and spans[j] else None
+                items.append((hashes[j], (np.asarray(vecs[k], np.float32).tobytes(), blob)))
             self.cache.put(items)  # committed: a kill after this line loses none of it
             checkpoint("embed")
             found.update(items)
             rep.embedded += len(part)
-            rep.tokens += sum(len(s) + 2 for s in self.encoder.token_spans([t for _, t in part]))
+            rep.tokens += sum(len(s) + 2 for s in self.encoder.token_spans(batch))
             self._tick()
         pos = 0
         for art, h, chunks, status in self.pending:
@@ -382,9 +402,10 @@ class _Builder:
                 rep.updated += 1
             else:
                 rep.added += 1
-            vecs = np.frombuffer(b"".join(found[x] for x in hs), dtype=np.float32).reshape(len(hs), self.dim)
+            vecs = np.frombuffer(b"".join(found[x][0] for x in hs), dtype=np.float32).reshape(len(hs), self.dim)
             terms = [analyze(passage_text(art.title, c.text), art.lang) for c in chunks]
-            ids = writer.add_article(art, h, chunks, hs, vecs, terms, dedup.signature(art.text))
+            blobs = [found[x][1] for x in hs]
+            ids = writer.add_article(art, h, chunks, hs, vecs, terms, dedup.signature(art.text), blobs)
             vectors.add(self.vindex, np.asarray(ids, dtype=np.int64), vecs)
         self.pending = []
         self.pending_passages = 0

@@ -80,7 +80,8 @@ def chunk_article(article: Article, counter: TokenCounter, settings: ChunkSettin
             total += units[j][2]
             j += 1
         start, end = units[i][0], units[j - 1][1]
-        chunks.append(Chunk(article.id, len(chunks), start, end, text[start:end], total))
+        sents = tuple((u[0], u[1]) for u in units[i:j])
+        chunks.append(Chunk(article.id, len(chunks), start, end, text[start:end], total, sents))
         if j >= n:
             break
         nxt = max(j - settings.overlap_sentences, i + 1)

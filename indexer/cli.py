@@ -379,7 +379,7 @@ def evaluate_cmd(file: Path, index_dir: Path | None, mode: str, compare: bool, k
     queries = load_queries(file)
     searcher = Searcher(_index_dir(index_dir))
     modes = ["dense", "bm25", "hybrid"] if compare else [mode]
-    rows = [(m, evaluate(searcher, queries, SearchOptions(k=k, mode=m))) for m in modes]
+    rows = [(m, evaluate(searcher, queries, SearchOptions(k=k, mode=m, highlight=False))) for m in modes]
     if as_json:
         click.echo(json.dumps({m: r.to_json() for m, r in rows}))
         return

@@ -45,12 +45,21 @@ class Encoder(Protocol):
     def embed_queries(self, texts: list[str]) -> np.ndarray: ...
 
 
+def _context_title(title: str) -> str:
+    title = title.strip()
+    return title[:_TITLE_CHARS].rsplit(" ", 1)[0] if len(title) > _TITLE_CHARS else title
+
+
 def passage_text(title: str, body: str) -> str:
     """The text embedded for a passage: its article's title as context, then the passage."""
-    title = title.strip()
-    if len(title) > _TITLE_CHARS:
-        title = title[:_TITLE_CHARS].rsplit(" ", 1)[0]
+    title = _context_title(title)
     return f"{title}\n{body}" if title else body
+
+
+def body_offset(title: str) -> int:
+    """Where the passage itself starts inside ``passage_text(title, body)``."""
+    title = _context_title(title)
+    return len(title) + 1 if title else 0
 
 
 def quantization_config() -> str:
@@ -168,6 +177,22 @@ class Embedder:
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return self._encode(texts, self.query_prompt)
 
+    def embed_passages_with_sentences(
+        self, texts: list[str], spans: list[list[tuple[int, int]]]
+    ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Passage vectors, and for each passage one vector per character span (its sentences),
+        pooled from the same forward pass. The spans are ``None`` where the backend cannot."""
+        self.load()
+        if self._runner is None or not texts:
+            return self.embed_passages(texts), None
+        shift = len(self.passage_prompt)
+        vecs = self._runner.encode(
+            [self.passage_prompt + t for t in texts],
+            batch_size=self.batch_size,
+            spans=[[(s + shift, e + shift) for s, e in sp] for sp in spans],
+        )
+        return vecs, list(self._runner.last_spans)
+
 
 def _read_json(path: Path) -> Any:
     try:
@@ -272,9 +297,15 @@ class OrtRunner:
             "normalize": kinds[-1] == "Normalize",
         }
 
-    def encode(self, texts: list[str], *, batch_size: int) -> np.ndarray:
+    def encode(
+        self, texts: list[str], *, batch_size: int, spans: list[list[tuple[int, int]]] | None = None
+    ) -> np.ndarray:
+        """Embeddings of ``texts``; with ``spans``, also pools each character span of each text
+        from the same token states ("late chunking": sentence vectors in their passage's
+        context, at no extra model cost) into ``self.last_spans``."""
         encs = self.tok.encode_batch(texts)
         out = np.zeros((len(texts), 0), dtype=np.float32)
+        self.last_spans: list[np.ndarray] = [np.zeros((0, 0), np.float32)] * len(texts)
         order = np.argsort([len(e.ids) for e in encs], kind="stable")  # similar lengths pad little
         for b in range(0, len(order), batch_size):
             idx = order[b : b + batch_size]
@@ -294,12 +325,29 @@ class OrtRunner:
             else:
                 m = mask[:, :, None].astype(np.float32)
                 pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+            if spans is not None:
+                for row, i in enumerate(idx):
+                    self.last_spans[i] = _pool_spans(hidden[row], encs[i].offsets, spans[i])
             if out.shape[1] == 0:
                 out = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
             out[idx] = pooled
         if self.normalize:
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
+
+
+def _pool_spans(hidden: np.ndarray, offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> np.ndarray:
+    """Mean of the token states inside each character span, L2-normalised (zeros if none)."""
+    starts = np.array([o[0] for o in offsets])
+    ends = np.array([o[1] for o in offsets])
+    real = ends > starts  # special tokens have empty offsets
+    out = np.zeros((len(spans), hidden.shape[1]), dtype=np.float32)
+    for k, (s, e) in enumerate(spans):
+        sel = real & (starts < e) & (ends > s)
+        if sel.any():
+            v = hidden[: len(offsets)][sel].mean(axis=0)
+            out[k] = v / max(float(np.linalg.norm(v)), 1e-12)
+    return out
 
 
 def onnx_export(model: ResolvedModel) -> Path:

@@ -20,6 +20,7 @@ class LabelledQuery:
     query: str
     relevant: frozenset[str]  # article ids
     answer: str | None = None  # text the returned passage should contain, when known
+    answer_at: int | None = None  # offset of the answer in the relevant article's text, when known
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Metrics:
     p50_ms: float = 0.0
     p95_ms: float = 0.0
     answer_in_passage: float | None = None  # share of top-1 passages containing the answer
+    highlight_accuracy: float | None = None  # top-1 right: share whose highlight holds the answer
 
     def to_json(self) -> dict[str, float | int | None]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
@@ -80,9 +82,12 @@ def score_rankings(rankings: Sequence[Sequence[str]], relevant: Sequence[frozens
 
 
 def evaluate(searcher: Searcher, queries: Sequence[LabelledQuery], options: SearchOptions) -> Metrics:
-    """Run every query and score the article rankings; latency is the library's own search time."""
-    options = replace(options, k=max(options.k, 10), offset=0, highlight=False)
-    rankings, latencies, answered = [], [], []
+    """Run every query and score the article rankings; latency is the library's own search time.
+
+    Pass ``SearchOptions(highlight=False)`` to measure ranking alone (highlights cost a little).
+    """
+    options = replace(options, k=max(options.k, 10), offset=0)
+    rankings, latencies, answered, marked = [], [], [], []
     for q in queries:
         t0 = time.perf_counter()
         try:
@@ -93,6 +98,8 @@ def evaluate(searcher: Searcher, queries: Sequence[LabelledQuery], options: Sear
         rankings.append([h.article_id for h in hits])
         if q.answer is not None:
             answered.append(bool(hits) and q.answer.lower() in hits[0].text.lower())
+        if options.highlight and q.answer_at is not None and hits and hits[0].article_id in q.relevant:
+            marked.append(any(s <= q.answer_at < e for s, e in hits[0].highlights))
     m = score_rankings(rankings, [q.relevant for q in queries])
     lat = np.asarray(latencies)
     return replace(
@@ -100,4 +107,5 @@ def evaluate(searcher: Searcher, queries: Sequence[LabelledQuery], options: Sear
         p50_ms=float(np.percentile(lat, 50)),
         p95_ms=float(np.percentile(lat, 95)),
         answer_in_passage=(sum(answered) / len(answered)) if answered else None,
+        highlight_accuracy=(sum(marked) / len(marked)) if marked else None,
     )

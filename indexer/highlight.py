@@ -8,8 +8,8 @@ settles near-ties toward the sentence that names what was asked.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,10 +22,17 @@ MAX_SPANS = 2  # …up to this many, so a highlight still points somewhere
 MAX_SENTENCE_CHARS = 600
 
 
-@dataclass(frozen=True)
-class Span:
-    start: int  # offsets in the article text
-    end: int
+def pack_sentences(spans: list[tuple[int, int]], vecs: np.ndarray) -> bytes:
+    """One passage's sentence spans (relative to the passage) and float16 vectors, as one blob."""
+    head = np.asarray([len(spans)], dtype="<i4").tobytes()
+    return head + np.asarray(spans, dtype="<i4").reshape(-1, 2).tobytes() + np.asarray(vecs, dtype="<f2").tobytes()
+
+
+def unpack_sentences(blob: bytes, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    n = int(np.frombuffer(blob[:4], dtype="<i4")[0])
+    spans = np.frombuffer(blob[4 : 4 + 8 * n], dtype="<i4").reshape(n, 2)
+    vecs = np.frombuffer(blob[4 + 8 * n :], dtype="<f2").reshape(n, dim).astype(np.float32)
+    return spans, vecs
 
 
 class Highlighter:
@@ -33,36 +40,52 @@ class Highlighter:
         self.encoder = encoder
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._size = cache_size
+        self._lock = threading.Lock()
 
     def _vectors(self, texts: list[str]) -> list[np.ndarray]:
-        todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        with self._lock:
+            known = {t: self._cache[t] for t in texts if t in self._cache}
+        todo = list(dict.fromkeys(t for t in texts if t not in known))
         if todo:
             vecs = self.encoder.embed_passages(todo)  # type: ignore[attr-defined]
-            for t, v in zip(todo, vecs):
-                self._cache[t] = v
-                if len(self._cache) > self._size:
+            known.update(zip(todo, vecs))
+            with self._lock:  # shared by the page's sessions, from several threads
+                self._cache.update(zip(todo, vecs))
+                while len(self._cache) > self._size:
                     self._cache.popitem(last=False)
-        return [self._cache[t] for t in texts]
+        return [known[t] for t in texts]
 
     def best(
         self,
         qvec: np.ndarray | None,
         terms: list[str],
         passages: list[tuple[str, int, str | None]],
+        stored: list[tuple[np.ndarray, np.ndarray] | None] | None = None,
     ) -> list[list[tuple[int, int]]]:
-        """For each ``(passage_text, passage_start, lang)``, the best sentence spans in article offsets."""
-        spans = [sentences.split(text, lang) or [(0, len(text))] for text, _, lang in passages]
+        """For each ``(passage_text, passage_start, lang)``, the best sentence spans in article offsets.
+
+        ``stored`` gives, per passage, sentence spans and vectors kept by the build; passages
+        without them have their sentences embedded now (slower: one model call per page).
+        """
+        stored = stored or [None] * len(passages)
+        spans: list[list[tuple[int, int]]] = []
+        for (text, _, lang), kept in zip(passages, stored):
+            if kept is not None and len(kept[0]):
+                spans.append([(int(s), int(e)) for s, e in kept[0]])
+            else:
+                spans.append(sentences.split(text, lang) or [(0, len(text))])
         wanted = set(terms)
         flat: list[str] = []
-        for (text, _, _), sp in zip(passages, spans):
-            if len(sp) > 1:
+        for (text, _, _), sp, kept in zip(passages, spans, stored):
+            if len(sp) > 1 and (kept is None or not len(kept[0])):
                 flat += [text[s:e][:MAX_SENTENCE_CHARS] for s, e in sp]
-        vecs = iter(self._vectors(flat) if (flat and qvec is not None) else [])
+        fresh = iter(self._vectors(flat) if (flat and qvec is not None) else [])
         out: list[list[tuple[int, int]]] = []
-        for (text, start, lang), sp in zip(passages, spans):
+        for (text, start, lang), sp, kept in zip(passages, spans, stored):
             if len(sp) == 1:
                 out.append([(start + sp[0][0], start + sp[0][1])])
                 continue
+            vecs = iter(kept[1]) if kept is not None and len(kept[0]) else fresh
             scores = []
             for s, e in sp:
                 score = float(np.dot(next(vecs), qvec)) if qvec is not None else 0.0

@@ -192,11 +192,13 @@ class IndexDir:
     def clean_partials(self) -> None:
         """Drop what killed builds left (called under the build lock, so no build is running).
 
-        That is ``.partial`` folders, and complete folders newer than the live version:
-        a build killed between renaming its folder and switching the manifest never
-        published it, and keeping it would make garbage collection drop the real
-        previous version instead.
+        That is ``.partial`` folders, a manifest's temporary, and complete folders newer
+        than the live version: a build killed between renaming its folder and switching
+        the manifest never published it, and keeping it would make garbage collection
+        drop the real previous version instead.
         """
+        for tmp in self.path.glob(f".{manifest_mod.MANIFEST}.*.tmp"):  # killed while writing the switch
+            tmp.unlink(missing_ok=True)
         if not self.versions.is_dir():
             return
         try:

@@ -17,7 +17,8 @@ from typing import Any
 from .errors import IndexCorruptError, IndexNotFoundError, IndexVersionError
 
 #: Bump when the layout of the index directory changes; add a migration or a refusal test.
-FORMAT_VERSION = 1
+#: v1: SQLite + FAISS. v2: + BM25 folder, near-duplicate signatures, sentence vectors.
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 
 

@@ -40,10 +40,7 @@ class Chunk:
     end: int
     text: str
     n_tokens: int
-
-    def embed_text(self, title: str) -> str:
-        """What the model sees: the title gives each passage its article's context."""
-        return f"{title}\n{self.text}" if title else self.text
+    sentences: tuple[tuple[int, int], ...] = ()  # the sentences it holds, as offsets in the article
 
 
 @dataclass(frozen=True)

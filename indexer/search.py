@@ -16,7 +16,7 @@ from . import fusion, vectors
 from .analysis import query_groups
 from .embedding import Embedder, Encoder
 from .errors import ModelMismatchError, QueryError
-from .highlight import Highlighter
+from .highlight import Highlighter, unpack_sentences
 from .index import IndexDir, Snapshot
 from .language import scripts
 from .models import resolve
@@ -92,6 +92,7 @@ class Searcher:
         self._backend = backend
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._highlighter: Highlighter | None = None
+        self._qlock = threading.Lock()
         self.snapshot()  # fail now, with the index's own message, if it cannot be opened
 
     # ------------------------------------------------------------- index
@@ -131,15 +132,23 @@ class Searcher:
 
     def query_vector(self, text: str) -> np.ndarray:
         """Embed a query once; paging through its results does not embed it again."""
-        vec = self._qcache.get(text)
-        if vec is None:
-            vec = self.encoder.embed_queries([text])[0]
+        with self._qlock:  # one Searcher serves every session of the page, from several threads
+            vec = self._qcache.get(text)
+            if vec is not None:
+                self._qcache.move_to_end(text)
+                return vec
+        vec = self.encoder.embed_queries([text])[0]
+        with self._qlock:
             self._qcache[text] = vec
-            if len(self._qcache) > 256:
+            while len(self._qcache) > 256:
                 self._qcache.popitem(last=False)
-        else:
-            self._qcache.move_to_end(text)
         return vec
+
+    def warm_up(self) -> None:
+        """Load the model and the lexical index now, so the first real query is fast."""
+        snap = self.snapshot()
+        self.query_vector("warm up")
+        _ = snap.lexical
 
     # ------------------------------------------------------------ search
     def search(self, query: str, options: SearchOptions | None = None) -> SearchResult:
@@ -232,7 +241,10 @@ class Searcher:
             spans: list[list[tuple[int, int]]] = [[] for _ in page]
         else:
             passages = [(rows[p].text, rows[p].start, rows[p].lang) for p, _, _ in page]
-            spans = self.highlighter().best(qvec, terms, passages)
+            blobs = snap.store.sentence_blobs([p for p, _, _ in page])
+            dim = snap.manifest.model.dimension
+            stored = [unpack_sentences(blobs[p], dim) if p in blobs else None for p, _, _ in page]
+            spans = self.highlighter().best(qvec, terms, passages, stored)
         hits = []
         for rank, ((pid, score, article_key), marks) in enumerate(zip(page, spans), start=offset + 1):
             r = rows[pid]

@@ -49,6 +49,8 @@ CREATE INDEX IF NOT EXISTS passages_article ON passages(article, ord);
 CREATE INDEX IF NOT EXISTS passages_text_hash ON passages(text_hash);
 -- kept apart so scans of passages never page through 1.5 KB blobs
 CREATE TABLE IF NOT EXISTS vectors (passage INTEGER PRIMARY KEY, vector BLOB NOT NULL);
+-- each passage's sentences (spans relative to the passage) with their late-chunked vectors (highlight.py)
+CREATE TABLE IF NOT EXISTS sentences (passage INTEGER PRIMARY KEY, data BLOB NOT NULL);
 -- analysed BM25 terms of each passage (title + text), space separated (lexical.py)
 CREATE TABLE IF NOT EXISTS terms (passage INTEGER PRIMARY KEY, terms TEXT NOT NULL);
 -- MinHash signatures and their LSH band keys, for near-duplicate clusters (dedup.py)
@@ -188,8 +190,17 @@ class Store:
         p = self.con.execute("SELECT count(*) FROM passages").fetchone()[0]
         return {"articles": int(a), "passages": int(p)}
 
-    def vectors_by_text_hash(self, hashes: Sequence[str]) -> dict[str, bytes]:
+    def vectors_by_text_hash(self, hashes: Sequence[str]) -> dict[str, tuple[bytes, bytes | None]]:
         return vectors_by_text_hash(self.con, hashes)
+
+    def sentence_blobs(self, ids: Sequence[int]) -> dict[int, bytes]:
+        out: dict[int, bytes] = {}
+        ids = [int(i) for i in ids]
+        for i in range(0, len(ids), 900):
+            part = ids[i : i + 900]
+            q = f"SELECT passage, data FROM sentences WHERE passage IN ({','.join('?' * len(part))})"
+            out.update(self.con.execute(q, part))
+        return out
 
     def known_articles(self) -> dict[str, tuple[int, str]]:
         """Article id → (row id, content hash), to tell what a build must change."""
@@ -308,17 +319,18 @@ class Store:
         )
 
 
-def vectors_by_text_hash(con: sqlite3.Connection, hashes: Sequence[str]) -> dict[str, bytes]:
-    """Stored vectors of passages whose embedded text has one of these hashes."""
-    out: dict[str, bytes] = {}
+def vectors_by_text_hash(con: sqlite3.Connection, hashes: Sequence[str]) -> dict[str, tuple[bytes, bytes | None]]:
+    """Stored vector (and sentence blob) of passages whose embedded text has one of these hashes."""
+    out: dict[str, tuple[bytes, bytes | None]] = {}
     for i in range(0, len(hashes), 500):
         part = list(hashes[i : i + 500])
-        for h, v in con.execute(
-            f"""SELECT p.text_hash, v.vector FROM passages p JOIN vectors v ON v.passage = p.id
+        for h, v, sent in con.execute(
+            f"""SELECT p.text_hash, v.vector, s.data FROM passages p JOIN vectors v ON v.passage = p.id
+                LEFT JOIN sentences s ON s.passage = p.id
                 WHERE p.text_hash IN ({",".join("?" * len(part))})""",
             part,
         ):
-            out[h] = v
+            out[h] = (v, sent)
     return out
 
 
@@ -346,7 +358,7 @@ class Writer:
         self.con.execute("INSERT OR REPLACE INTO info VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         self.con.execute("BEGIN")
 
-    def vectors_by_text_hash(self, hashes: Sequence[str]) -> dict[str, bytes]:
+    def vectors_by_text_hash(self, hashes: Sequence[str]) -> dict[str, tuple[bytes, bytes | None]]:
         return vectors_by_text_hash(self.con, hashes)
 
     def delete_article(self, rowid: int) -> list[int]:
@@ -354,6 +366,7 @@ class Writer:
         ids = [r[0] for r in self.con.execute("SELECT id FROM passages WHERE article = ?", (rowid,))]
         self.con.execute("DELETE FROM vectors WHERE passage IN (SELECT id FROM passages WHERE article = ?)", (rowid,))
         self.con.execute("DELETE FROM terms WHERE passage IN (SELECT id FROM passages WHERE article = ?)", (rowid,))
+        self.con.execute("DELETE FROM sentences WHERE passage IN (SELECT id FROM passages WHERE article = ?)", (rowid,))
         self.con.execute("DELETE FROM passages WHERE article = ?", (rowid,))
         self.con.execute("DELETE FROM minhash WHERE article = ?", (rowid,))
         self.con.execute("DELETE FROM bands WHERE article = ?", (rowid,))
@@ -369,6 +382,7 @@ class Writer:
         vectors: np.ndarray,
         terms: Sequence[Sequence[str]],
         signature: np.ndarray,
+        sentence_blobs: Sequence[bytes | None] | None = None,
     ) -> list[int]:
         """Insert an article with its passages, vectors, BM25 terms and MinHash; returns the passage ids."""
         from .dedup import band_keys
@@ -382,7 +396,8 @@ class Writer:
         rowid = int(cur.lastrowid or 0)
         self.con.execute("UPDATE articles SET dup_group = rowid WHERE rowid = ?", (rowid,))
         ids = []
-        for c, h, v, t in zip(chunks, hashes, vectors, terms):
+        blobs = sentence_blobs or [None] * len(chunks)
+        for c, h, v, t, blob in zip(chunks, hashes, vectors, terms, blobs):
             cur = self.con.execute(
                 "INSERT INTO passages (article, ord, start, end, n_tokens, text_hash) VALUES (?, ?, ?, ?, ?, ?)",
                 (rowid, c.ordinal, c.start, c.end, c.n_tokens, h),
@@ -390,6 +405,8 @@ class Writer:
             pid = int(cur.lastrowid or 0)
             self.con.execute("INSERT INTO vectors VALUES (?, ?)", (pid, np.asarray(v, np.float32).tobytes()))
             self.con.execute("INSERT INTO terms VALUES (?, ?)", (pid, " ".join(t)))
+            if blob is not None:
+                self.con.execute("INSERT INTO sentences VALUES (?, ?)", (pid, blob))
             ids.append(pid)
         self.con.execute("INSERT INTO minhash VALUES (?, ?)", (rowid, signature.astype(np.uint64).tobytes()))
         self.con.executemany(

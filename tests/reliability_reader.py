@@ -17,6 +17,8 @@ from pathlib import Path
 
 from indexer.search import Searcher, SearchOptions
 
+from .reliability_helpers import hit_keys
+
 
 def main(index: str, queries_file: str, out_file: str, stop_file: str, min_queries: str) -> int:
     queries = json.loads(Path(queries_file).read_text(encoding="utf-8"))
@@ -37,7 +39,7 @@ def main(index: str, queries_file: str, out_file: str, stop_file: str, min_queri
                 record["versions"] = sorted(
                     {before or searcher._snap.manifest.version, searcher._snap.manifest.version}
                 )
-                record["hits"] = [[h.article_id, h.passage_id, float(h.score), h.text] for h in result.hits]
+                record["hits"] = [list(k) for k in hit_keys(result.hits)]
             except BaseException as exc:
                 record["error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             out.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -40,7 +40,7 @@ def test_build_then_search(corpus, tmp_path, fake_encoder, fake_model):
     assert hits[0].title == "Arctic news"
     assert ARCTIC.startswith(hits[0].text[:20])
     m = json.loads((index / "manifest.json").read_text())
-    assert m["format_version"] == 1 and m["model"]["name"] == "fake-bow"
+    assert m["format_version"] == 2 and m["model"]["name"] == "fake-bow"
     assert m["counts"] == {"articles": 3, "passages": rep.passages}
     assert m["chunker"] == {"max_tokens": 200, "overlap_sentences": 1}
 
@@ -227,3 +227,18 @@ def test_filter_returns_k_when_k_match(tmp_path, fake_encoder, fake_model):
         .hits
     )
     assert sorted(h.article_id for h in hits) == ["a0", "a10", "a20", "a30"]
+
+
+def test_index_of_the_previous_format_is_refused_with_the_fix(corpus, tmp_path, fake_encoder, fake_model):
+    index = tmp_path / "index"
+    run(corpus, index, fake_encoder, fake_model)
+    doc = json.loads((index / "manifest.json").read_text())
+    doc["format_version"] = 1  # as written by indexer 0.1 before BM25 and sentence vectors
+    (index / "manifest.json").write_text(json.dumps(doc))
+    from indexer.errors import IndexVersionError
+
+    with pytest.raises(IndexVersionError, match="old format v1.*indexer build --full"):
+        Searcher(index, encoder=fake_encoder)
+    with pytest.raises(IndexVersionError):
+        run(corpus, index, fake_encoder, fake_model)
+    assert run(corpus, index, fake_encoder, fake_model, full=True).articles == 3

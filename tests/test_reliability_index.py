@@ -294,6 +294,20 @@ def test_disk_full_is_one_line_error_in_the_cli(fake_index, monkeypatch):
     assert len(lines) == 1 and lines[0].startswith("error: ") and "No space left on device" in lines[0]
 
 
+def test_leftovers_of_killed_builds_are_cleaned(fake_index, fake_encoder, fake_model):
+    """What SIGKILL leaves (a .partial folder, an unpublished version, a manifest temporary) goes
+    at the next build, and the version that was live before stays as the one readers may be on."""
+    src, index = fake_index
+    live = IndexDir(index).manifest().version
+    shutil.copytree(index / "versions" / live, index / "versions" / "999998-killed.partial")
+    shutil.copytree(index / "versions" / live, index / "versions" / "999999-renamed-not-published")
+    write(index / ".manifest.json.4242.tmp", "{half")
+    rep = build([src], index, BuildSettings(), encoder=fake_encoder, model=fake_model)
+    assert rep.published and versions(index) == sorted([live, rep.version])
+    assert rep.version > live
+    assert not list(index.glob(".manifest.json.*"))
+
+
 @pytest.mark.xfail(
     reason="needs fix: build.py _ResumeCache should start afresh when its file is not a database "
     "(see the reliability report)",

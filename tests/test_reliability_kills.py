@@ -207,7 +207,9 @@ def test_kill_at_random_moments(base):
         proc = spawn(*build_args(base.src_b, index, *CHUNK), log=log)
         try:
             assert wait_for(lambda p=proc, i=index: _partial(i) or p.poll() is not None, 120)
-            time.sleep(rng.uniform(0.0, base.remaining * 0.95))
+            # one run in three aims at the short final phases: writing, renaming, switching
+            late = i % 3 == 2
+            time.sleep(base.remaining * (rng.uniform(0.75, 1.0) if late else rng.uniform(0.0, 0.9)))
             proc.send_signal(signal.SIGKILL)
         finally:
             code = proc.wait(120)
@@ -220,7 +222,7 @@ def test_kill_at_random_moments(base):
         _complete(base, index, phase, rows)
         kills[phase] += 1
     killed = runs - kills["finished before the kill"]
-    assert killed >= runs * 2 // 3, kills
+    assert killed >= 8, kills
     assert len([p for p in kills if p != "finished before the kill"]) >= 2, kills  # spread over phases
     FIGURES.update({f"random → {k}": v for k, v in kills.items()})
 
