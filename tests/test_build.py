@@ -237,7 +237,7 @@ def test_index_of_the_previous_format_is_refused_with_the_fix(corpus, tmp_path, 
     (index / "manifest.json").write_text(json.dumps(doc))
     from indexer.errors import IndexVersionError
 
-    with pytest.raises(IndexVersionError, match="old format v1.*indexer build --full"):
+    with pytest.raises(IndexVersionError, match=r"old format v1.*indexer build --full"):
         Searcher(index, encoder=fake_encoder)
     with pytest.raises(IndexVersionError):
         run(corpus, index, fake_encoder, fake_model)
