@@ -45,6 +45,9 @@ class BuildSettings:
     read: ReadSettings = field(default_factory=ReadSettings)
     full: bool = False  # ignore the existing index and rebuild everything
     strict: bool = False  # any skipped file fails the build
+    # FAISS factory string ("IVF4096,SQ8", "HNSW32,SQ8"…); None: the index's forced one, else
+    # chosen by size (vectors.plan); "auto": chosen by size
+    faiss: str | None = None
 
 
 @dataclass
@@ -74,10 +77,31 @@ class BuildReport:
     reason: str = ""  # why a full rebuild happened
     version: str = ""
     published: bool = False  # False when nothing changed and the live version was kept
+    store: Any = None  # milvus.SyncReport, when the build was asked to sync a vector store
 
     @property
     def tokens_per_second(self) -> float:
         return self.tokens / self.embed_seconds if self.embed_seconds > 0 else 0.0
+
+
+def _open_cache(path: Path) -> sqlite3.Connection:
+    """The resume cache's database; a garbled one (a disk error, a stray file) is only a cache: start afresh."""
+    for attempt in (1, 2):
+        con = sqlite3.connect(path, isolation_level=None)
+        try:
+            con.execute("PRAGMA journal_mode = WAL")
+            con.execute("PRAGMA synchronous = NORMAL")
+            return con
+        except sqlite3.DatabaseError:
+            con.close()
+            if attempt == 2:
+                raise
+            for suffix in ("", "-wal", "-shm"):
+                try:
+                    os.remove(f"{path}{suffix}")
+                except FileNotFoundError:
+                    pass
+    raise AssertionError("unreachable")
 
 
 class _ResumeCache:
@@ -87,9 +111,7 @@ class _ResumeCache:
 
     def __init__(self, path: Path, key: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = sqlite3.connect(path, isolation_level=None)
-        self.con.execute("PRAGMA journal_mode = WAL")
-        self.con.execute("PRAGMA synchronous = NORMAL")
+        self.con = _open_cache(path)
         self.con.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         row = self.con.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
         if row is None or row[0] != f"{key}|{self.VERSION}":  # another model's vectors are useless here
@@ -151,6 +173,8 @@ class _Builder:
         self.model = model or resolve(name)
         self.encoder: Encoder = encoder or Embedder(self.model, backend=self.backend)
         self.dim = int(self.encoder.dimension)
+        # checked before any work: a typo in --faiss must not cost an embedding run
+        self.faiss = None if settings.faiss is None else vectors.check_factory(settings.faiss, self.dim)
         self.chunk = self._effective_chunk(settings.chunk)
         self.prev = prev
         self.reason = self._incompatibility(prev)
@@ -187,6 +211,7 @@ class _Builder:
         self.live = None
         self.reuse: Any = None
         self.lexical: dict[str, Any] = {}
+        self.vinfo: dict[str, Any] = {}  # the manifest's vectors entry (vectors.finalize)
         try:
             if self.prev is not None and not self.reason:
                 # opening checks the live version; its vectors are then updated in memory
@@ -194,7 +219,9 @@ class _Builder:
                 self.vindex = self.live.vectors
                 known = self.live.store.known_articles()
             else:
-                self.vindex = vectors.new_index(self.dim)
+                # built from the stored vectors once all are in (vectors.finalize): memory stays
+                # bounded, and the index type fits the final size
+                self.vindex = None
                 self._writer()
                 known = {}
                 if (
@@ -219,6 +246,10 @@ class _Builder:
                     f"{len(rep.skipped)} file(s) skipped and --strict is set (first: {first.path}: {first.reason}); "
                     "the previous index is unchanged"
                 )
+            if self.writer is None and self.live is not None and self.prev is not None:
+                n = int(self.live.vectors.ntotal)
+                if vectors.outdated(n, forced=self.faiss, previous=self.prev.vectors):
+                    self._writer()  # only the vector index changes (another --faiss): a new version carries it
             if self.writer is None:  # nothing changed: the live version stays as it is
                 assert self.live is not None and self.prev is not None
                 counts = self.live.store.counts()
@@ -236,6 +267,18 @@ class _Builder:
                 "analyzer": ANALYZER_VERSION,
             }
             checkpoint("lexical")
+            # the updated index, or one rebuilt from the stored vectors (type change, growth, HNSW
+            # removals), tuned to recall@10 ≥ 0.97: its entry goes into the manifest
+            writer = self.writer
+            same_dim = self.prev is not None and self.prev.model.dimension == self.dim
+            self.vindex, self.vinfo = vectors.finalize(
+                self.vindex,
+                lambda: writer.all_vectors(self.dim),
+                counts["passages"],
+                self.dim,
+                forced=self.faiss,
+                previous=self.prev.vectors if self.prev is not None and same_dim else None,
+            )
             self.writer.commit_and_close()
             checkpoint("sqlite")
             vectors.save(self.vindex, self.partial / vectors.VECTORS_FILE)
@@ -288,12 +331,7 @@ class _Builder:
                 max_seq_length=int(self.encoder.max_seq_length),
             ),
             chunker=self.chunk.to_dict(),
-            vectors={
-                "faiss": "IDMap2,Flat",
-                "metric": "inner_product",
-                "normalized": True,
-                "count": int(self.vindex.ntotal),
-            },
+            vectors=self.vinfo,  # factory, auto or forced, nlist/nprobe or efSearch, measured recall@10
             counts=counts,
             sources=[corpus.display_path(s) for s in sources],
             lexical=self.lexical,
@@ -335,7 +373,8 @@ class _Builder:
         drop: list[int] = []
         for aid in gone:
             drop += self._writer().delete_article(known[aid][0])
-        vectors.remove(self.vindex, drop)
+        if self.vindex is not None and not vectors.remove(self.vindex, drop):
+            self.vindex = None  # this type cannot remove (HNSW): rebuilt from the stored vectors
         rep.removed = len(gone)
 
     def _tick(self) -> None:
@@ -398,7 +437,9 @@ class _Builder:
             hs = hashes[pos : pos + len(chunks)]
             pos += len(chunks)
             if status == "updated":
-                vectors.remove(self.vindex, writer.delete_article(known[art.id][0]))
+                old = writer.delete_article(known[art.id][0])
+                if self.vindex is not None and not vectors.remove(self.vindex, old):
+                    self.vindex = None  # this type cannot remove (HNSW): rebuilt from the stored vectors
                 rep.updated += 1
             else:
                 rep.added += 1
@@ -406,7 +447,8 @@ class _Builder:
             terms = [analyze(passage_text(art.title, c.text), art.lang) for c in chunks]
             blobs = [found[x][1] for x in hs]
             ids = writer.add_article(art, h, chunks, hs, vecs, terms, dedup.signature(art.text), blobs)
-            vectors.add(self.vindex, np.asarray(ids, dtype=np.int64), vecs)
+            if self.vindex is not None:
+                vectors.add(self.vindex, np.asarray(ids, dtype=np.int64), vecs)
         self.pending = []
         self.pending_passages = 0
 
@@ -425,6 +467,14 @@ def _fsync_tree(folder: Path) -> None:
         os.close(fd)
 
 
+def _cannot_write(path: Path, exc: BaseException) -> BuildError:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+    return BuildError(
+        f"cannot write the index at {path} ({' '.join(reason.split())}) — free some disk space or make "
+        "the folder writable, then build again; the previous index is unchanged"
+    )
+
+
 def build(
     sources: Iterable[Path | str],
     index_dir: Path | str,
@@ -433,8 +483,12 @@ def build(
     encoder: Encoder | None = None,
     model: ResolvedModel | None = None,
     progress: Callable[[BuildProgress], None] | None = None,
+    store: str | None = None,
 ) -> BuildReport:
-    """Build or update the index at ``index_dir`` from ``sources``; publish atomically."""
+    """Build or update the index at ``index_dir`` from ``sources``; publish atomically.
+
+    ``store`` (a ``milvus://`` or ``milvus-lite://`` URI) is then synced to the live version.
+    """
     settings = settings or BuildSettings()
     srcs = corpus.check_sources(Path(s) for s in sources)
     idx = IndexDir(index_dir)
@@ -447,9 +501,30 @@ def build(
                 f"{idx.path} is not an index folder and not empty (it holds {strangers[0]!r}) — "
                 "choose a new or empty folder for --index"
             )
-    idx.path.mkdir(parents=True, exist_ok=True)
-    lock = idx.lock()
+    sink = None
+    if store is not None:
+        from .milvus import MilvusStore
+        from .milvus_sync import sync_index
+
+        sink = MilvusStore(store)  # a bad URI or an unreachable server fails before any work
     try:
-        return _Builder(idx, settings, encoder, model, progress).run(srcs)
+        try:
+            idx.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _cannot_write(idx.path, exc) from None
+        lock = idx.lock()
+        try:
+            try:
+                report = _Builder(idx, settings, encoder, model, progress).run(srcs)
+            except (OSError, sqlite3.OperationalError) as exc:
+                # a full disk, a read-only file system, a permission: the new version's folder
+                # is already gone and the live one untouched, which is what the user must know
+                raise _cannot_write(idx.path, exc) from None
+            if sink is not None:  # still under the lock: one sync at a time, of the version just published
+                report.store = sync_index(sink, idx)
+            return report
+        finally:
+            lock.release()
     finally:
-        lock.release()
+        if sink is not None:
+            sink.close()

@@ -45,8 +45,12 @@ def _split_long(text: str, start: int, spans: list[tuple[int, int]], budget: int
                 if s > 0 and text[s - 1].isspace():
                     j = k
                     break
-        a = spans[i][0]
-        b = spans[j - 1][1] if j < len(spans) else len(text)
+        # a piece runs to where the next one starts, so characters no token covers
+        # (zero-width joiners, direction marks) stay in the text; trailing space is trimmed
+        a = spans[i][0] if i else 0
+        b = spans[j][0] if j < len(spans) else len(text)
+        while b > a and text[b - 1].isspace():
+            b -= 1
         pieces.append((start + a, start + b, j - i))
         i = j
     return pieces

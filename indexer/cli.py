@@ -60,6 +60,35 @@ def _index_dir(value: Path | None) -> Path:
     return value or default_index_dir()
 
 
+def _store_option(f: Any) -> Any:
+    return click.option(
+        "--store",
+        default=None,
+        metavar="URI",
+        help="Milvus collection holding the vectors: milvus://HOST:19530/COLLECTION (a standalone or "
+        "distributed server) or milvus-lite:///path/file.db/COLLECTION. Needs: pip install '.[milvus]'.",
+    )(f)
+
+
+def _check_store(uri: str | None) -> None:
+    """A malformed --store fails before any work (and without importing pymilvus)."""
+    if uri is not None:
+        from .milvus import parse_uri
+
+        parse_uri(uri)
+
+
+def _print_sync(r: Any) -> None:
+    if r.up_to_date:
+        click.echo(f"Store {r.store} is up to date (version {r.version}, {r.passages} passages)")
+        return
+    how = f"created ({r.recreated})" if r.recreated else "updated"
+    lexical = "its own BM25" if r.bm25 else "BM25 from the index"
+    click.echo(f"Store {r.store} {how} — version {r.version}")
+    counts = f"{r.inserted} inserted, {r.deleted} deleted; now {r.passages} passages"
+    click.echo(f"  {counts} ({lexical}), {r.seconds:.1f} s")
+
+
 # ------------------------------------------------------------------ build
 @main.command(context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
@@ -100,6 +129,14 @@ def _index_dir(value: Path | None) -> Path:
     show_default=True,
     help="Skip single-document files larger than this.",
 )
+@click.option(
+    "--faiss",
+    default=None,
+    metavar="FACTORY",
+    help='FAISS index type as a factory string, e.g. "IVF4096,SQ8" or "HNSW32,SQ8"; "auto" chooses '
+    "by size (default: the index's forced type, else auto: exact below 100,000 passages, IVF+SQ8 above).",
+)
+@_store_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def build(
     paths: tuple[Path, ...],
@@ -112,7 +149,9 @@ def build(
     overlap: int,
     follow_symlinks: bool,
     max_file_mb: float,
+    faiss: str | None,
     quiet: bool,
+    store: str | None,
 ) -> None:
     """Build or update the index from files and folders (txt, md, html, json, jsonl, csv).
 
@@ -124,6 +163,8 @@ def build(
       indexer build                          # seeds/ and data/articles/
       indexer build ~/news --index ~/news-index
       indexer build --full --model sentence-transformers/all-MiniLM-L6-v2
+      indexer build --store milvus://localhost:19530/passages   # then sync Milvus
+      indexer build --faiss "HNSW32,SQ8"     # force an index type (--faiss auto: by size again)
     """
     from .build import BuildSettings
     from .build import build as run_build
@@ -142,12 +183,14 @@ def build(
         full=full,
         strict=strict,
         read=ReadSettings(follow_symlinks=follow_symlinks, max_file_mb=max_file_mb),
+        faiss=faiss,
     )
     sources = list(paths) or default_sources()
     target = _index_dir(index_dir)
     bar = None if quiet else _ProgressBar()
     try:
-        report = run_build(sources, target, settings, progress=bar)
+        _check_store(store)
+        report = run_build(sources, target, settings, progress=bar, store=store)
     finally:
         if bar:
             bar.close()
@@ -194,6 +237,8 @@ def _print_report(r: Any, target: Path) -> None:
         click.echo("Skipped:")
         for s in r.skipped:
             click.echo(f"  {s.path}: {s.reason}")
+    if r.store is not None:
+        _print_sync(r.store)
 
 
 # ----------------------------------------------------------------- search
@@ -233,6 +278,7 @@ def _print_report(r: Any, target: Path) -> None:
     default=None,
     help="Query embedding backend (default: the index's).",
 )
+@_store_option
 def search(
     query: str | None,
     index_dir: Path | None,
@@ -247,6 +293,7 @@ def search(
     date_to: str | None,
     model: str | None,
     backend: str | None,
+    store: str | None,
 ) -> None:
     """Find the passages that best answer QUERY, in any language.
 
@@ -256,6 +303,7 @@ def search(
       indexer search "coopération dans l'Arctique" -k 5 --json
       indexer search "Peskov" --mode bm25 --lang fr --date-from 2025-01
       indexer search --queries questions.txt --json > answers.jsonl
+      indexer search "Arctic shipping" --store milvus://localhost:19530/passages
     """
     from .search import Searcher, SearchOptions
     from .store import Filters
@@ -270,22 +318,26 @@ def search(
         queries = [query or ""]
     filters = Filters(langs=langs, sources=sources, date_from=date_from, date_to=date_to).normalized()
     options = SearchOptions(k=k, per_article=per_article, mode=mode, filters=filters)
-    searcher = Searcher(_index_dir(index_dir), model=model, backend=backend)
-    for q in queries:
-        try:
-            result = searcher.search(q, options)
-        except QueryError as exc:
-            if queries_file is None:
-                raise
+    _check_store(store)
+    searcher = Searcher(_index_dir(index_dir), model=model, backend=backend, store=store)
+    try:
+        for q in queries:
+            try:
+                result = searcher.search(q, options)
+            except QueryError as exc:
+                if queries_file is None:
+                    raise
+                if as_json:
+                    click.echo(json.dumps({"query": q, "hits": [], "error": str(exc)}, ensure_ascii=False))
+                else:
+                    click.echo(f"{q!r}: {exc}\n")
+                continue
             if as_json:
-                click.echo(json.dumps({"query": q, "hits": [], "error": str(exc)}, ensure_ascii=False))
+                click.echo(json.dumps(result.to_json(), ensure_ascii=False))
             else:
-                click.echo(f"{q!r}: {exc}\n")
-            continue
-        if as_json:
-            click.echo(json.dumps(result.to_json(), ensure_ascii=False))
-        else:
-            _print_hits(result)
+                _print_hits(result)
+    finally:
+        searcher.close()
 
 
 def _print_hits(result: Any) -> None:
@@ -307,6 +359,52 @@ def _print_hits(result: Any) -> None:
         if h.duplicates:
             click.echo(f"     also in: {', '.join(h.duplicates)}")
     click.echo("")
+
+
+# ----------------------------------------------------------------- export
+@main.command(context_settings=CONTEXT)
+@_index_option
+@click.option(
+    "--store",
+    required=True,
+    metavar="URI",
+    help="Milvus collection to fill: milvus://HOST:19530/COLLECTION or milvus-lite:///path/file.db/COLLECTION.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def export(index_dir: Path | None, store: str, quiet: bool) -> None:
+    """Copy the index's live version into a Milvus collection (migrating a FAISS index).
+
+    Only the difference is sent: run again after a build, it inserts new passages and
+    deletes vanished ones; when the collection already holds the version it does nothing.
+    Then search with --store URI. The index directory stays the source of truth.
+
+    \b
+    Examples:
+      indexer export --store milvus://localhost:19530/passages
+      indexer export --index ~/news-index --store milvus-lite:///srv/news.db/news
+    """
+    from .milvus_sync import export as run_export
+
+    _check_store(store)
+    bar: Any = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if quiet:
+            return
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="passage", file=sys.stderr, dynamic_ncols=True, disable=None, leave=False)
+        bar.n = done
+        bar.refresh()
+
+    try:
+        report = run_export(_index_dir(index_dir), store, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    _print_sync(report)
 
 
 # ------------------------------------------------------------------- info

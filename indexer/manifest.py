@@ -121,9 +121,16 @@ def _type_problem(m: Manifest) -> str:
             return f"has an invalid {name!r} entry"
     if not isinstance(m.sources, list):
         return "has an invalid 'sources' entry"
-    if not all(isinstance(k, str) and isinstance(h, str) for k, h in m.files.items()):
-        return "has an invalid 'files' entry"
+    for rel, digest in m.files.items():
+        if not (isinstance(rel, str) and isinstance(digest, str)) or not _relative_name(rel):
+            return "has an invalid 'files' entry"
     return ""
+
+
+def _relative_name(rel: str) -> bool:
+    """A plain relative path inside a data folder: no absolute path, no "..", no NUL."""
+    parts = rel.split("/")
+    return bool(rel) and "\x00" not in rel and "\\" not in rel and not rel.startswith("/") and ".." not in parts
 
 
 def fsync_dir(path: Path) -> None:

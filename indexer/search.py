@@ -8,20 +8,23 @@ import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from . import fusion, vectors
 from .analysis import query_groups
 from .embedding import Embedder, Encoder
-from .errors import ModelMismatchError, QueryError
+from .errors import ModelMismatchError, ModelNotFoundError, QueryError
 from .highlight import Highlighter, unpack_sentences
 from .index import IndexDir, Snapshot
 from .language import scripts
 from .models import resolve
 from .records import Article, Hit
 from .store import Filters
+
+if TYPE_CHECKING:
+    from .milvus import MilvusStore
 
 MODES = ("hybrid", "dense", "bm25")
 CANDIDATES = 100  # passages taken from each side before fusion
@@ -73,8 +76,40 @@ def clean_query(query: str) -> tuple[str, bool]:
     return text[:MAX_QUERY_CHARS], truncated
 
 
+class DenseBackend(Protocol):
+    """Where dense candidates come from: the version's FAISS index, or an external store (milvus.py)."""
+
+    def search(
+        self, snap: Snapshot, qvec: np.ndarray, n: int, filters: Filters, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``n`` (scores, ids) among passages matching ``filters`` (whose ids are ``allowed``)."""
+        ...
+
+
+class TermBackend(Protocol):
+    """A store that scores BM25 itself, per analysed term (the local index's terms and parameters)."""
+
+    def bm25_top(self, texts: list[str], n: int, filters: Filters) -> list[dict[int, float]]: ...
+
+    def bm25_scores(self, terms: list[str], pids: list[int]) -> list[dict[int, float]]: ...
+
+
+class FaissDense:
+    """The default: the published version's own FAISS index, filtered by passage ids."""
+
+    def search(
+        self, snap: Snapshot, qvec: np.ndarray, n: int, filters: Filters, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return vectors.search(snap.vectors, qvec, n, allowed)
+
+
 class Searcher:
-    """Search an index directory; reopens it when a new version is published."""
+    """Search an index directory; reopens it when a new version is published.
+
+    ``store`` (e.g. ``milvus://host:19530/passages``) takes the candidates from that
+    vector store instead of the index's FAISS and BM25 files; the index directory
+    still supplies passages, grouping, duplicates and highlights.
+    """
 
     def __init__(
         self,
@@ -83,8 +118,18 @@ class Searcher:
         encoder: Encoder | None = None,
         model: str | None = None,
         backend: str | None = None,
+        store: str | None = None,
     ) -> None:
         self.idx = IndexDir(index_dir)
+        self._store: MilvusStore | None = None
+        self._dense: DenseBackend = FaissDense()
+        if store is not None:
+            from .milvus import MilvusStore, parse_uri
+
+            target = parse_uri(store)  # a bad URI fails before the index is opened
+            self.idx.manifest()
+            self._store = MilvusStore(target)
+            self._dense = self._store
         self._lock = threading.Lock()
         self._snap: Snapshot | None = None
         self._encoder = encoder
@@ -93,7 +138,21 @@ class Searcher:
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._highlighter: Highlighter | None = None
         self._qlock = threading.Lock()
-        self.snapshot()  # fail now, with the index's own message, if it cannot be opened
+        try:
+            self.snapshot()  # fail now, with the index's own message, if it cannot be opened
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the external store's connection (a Milvus Lite server stops with its last user)."""
+        if self._store is not None:
+            self._store.close()
+
+    @property
+    def _terms(self) -> TermBackend | None:
+        """The store's own BM25, when it has one; otherwise the version's local BM25 index serves."""
+        return self._store if self._store is not None and self._store.has_bm25 else None
 
     # ------------------------------------------------------------- index
     def snapshot(self) -> Snapshot:
@@ -101,6 +160,12 @@ class Searcher:
         with self._lock:
             if self._snap is None or self.idx.stamp() != self._snap.stamp:
                 snap = self.idx.open()
+                if self._store is not None:
+                    try:
+                        self._store.check(snap.manifest, self.idx.path)  # same index, same model
+                    except BaseException:
+                        snap.close()
+                        raise
                 if self._snap is not None and self._snap.manifest.model != snap.manifest.model:
                     self._encoder = None  # rebuilt with another model: load that one
                     self._qcache.clear()
@@ -119,7 +184,13 @@ class Searcher:
                         f"the index was built with {info.name!r}, not {self._model_arg!r} — search without "
                         f'--model, or rebuild with "indexer build --full --model {self._model_arg}"'
                     )
-            resolved = resolve(info.name)
+            try:
+                resolved = resolve(info.name)
+            except ModelNotFoundError:
+                raise ModelNotFoundError(
+                    f"the index was built with {info.name!r}, which is not on this machine — put it back, "
+                    'or rebuild with another model: "indexer build --full --model NAME"'
+                ) from None
             if resolved.fingerprint != info.fingerprint:
                 raise ModelMismatchError(
                     f"the index was built with {info.name!r} ({info.fingerprint}), but that name now resolves "
@@ -148,7 +219,8 @@ class Searcher:
         """Load the model and the lexical index now, so the first real query is fast."""
         snap = self.snapshot()
         self.query_vector("warm up")
-        _ = snap.lexical
+        if self._terms is None:
+            _ = snap.lexical
 
     # ------------------------------------------------------------ search
     def search(self, query: str, options: SearchOptions | None = None) -> SearchResult:
@@ -164,7 +236,7 @@ class Searcher:
         total = snap.vectors.ntotal if allowed is None else len(allowed)
         n = min(total, max(CANDIDATES, need * options.per_article * 3))
         while True:
-            ranked = self._rank(snap, options.mode, qvec, lq, n, allowed)
+            ranked = self._rank(snap, options.mode, qvec, lq, n, filters, allowed)
             grouped = _group(snap, ranked, options.per_article)
             if len(grouped) >= need or n >= total:
                 break
@@ -197,33 +269,43 @@ class Searcher:
         qvec: np.ndarray | None,
         lq: LexicalQuery | None,
         n: int,
+        filters: Filters,
         allowed: np.ndarray | None,
     ) -> list[tuple[int, float]]:
         """Passages ranked by the mode's scores (best first), at least ``n`` deep when available."""
         if mode == "dense":
             assert qvec is not None
-            scores, ids = vectors.search(snap.vectors, qvec, n, allowed)
+            scores, ids = self._dense.search(snap, qvec, n, filters, allowed)
             return list(zip(ids.tolist(), scores.tolist()))
         assert lq is not None
-        lex_all = snap.lexical.grouped_scores(lq.groups)
-        lex = _top(snap, lex_all, n, allowed)
+        dense: dict[int, float] = {}
+        if mode == "hybrid":
+            assert qvec is not None
+            d_scores, d_ids = self._dense.search(snap, qvec, n, filters, allowed)
+            dense = dict(zip(d_ids.tolist(), d_scores.tolist()))
+        engine = self._terms
+        if engine is None:
+            lex_all = snap.lexical.grouped_scores(lq.groups)
+            lex = _top(snap, lex_all, n, allowed)
+            pos = snap.lexical.position
+            lex_of = {pid: float(lex_all[i]) if (i := pos.get(pid)) is not None else 0.0 for pid in dense}
+            known = sum(1 for g in lq.groups if snap.lexical.known(list(g)))
+        else:
+            lex, lex_of, known = _engine_lexical(engine, lq, n, filters, list(dense))
+            present = snap.store.article_keys(list(lex))  # a store still syncing may name dropped passages
+            lex = {pid: score for pid, score in lex.items() if pid in present}
         if mode == "bm25":
             return sorted(lex.items(), key=lambda kv: (-kv[1], kv[0]))
         assert qvec is not None
-        d_scores, d_ids = vectors.search(snap.vectors, qvec, n, allowed)
-        dense = dict(zip(d_ids.tolist(), d_scores.tolist()))
         # every candidate needs both scores: the dense side for lexical-only ones, and back
         only_lex = [pid for pid in lex if pid not in dense]
         if only_lex:
             vecs = snap.store.vectors(only_lex, snap.manifest.model.dimension)
             dense.update(zip(only_lex, (vecs @ qvec).tolist()))
-        pos = snap.lexical.position
         for pid in dense:
             if pid not in lex:
-                i = pos.get(pid)
-                lex[pid] = float(lex_all[i]) if i is not None else 0.0
+                lex[pid] = lex_of.get(pid, 0.0)
         langs = snap.store.passage_langs(list(dense))
-        known = sum(1 for g in lq.groups if snap.lexical.known(list(g)))
         cov = fusion.coverage(known, len(lq.groups))
         weights = {pid: cov * fusion.language_weight(lq.probs, langs.get(pid), lq.scripts) for pid in dense}
         return fusion.convex(dense, lex, weights)
@@ -308,6 +390,40 @@ def _top(snap: Snapshot, scores: np.ndarray, n: int, allowed: np.ndarray | None)
     if len(positive) > n:
         positive = positive[np.argpartition(-scores[positive], n - 1)[:n]]
     return {int(pids[i]): float(scores[i]) for i in positive}
+
+
+def _engine_lexical(
+    engine: TermBackend, lq: LexicalQuery, n: int, filters: Filters, extra: list[int]
+) -> tuple[dict[int, float], dict[int, float], int]:
+    """BM25 scored by the store, combined as ``LexicalIndex.grouped_scores`` does.
+
+    Returns the ``n`` best passages (with a positive score), the scores of the
+    ``extra`` passages (dense candidates), and how many query words the passages
+    matching the filters know. Candidates are each term's ``n`` best and the ``n``
+    best for all terms at once (strong on several terms without topping any); each
+    is then scored for every term, so its sum is exact.
+    """
+    terms = lq.terms
+    if not terms:
+        return {}, {pid: 0.0 for pid in extra}, 0
+    tops = engine.bm25_top([*terms, " ".join(terms)], n, filters)
+    found = {t for t, hits in zip(terms, tops) if hits}
+    known = sum(1 for g in lq.groups if found.intersection(g))
+    scored = [t for t in terms if t in found and any(g.get(t, 0.0) > 0 for g in lq.groups)]
+    cands = set().union(*tops)
+    per_term = dict(zip(scored, engine.bm25_scores(scored, sorted(cands | set(extra)))))
+    total: dict[int, float] = {}
+    for group in lq.groups:
+        best: dict[int, float] = {}
+        for term, weight in group.items():
+            if weight <= 0 or term not in per_term:
+                continue
+            for pid, score in per_term[term].items():
+                best[pid] = max(best.get(pid, 0.0), score * weight)
+        for pid, score in best.items():
+            total[pid] = total.get(pid, 0.0) + score
+    positive = sorted(((p, total[p]) for p in cands if total.get(p, 0.0) > 0), key=lambda kv: (-kv[1], kv[0]))
+    return dict(positive[:n]), {pid: total.get(pid, 0.0) for pid in extra}, known
 
 
 def _group(snap: Snapshot, ranked: list[tuple[int, float]], per_article: int) -> list[tuple[int, float, int]]:

@@ -3,18 +3,67 @@
 Vectors are L2-normalised and searched by inner product, which equals cosine
 similarity on unit vectors. FAISS ids are the passages' SQLite row ids (int64),
 so a hit maps straight back to its passage.
+
+The index type follows the collection's size (``plan``): an exact scan
+(``IDMap2,Flat``) while it still answers within the latency budget, then
+``IVF{nlist},SQ8`` — 8-bit codes, a quarter of the memory of float32, with ids
+held natively and ``add_with_ids``/``remove_ids`` supported, so an incremental
+build edits the live index in place. Any FAISS factory string can be forced
+instead (``indexer build --faiss "HNSW32,SQ8"``).
+
+When the index is rebuilt (from the float32 vectors SQLite keeps, streamed in
+batches so memory stays bounded): on the first build; when the automatic type
+changes with size; when an IVF collection has grown or shrunk ``regrow`` times
+past the size its lists were trained for (a fresh nlist and k-means); and when
+passages are removed from a type that cannot remove them (HNSW).
+
+After every build of an approximate index its search breadth (``nprobe`` for
+IVF, ``efSearch`` for HNSW) is tuned: stored vectors serve as held-out queries,
+their exact neighbours come from a scan of the SQLite vectors, and the smallest
+setting with recall@10 ≥ ``target_recall`` is kept. It is set on the index
+object, which FAISS saves with the file, so ``search`` needs no parameter.
 """
 
 from __future__ import annotations
 
 import errno
+import math
 import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .errors import BuildError
+
 VECTORS_FILE = "vectors.faiss"
+EXACT = "IDMap2,Flat"
+AUTO = "auto"
+K = 10  # recall is measured and tuned at this depth
+
+#: a fresh stream of (ids, float32 vectors) batches on every call
+Batches = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
+
+
+@dataclass(frozen=True)
+class IndexPolicy:
+    """How the automatic choice and the tuning behave (see bench/scale.py for the figures)."""
+
+    # exact below this: a scan of 100k 384-d vectors takes ~15 ms on 2 cores, half the 30 ms budget
+    # left beside the query embedding (~4 ms) and the rest of the search (bench/scale.py)
+    exact_limit: int = 100_000
+    target_recall: float = 0.97  # tuning aim for recall@10 against exact search (the promise is 0.95)
+    regrow: float = 4.0  # retrain IVF when the size moved this factor away from the trained size
+    tune_queries: int = 500  # held-out queries: recall is known to about ±0.005
+    train_per_list: int = 40  # k-means sample per IVF list (FAISS asks for at least 39)
+    max_train: int = 262_144  # bounds the training sample's memory (400 MB at 384 dimensions)
+    seed: int = 1234  # k-means, sampling: the same vectors give the same index
+
+
+POLICY = IndexPolicy()
 
 
 def _faiss() -> Any:
@@ -23,12 +72,225 @@ def _faiss() -> Any:
     return faiss
 
 
-def new_index(dim: int) -> Any:
-    """An exact inner-product index with explicit ids (removals supported)."""
+# ------------------------------------------------------------------ choice
+def nlist_for(n: int) -> int:
+    """IVF lists for ``n`` vectors: about 4·√n (FAISS's rule of thumb), as a power of two.
+
+    Powers of two keep the factory string stable until the size changes 4-fold.
+    """
+    return int(2 ** round(math.log2(max(16.0, 4 * math.sqrt(max(n, 1))))))
+
+
+def auto_factory(n: int, *, policy: IndexPolicy | None = None) -> str:
+    """The automatic index type for ``n`` vectors: exact below ``exact_limit``, else IVF + SQ8."""
+    policy = policy or POLICY
+    return EXACT if n < policy.exact_limit else f"IVF{nlist_for(n)},SQ8"
+
+
+def plan(
+    n: int, *, forced: str | None = None, previous: dict[str, Any] | None = None, policy: IndexPolicy | None = None
+) -> str:
+    """The factory string a build should end with, given the previous version's entry.
+
+    ``forced``: a checked factory string, ``"auto"`` for the automatic choice, or
+    None to keep what the previous version was forced to (else automatic). An
+    automatic IVF index is kept down to half the exact limit and while the size
+    stays within the regrow factor of its trained size, so a collection hovering
+    around a boundary is not rebuilt on every build.
+    """
+    policy = policy or POLICY
+    prev = previous or {}
+    prev_factory = prev.get("faiss") if isinstance(prev.get("faiss"), str) else None
+    was_auto = prev.get("auto", True) is not False
+    if forced is None and not was_auto and prev_factory:
+        return prev_factory
+    if forced is not None and forced != AUTO:
+        return forced
+    trained = int(prev.get("trained_for") or 0)
+    if (
+        was_auto
+        and prev_factory
+        and trained  # recorded for IVF types only
+        and n >= policy.exact_limit // 2
+        and trained / policy.regrow <= n <= trained * policy.regrow
+    ):
+        return prev_factory
+    return auto_factory(n, policy=policy)
+
+
+def outdated(
+    n: int, *, forced: str | None = None, previous: dict[str, Any] | None = None, policy: IndexPolicy | None = None
+) -> bool:
+    """Whether the vector index must change although no passage did (another ``--faiss``)."""
+    prev = previous or {}
+    was_auto = prev.get("auto", True) is not False
+    auto = forced == AUTO or (forced is None and was_auto)
+    return plan(n, forced=forced, previous=prev, policy=policy) != prev.get("faiss", EXACT) or auto != was_auto
+
+
+def check_factory(factory: str, dim: int) -> str:
+    """A factory string, checked by building an empty index, normalised; ``"auto"`` as is.
+
+    Types without their own ids (Flat, HNSW, PQ) are wrapped in ``IDMap2``, whose
+    ids are the passages' row ids. Raises ``BuildError`` naming the fix.
+    """
+    text = "".join(factory.split())
+    if text.lower() == AUTO:
+        return AUTO
+    if text.startswith("IDMap,"):
+        text = "IDMap2," + text[len("IDMap,") :]  # IDMap2 can also decode vectors (exact filtered scans)
     faiss = _faiss()
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    try:
+        index = faiss.index_factory(dim, text, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        # keep the reason of FAISS's C++ message, without its source location
+        detail = re.sub(r"^.*?\.cpp:\d+: (Error: '.*?' failed: )?", "", " ".join(str(exc).split()))
+        raise BuildError(
+            f"invalid FAISS factory {factory!r} for {dim}-dimensional vectors ({detail[:120]}) — "
+            'try "IVF4096,SQ8", "HNSW32,SQ8", "Flat", or leave --faiss out for the automatic choice'
+        ) from None
+    if getattr(index, "metric_type", faiss.METRIC_INNER_PRODUCT) != faiss.METRIC_INNER_PRODUCT:
+        raise BuildError(f"FAISS factory {factory!r} does not support inner product — choose another type")
+    if faiss.try_extract_index_ivf(index) is None and not text.startswith("IDMap"):
+        text = "IDMap2," + text
+    return text
 
 
+# ---------------------------------------------------------- build, update
+def new_index(dim: int, factory: str = EXACT) -> Any:
+    """An empty index of ``factory`` type (default: exact, with explicit ids)."""
+    faiss = _faiss()
+    return faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+
+
+def build(
+    batches: Batches, n: int, dim: int, factory: str, *, policy: IndexPolicy | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """A new index of ``factory`` type holding every streamed vector, trained and tuned.
+
+    Two passes over the stream at most: one draws the training and query samples,
+    one adds the vectors and finds the queries' exact neighbours. Returns the index
+    and its manifest entry.
+    """
+    policy = policy or POLICY
+    faiss = _faiss()
+    index = new_index(dim, factory)
+    nlist = _nlist(index)
+    if nlist and n < nlist:
+        raise BuildError(
+            f"{factory} needs at least {nlist} vectors to train its lists, the collection has {n} — "
+            f'use fewer lists (e.g. "IVF{max(1, nlist_for(n) // 4)},SQ8") or leave --faiss out'
+        )
+    m_train = 0 if index.is_trained else min(n, policy.max_train, max(policy.train_per_list * (nlist or 0), 10_000))
+    m_query = _query_count(index, n, policy)
+    truth = None
+    if m_train or m_query:
+        (train, _), (queries, qids) = _sample(batches, n, dim, [m_train, m_query], np.random.default_rng(policy.seed))
+        if m_train:
+            ivf = faiss.try_extract_index_ivf(index)
+            if ivf is not None:
+                ivf.cp.seed = policy.seed
+                ivf.cp.min_points_per_centroid = 1  # small collections: no warning, the lists are just coarser
+                # polysemous codes only serve Hamming pre-filtering, which inner-product search never uses
+                if hasattr(ivf, "do_polysemous_training"):
+                    ivf.do_polysemous_training = False
+            try:
+                index.train(train)
+            except RuntimeError as exc:
+                raise BuildError(f"cannot train {factory} on {len(train)} vectors ({_first_line(exc)})") from None
+        del train
+        truth = _Truth(queries, qids) if m_query else None
+    for ids, vecs in batches():
+        add(index, ids, vecs)
+        if truth is not None:
+            truth.update(ids, vecs)
+    info: dict[str, Any] = {"faiss": factory}
+    if nlist:
+        info.update(nlist=nlist, trained_for=int(index.ntotal))
+    info.update(_tune(index, truth, policy) if truth is not None else {"recall_at_10": 1.0})
+    return index, info
+
+
+def finalize(
+    index: Any | None,
+    batches: Batches,
+    n: int,
+    dim: int,
+    *,
+    forced: str | None = None,
+    previous: dict[str, Any] | None = None,
+    policy: IndexPolicy | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """The index a build publishes: ``index`` as updated incrementally, or rebuilt.
+
+    ``index`` is None when there is none to update (a full build, or a type that
+    could not apply a removal). Returns the index and its manifest entry.
+    """
+    policy = policy or POLICY
+    prev = previous or {}
+    factory = plan(n, forced=forced, previous=prev, policy=policy)
+    trained = int(prev.get("trained_for") or 0)
+    # the previous entry describes ``index`` only when it was updated in place
+    stale = (
+        index is None
+        or prev.get("faiss", EXACT) != factory
+        or index.ntotal != n
+        or (_nlist(index) and trained and not trained / policy.regrow <= n <= trained * policy.regrow)
+    )
+    if stale:
+        index, info = build(batches, n, dim, factory, policy=policy)
+    else:
+        assert index is not None
+        info = {k: prev[k] for k in ("faiss", "trained_for", "nlist") if k in prev}
+        m_query = _query_count(index, n, policy)
+        if m_query:  # the contents changed: measure (and tune) again
+            queries, qids = _sample(batches, n, dim, [m_query], np.random.default_rng(policy.seed))[0]
+            truth = _Truth(queries, qids)
+            for ids, vecs in batches():
+                truth.update(ids, vecs)
+            info.update(_tune(index, truth, policy))
+        else:
+            info["recall_at_10"] = 1.0
+    return index, {
+        **info,
+        "auto": forced == AUTO or (forced is None and prev.get("auto", True) is not False),
+        "metric": "inner_product",
+        "normalized": True,
+        "count": int(index.ntotal),
+    }
+
+
+def add(index: Any, ids: np.ndarray, vecs: np.ndarray) -> None:
+    if len(ids):
+        index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+
+
+def remove(index: Any, ids: list[int] | np.ndarray) -> bool:
+    """Remove ``ids``; False when this index type cannot remove (HNSW) and was left unchanged."""
+    if len(ids):
+        try:
+            index.remove_ids(np.asarray(ids, dtype=np.int64))
+        except RuntimeError as exc:
+            if "not implemented" in str(exc):
+                return False  # the caller rebuilds from the stored vectors
+            raise
+    return True
+
+
+def stored_ids(index: Any) -> np.ndarray:
+    """Every id held by the index, sorted (for checks and tests)."""
+    faiss = _faiss()
+    if hasattr(index, "id_map"):
+        return np.sort(faiss.vector_to_array(index.id_map).astype(np.int64))
+    ivf = faiss.extract_index_ivf(index)
+    lists = ivf.invlists
+    parts = [
+        faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy() for i in range(ivf.nlist) if lists.list_size(i)
+    ]
+    return np.sort(np.concatenate(parts).astype(np.int64)) if parts else np.zeros(0, np.int64)
+
+
+# --------------------------------------------------------------- file I/O
 def load(path: Path) -> Any:
     return _faiss().read_index(str(path))
 
@@ -45,28 +307,187 @@ def save(index: Any, path: Path) -> None:
         raise OSError(code, reason, str(path)) from None
 
 
-def add(index: Any, ids: np.ndarray, vecs: np.ndarray) -> None:
-    if len(ids):
-        index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), np.asarray(ids, dtype=np.int64))
-
-
-def remove(index: Any, ids: list[int] | np.ndarray) -> None:
-    if len(ids):
-        index.remove_ids(np.asarray(ids, dtype=np.int64))
+# ------------------------------------------------------------------ search
+_EXACT_SHARE = 0.05  # HNSW: a filter keeping less than this share is answered by an exact scan
 
 
 def search(index: Any, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``k`` (scores, ids) for one query; ``allowed`` restricts the search to those ids."""
+    """Top ``k`` (scores, ids) for one query; ``allowed`` restricts the search to those ids.
+
+    The filter runs inside FAISS, so ``k`` hits come back whenever ``k`` ids match:
+    an IVF search probes more lists when the filter thins them out (all of them if
+    it must), an HNSW search widens its beam or scans the allowed vectors exactly.
+    """
     faiss = _faiss()
     q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
     k = max(1, min(k, index.ntotal))
-    if allowed is None:
-        scores, ids = index.search(q, k)
-    else:
+    sel, share = None, 1.0
+    if allowed is not None:
         if len(allowed) == 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        # the filter runs inside FAISS, so k hits come back whenever k ids match
-        sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-        scores, ids = index.search(q, min(k, len(allowed)), params=faiss.SearchParameters(sel=sel))
+        allowed = np.ascontiguousarray(allowed, dtype=np.int64)
+        k = min(k, len(allowed))
+        sel = faiss.IDSelectorBatch(allowed)
+        share = len(allowed) / max(1, index.ntotal)
+    ivf = faiss.try_extract_index_ivf(index)
+    hnsw = _hnsw(index)
+    if ivf is not None:
+        # params replace the index's own settings, so nprobe is passed on explicitly
+        nprobe = min(ivf.nlist, math.ceil(ivf.nprobe / share))
+        while True:
+            scores, ids = index.search(q, k, params=faiss.SearchParametersIVF(sel=sel, nprobe=nprobe))
+            if (ids[0] >= 0).sum() >= k or nprobe >= ivf.nlist:
+                break
+            nprobe = min(ivf.nlist, nprobe * 4)
+    elif hnsw is not None:
+        if allowed is not None and share < _EXACT_SHARE:
+            return _scan(index, q, k, allowed)
+        ef = max(hnsw.efSearch, k, math.ceil(hnsw.efSearch / share))
+        scores, ids = index.search(q, k, params=faiss.SearchParametersHNSW(sel=sel, efSearch=ef))
+        if allowed is not None and (ids[0] >= 0).sum() < k:
+            return _scan(index, q, k, allowed)
+    elif sel is not None:
+        scores, ids = index.search(q, k, params=faiss.SearchParameters(sel=sel))
+    else:
+        scores, ids = index.search(q, k)
     keep = ids[0] >= 0
     return scores[0][keep], ids[0][keep]
+
+
+def _scan(index: Any, q: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top ``k`` among ``allowed``, from vectors decoded out of the index (IDMap2 types)."""
+    best_s, best_i = np.zeros(0, np.float32), np.zeros(0, np.int64)
+    for i in range(0, len(allowed), 16384):
+        part = allowed[i : i + 16384]
+        scores = index.reconstruct_batch(part) @ q[0]
+        best_s, best_i = np.concatenate([best_s, scores]), np.concatenate([best_i, part])
+        if len(best_s) > k:
+            top = np.argpartition(-best_s, k - 1)[:k]
+            best_s, best_i = best_s[top], best_i[top]
+    order = np.argsort(-best_s, kind="stable")
+    return best_s[order].astype(np.float32), best_i[order]
+
+
+# ------------------------------------------------------------------ tuning
+_STEPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
+
+
+def _hnsw(index: Any) -> Any:
+    faiss = _faiss()
+    inner = faiss.downcast_index(index.index) if hasattr(index, "id_map") else faiss.downcast_index(index)
+    return inner.hnsw if hasattr(inner, "hnsw") else None
+
+
+def _nlist(index: Any) -> int | None:
+    ivf = _faiss().try_extract_index_ivf(index)
+    return int(ivf.nlist) if ivf is not None else None
+
+
+def _query_count(index: Any, n: int, policy: IndexPolicy) -> int:
+    """Held-out queries to measure recall with: none for an exact scan, which is the reference."""
+    exact = isinstance(_inner(index), _faiss().IndexFlat)
+    return 0 if exact or n <= K + 1 else min(policy.tune_queries, n)
+
+
+def _inner(index: Any) -> Any:
+    faiss = _faiss()
+    return faiss.downcast_index(index.index) if hasattr(index, "id_map") else faiss.downcast_index(index)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:160]
+
+
+def _sample(
+    batches: Batches, n: int, dim: int, sizes: list[int], rng: np.random.Generator
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each size, that many (vectors, ids) drawn at random positions of one pass over the stream."""
+    picks = [np.sort(rng.choice(n, size=min(m, n), replace=False)) if m else np.zeros(0, np.int64) for m in sizes]
+    out: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in sizes]
+    start = 0
+    for ids, vecs in batches():
+        end = start + len(ids)
+        for pick, (vs, ix) in zip(picks, out):
+            lo, hi = np.searchsorted(pick, [start, end])
+            if hi > lo:
+                vs.append(np.array(vecs[pick[lo:hi] - start], dtype=np.float32))
+                ix.append(np.asarray(ids)[pick[lo:hi] - start].astype(np.int64))
+        start = end
+    return [
+        (
+            np.concatenate(vs) if vs else np.zeros((0, dim), np.float32),
+            np.concatenate(ix) if ix else np.zeros(0, np.int64),
+        )
+        for vs, ix in out
+    ]
+
+
+class _Truth:
+    """Exact neighbours of held-out queries, merged batch by batch over the stream."""
+
+    EXTRA = 10  # neighbours beyond K, so ties (duplicate passages) count as found
+
+    def __init__(self, queries: np.ndarray, qids: np.ndarray) -> None:
+        self.queries, self.qids = queries, qids
+        width = K + 1 + self.EXTRA  # + 1: the query itself, dropped at the end
+        self.scores = np.full((len(qids), width), -np.inf, np.float32)
+        self.ids = np.full((len(qids), width), -1, np.int64)
+
+    def update(self, ids: np.ndarray, vecs: np.ndarray) -> None:
+        if not len(ids):
+            return
+        faiss = _faiss()
+        d, pos = faiss.knn(self.queries, np.ascontiguousarray(vecs, np.float32), min(self.ids.shape[1], len(ids)),
+                           metric=faiss.METRIC_INNER_PRODUCT)  # fmt: skip
+        scores = np.concatenate([self.scores, d], axis=1)
+        found = np.concatenate([self.ids, np.asarray(ids, np.int64)[pos]], axis=1)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, : self.ids.shape[1]]
+        self.scores = np.take_along_axis(scores, order, axis=1)
+        self.ids = np.take_along_axis(found, order, axis=1)
+
+    def recall(self, found: np.ndarray) -> float:
+        """Mean share of each query's exact top ``K`` (itself left out) in ``found``'s top ``K``."""
+        total = 0.0
+        for row, qid in enumerate(self.qids):
+            keep = self.ids[row] != qid
+            ids, scores = self.ids[row][keep], self.scores[row][keep]
+            want = min(K, int((ids >= 0).sum()))
+            if want == 0:
+                total += 1.0
+                continue
+            # anything scoring as well as the K-th neighbour is as good (identical passages tie)
+            good = set(ids[scores >= scores[want - 1] - 1e-6].tolist())
+            got = [i for i in found[row].tolist() if i != qid and i >= 0][:K]
+            total += min(want, sum(1 for i in got if i in good)) / want
+        return total / max(1, len(self.qids))
+
+
+def _tune(index: Any, truth: _Truth, policy: IndexPolicy) -> dict[str, Any]:
+    """Set the smallest nprobe/efSearch reaching the target recall on the index; its entry."""
+    ivf = _faiss().try_extract_index_ivf(index)
+    hnsw = _hnsw(index)
+    if ivf is not None:
+        name, steps = "nprobe", [s for s in _STEPS if s < ivf.nlist] + [ivf.nlist]
+    elif hnsw is not None:
+        name, steps = "efSearch", [s for s in _STEPS if s >= 16]
+    else:  # a type with no search-time knob: measure it as it is
+        _, found = index.search(truth.queries, K + 1)
+        return {"recall_at_10": round(truth.recall(found), 4), "tuning_queries": len(truth.qids)}
+
+    def use(value: int) -> None:
+        if ivf is not None:
+            ivf.nprobe = value
+        else:
+            hnsw.efSearch = value
+
+    best, best_recall, flat = steps[-1], -1.0, 0
+    for value in steps:
+        use(value)
+        r = truth.recall(index.search(truth.queries, K + 1)[1])
+        flat = flat + 1 if r <= best_recall + 1e-3 else 0
+        if r > best_recall + 1e-9:
+            best, best_recall = value, r
+        if r >= policy.target_recall or flat == 3:
+            break  # reached, or the codes' precision caps recall (SQ8 without residuals, PQ)
+    use(best)  # set on the index object: FAISS saves it with the file
+    return {name: best, "recall_at_10": round(best_recall, 4), "tuning_queries": len(truth.qids)}

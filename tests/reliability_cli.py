@@ -6,10 +6,14 @@ RELIABILITY_OPEN_LOG=FILE   append every path the process opens or lists (NUL-se
 RELIABILITY_DENY=FILE       NUL-separated paths whose opening or listing fails with
                             "Permission denied", as chmod 000 would for a non-root user
                             (root reads anything, and these tests run as root in CI)
+RELIABILITY_PEAK_RSS=FILE   write this process's peak resident memory (kB) there at exit;
+                            the kernel's VmHWM starts afresh at exec, where the rusage of a
+                            child also counts the parent it was forked from
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 
@@ -39,6 +43,16 @@ def _install() -> None:
             raise PermissionError(13, "Permission denied", os.fsdecode(raw))
 
     sys.addaudithook(hook)
+    peak_path = os.environ.get("RELIABILITY_PEAK_RSS")
+    if peak_path:
+        atexit.register(_write_peak, peak_path)
+
+
+def _write_peak(target: str) -> None:
+    with open("/proc/self/status", encoding="ascii") as f:
+        kb = next(line.split()[1] for line in f if line.startswith("VmHWM:"))
+    with open(target, "w", encoding="ascii") as f:
+        f.write(kb)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def main(index: str, queries_file: str, out_file: str, stop_file: str, min_queri
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
             out.flush()
             i += 1
-            time.sleep(0.01)  # a user's pace, roughly: leave the build some of the two cores
+            time.sleep(0.03)  # a brisk user's pace: leave the build some of the two cores
             if Path(stop_file).exists():
                 after_stop += 1
                 if i >= int(min_queries) and after_stop >= 20:

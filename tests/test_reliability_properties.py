@@ -109,11 +109,6 @@ E5_UNTOKENIZED = "\x7f\x8f\x9f\u200b\u200c\u200d\u200e\u200f\ufeff\u2581\ufffd"
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="needs fix: chunking._split_long drops characters that fall between two pieces of an over-long "
-    "sentence when no token covers them (see the reliability report)",
-    strict=True,
-)
 def test_characters_between_split_pieces_are_kept(e5_tokens):
     text = "Persian نمی\u200cخواهم\u200c and Hebrew שלום\u200f marks " * 3 + "aa\u200d . " * 6
     check_chunks(text, "en", e5_tokens, ChunkSettings(max_tokens=8, overlap_sentences=0))

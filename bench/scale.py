@@ -1,0 +1,609 @@
+"""Scaling on one machine: index type by size, memory, latency, recall, and the build rate.
+
+    python bench/scale.py [--sizes 100000,1000000] [--articles 20000] [--queries 1000]
+                          [--parts vectors,sweep,e2e,real,build] [--work DIR] [--json FILE]
+
+All figures come from the same run and are printed as one markdown table per part:
+
+1. vectors — at each size: plain ``IndexFlatIP`` (exact, the reference), the
+   automatic type (``IVF{nlist},SQ8``) and two alternatives (``HNSW32,SQ8`` and
+   ``IVF{nlist},PQ48``), built by ``indexer.vectors.build`` exactly as a build does
+   (k-means on a sample, nprobe/efSearch tuned on held-out stored vectors). Each
+   index is saved, then loaded by a fresh process that answers the queries one at
+   a time: build seconds, bytes per vector (file size / n), resident memory, p50/p95
+   latency (unfiltered, and with a filter keeping 10 % of the ids), recall@10
+   against the exact results. Uniform random unit vectors are run at the smallest
+   size as the hard case.
+2. sweep — exact-scan latency by size: where exact search stops fitting the budget.
+3. e2e — at the largest size, one fresh process holding the default model
+   (onnx-int8) and the automatic SQ8 index: query embedding + search, p50/p95 and
+   resident memory against the targets (≤ 1 GB, p50 ≤ 30 ms, p95 ≤ 60 ms).
+4. real — XQuAD + PIAF paragraphs and questions (../shared/bench-data), embedded
+   with the default model: does the build's held-out check (stored vectors as
+   queries) predict the recall of real questions? Also the statistics the
+   synthetic data is made to match.
+5. build — ``--articles`` generated articles (five languages, 80–150 tokens) built
+   with the default model by ``indexer.build`` in a fresh process: articles/s,
+   tokens/s, peak resident memory and its course, the embedded count.
+
+Why not uniform random vectors: real e5 passage vectors share a strong common
+direction (the mean vector's norm is 0.86; random pairs sit at cosine 0.74) and
+have close neighbours (cosine ~0.9), while uniform vectors in 384 dimensions are
+all nearly orthogonal, so every IVF list is as near as any other — a worst case no
+text collection shows. The synthetic data is therefore a mixture: a common
+direction, a topic, a subtopic and noise, weighted to reproduce those cosines
+(part 4 prints both), with topics growing with the collection (50 vectors per
+subtopic, 10 subtopics per topic: 20,000 subtopics at 1M).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from indexer import vectors  # noqa: E402
+
+DIM = 384
+DATA = Path(os.environ.get("BENCH_DATA", ROOT.parent / "shared" / "bench-data"))
+TARGET_RSS_MB, TARGET_P50_MS, TARGET_P95_MS, TARGET_RECALL = 1024, 30.0, 60.0, 0.95
+FILTER_SHARE = 0.10
+
+
+# ------------------------------------------------------------------ helpers
+def status(key: str) -> int:
+    """A /proc/self/status figure in MB (VmRSS: resident now, VmHWM: peak resident)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) // 1024
+    return 0
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def child(mode: str, **args: Any) -> dict[str, Any]:
+    """Run one measurement in a fresh process (so indexes share no memory); its JSON result."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps({"mode": mode, **args})]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"child {mode} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+class Mixture:
+    """e5-like synthetic vectors: common direction + topic + subtopic + noise (see the module doc)."""
+
+    # squared weights: random pairs at 0.74, same topic 0.83, same subtopic ~0.9 (as e5 passages)
+    COMMON, TOPIC, SUBTOPIC, NOISE = 0.74, 0.09, 0.07, 0.10
+
+    def __init__(self, n: int, seed: int = 0, *, uniform: bool = False) -> None:
+        rng = np.random.default_rng(seed)
+        self.uniform = uniform
+        self.common = unit(rng.standard_normal(DIM))
+        self.subtopics = max(10, n // 50)
+        self.topics = unit(rng.standard_normal((max(1, self.subtopics // 10), DIM)))
+        self.subs = unit(rng.standard_normal((self.subtopics, DIM)))
+
+    def sample(self, m: int, rng: np.random.Generator) -> np.ndarray:
+        out = np.empty((m, DIM), np.float32)
+        for i in range(0, m, 100_000):
+            k = min(100_000, m - i)
+            g = unit(rng.standard_normal((k, DIM)))
+            if self.uniform:
+                out[i : i + k] = g
+                continue
+            s = rng.integers(0, self.subtopics, k)
+            noise = np.sqrt(self.NOISE * rng.uniform(0.6, 1.4, (k, 1))).astype(np.float32)  # spread of neighbours
+            x = np.sqrt(self.COMMON) * self.common + np.sqrt(self.TOPIC) * self.topics[s // 10]
+            out[i : i + k] = unit(x + np.sqrt(self.SUBTOPIC) * self.subs[s] + noise * g)
+        return out
+
+
+def stats(x: np.ndarray, sample: int = 2000, seed: int = 0) -> dict[str, float]:
+    """Cosine statistics: random pairs, nearest and 10th nearest neighbour (medians)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(x), min(sample, len(x)), replace=False)
+    s = x[idx] @ x.T
+    s[np.arange(len(idx)), idx] = -1  # not itself
+    top = np.sort(np.partition(s, -10, axis=1)[:, -10:], axis=1)
+    pairs = (x[rng.integers(0, len(x), 5000)] * x[rng.integers(0, len(x), 5000)]).sum(1)
+    return {
+        "random_pair": float(pairs.mean()),
+        "nn1": float(np.median(top[:, -1])),
+        "nn10": float(np.median(top[:, 0])),
+        "mean_norm": float(np.linalg.norm(x.mean(0))),
+    }
+
+
+def batches_of(x: np.ndarray, step: int = 65536) -> vectors.Batches:
+    return lambda: (
+        (np.arange(i, min(i + step, len(x)), dtype=np.int64), x[i : i + step]) for i in range(0, len(x), step)
+    )
+
+
+def recall_at_10(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(a.tolist()) & set(b.tolist())) / 10 for a, b in zip(found, truth)]))
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    fmt = [
+        [f"{v:,.0f}" if isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) >= 100 else v for v in r]
+        for r in rows
+    ]
+    fmt = [[f"{v:.3g}" if isinstance(v, float) else str(v) for v in r] for r in fmt]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in fmt])
+
+
+def load_avg() -> str:
+    return "/".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+# ------------------------------------------------------- part 1: vectors
+def part_vectors(sizes: list[int], n_queries: int, work: Path) -> dict[str, Any]:
+    import faiss
+
+    rows, out = [], []
+    cases = [(n, False) for n in sizes] + [(min(sizes), True)]
+    for n, uniform in cases:
+        label = f"{n:,}" + (" uniform" if uniform else "")
+        print(f"\n[vectors] {label}: generating", file=sys.stderr, flush=True)
+        mix = Mixture(n, seed=1, uniform=uniform)
+        rng = np.random.default_rng(2)
+        x = mix.sample(n, rng)
+        q = mix.sample(n_queries, np.random.default_rng(3))  # new draws: never in the index
+        qfile = work / f"q-{n}-{uniform}.npy"
+        np.save(qfile, q)
+        allowed = np.sort(np.random.default_rng(4).choice(n, int(n * FILTER_SHARE), replace=False)).astype(np.int64)
+        np.save(work / "allowed.npy", allowed)
+        if not uniform and n == max(sizes):
+            np.save(work / "largest.npy", x)  # for the sweep
+        # the reference: plain IndexFlatIP
+        t = time.perf_counter()
+        flat = faiss.IndexFlatIP(DIM)
+        flat.add(x)
+        flat_s = time.perf_counter() - t
+        truth = flat.search(q, 10)[1]
+        keep = np.zeros(n, bool)
+        keep[allowed] = True
+        sub = faiss.IndexFlatIP(DIM)
+        sub.add(x[keep])
+        ftruth = allowed[sub.search(q[:200], 10)[1]]
+        del sub
+        path = work / f"flat-{n}.faiss"
+        faiss.write_index(flat, str(path))
+        del flat
+        factories = [
+            ("IndexFlatIP (exact reference)", None),
+            (vectors.auto_factory(n) + " (auto)", vectors.auto_factory(n)),
+        ]
+        if not uniform:
+            nl = vectors.nlist_for(n)
+            factories += [("HNSW32,SQ8", "IDMap2,HNSW32,SQ8"), (f"IVF{nl},PQ48", f"IVF{nl},PQ48")]
+        base: dict[str, Any] = {}
+        for name, factory in factories:
+            print(f"[vectors] {label}: {name}  (load {load_avg()})", file=sys.stderr, flush=True)
+            info: dict[str, Any] = {}
+            if factory is None:
+                seconds = flat_s
+            else:
+                t = time.perf_counter()
+                index, info = vectors.build(batches_of(x), n, DIM, factory)
+                seconds = time.perf_counter() - t
+                path = work / f"{factory.replace(',', '_')}-{n}.faiss"
+                vectors.save(index, path)
+                del index
+            res = child("search", index=str(path), queries=str(qfile), allowed=str(work / "allowed.npy"))
+            found = np.load(res["out"])
+            rec = recall_at_10(found, truth)
+            frec = recall_at_10(np.load(res["out_filtered"]), ftruth)
+            m = {
+                "size": n,
+                "uniform": uniform,
+                "index": name,
+                "build_s": seconds,
+                "bytes_per_vector": path.stat().st_size / n,
+                "rss_mb": res["rss_mb"],
+                "index_rss_mb": res["rss_mb"] - res["rss_before_mb"],
+                "p50_ms": res["p50_ms"],
+                "p95_ms": res["p95_ms"],
+                "filtered_p50_ms": res["filtered_p50_ms"],
+                "recall_at_10": rec,
+                "filtered_recall_at_10": frec,
+                "setting": ", ".join(f"{k} {info[k]}" for k in ("nprobe", "efSearch") if k in info) or "exact",
+                "build_recall": info.get("recall_at_10", 1.0),
+            }
+            if factory is None:
+                base = m
+            out.append(m)
+            rows.append([
+                label, name, m["setting"], m["build_s"], m["bytes_per_vector"], m["rss_mb"], m["index_rss_mb"],
+                f"{m['p50_ms']:.2f} / {m['p95_ms']:.2f}", f"{m['filtered_p50_ms']:.2f}",
+                f"{rec:.3f} ({m['build_recall']:.3f})", f"{frec:.3f}",
+                f"{m['index_rss_mb'] / max(1, base['index_rss_mb']):.2f}× / {m['p50_ms'] / base['p50_ms']:.2f}×",
+            ])  # fmt: skip
+        del x
+    headers = [
+        "vectors", "index", "search setting", "build s", "bytes/vector", "RSS MB", "index RSS MB",
+        "p50 / p95 ms", "p50 ms, 10 % filter", "recall@10 (build's estimate)", "recall@10, filter",
+        "vs Flat: memory / p50",
+    ]  # fmt: skip
+    print("\n### Vector indexes (fresh process each; one query at a time)\n")
+    print(table(headers, rows))
+    return {"rows": out}
+
+
+# ---------------------------------------------------------- part 2: sweep
+SWEEP = (25_000, 50_000, 100_000, 150_000, 200_000, 400_000, 1_000_000)
+
+
+def part_sweep(work: Path, embed_p50: float | None) -> dict[str, Any]:
+    data = work / "largest.npy"
+    n_max = len(np.load(data, mmap_mode="r"))
+    sizes = [s for s in SWEEP if s <= n_max]
+    res = child("sweep", data=str(data), sizes=sizes)
+    rows = [
+        [f"{r['n']:,}", f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}"]
+        + ([f"{r['p50_ms'] + embed_p50:.1f}"] if embed_p50 is not None else [])
+        for r in res["rows"]
+    ]
+    print("\n### Exact search (IDMap2,Flat) by size, one query at a time\n")
+    headers = ["vectors", "search p50 ms", "search p95 ms"] + (["+ query embedding p50 ms"] if embed_p50 else [])
+    print(table(headers, rows))
+    return res
+
+
+# ------------------------------------------------------------ part 3: e2e
+def questions(limit: int) -> list[str]:
+    """Real questions in six languages (XQuAD de/en/es/ru/zh, PIAF fr), interleaved."""
+    per: list[list[str]] = []
+    for f in [*sorted((DATA / "xquad").glob("xquad.*.json")), DATA / "piaf" / "piaf-v1.0.json"]:
+        if f.exists():
+            d = json.loads(f.read_text(encoding="utf-8"))
+            per.append([q["question"] for a in d["data"] for p in a["paragraphs"] for q in p["qas"]])
+    if not per:
+        return [f"{w} question number {i}" for i, w in enumerate(["energy", "Wahl", "volcán", "réforme"] * 100)][:limit]
+    out = [qs[i] for i in range(max(len(qs) for qs in per)) for qs in per if i < len(qs)]
+    return out[:limit]
+
+
+def part_e2e(sizes: list[int], work: Path, vec: dict[str, Any]) -> dict[str, Any]:
+    n = max(sizes)
+    auto = vectors.auto_factory(n)
+    rows, out = [], []
+    for name, path in (
+        (auto + " (auto)", work / f"{auto.replace(',', '_')}-{n}.faiss"),
+        ("IndexFlatIP", work / f"flat-{n}.faiss"),
+    ):
+        if not path.exists():
+            continue
+        print(f"[e2e] {name} (load {load_avg()})", file=sys.stderr, flush=True)
+        res = child("e2e", index=str(path), queries=questions(400))
+        res["index"] = name
+        out.append(res)
+        ok = (
+            "✅"
+            if res["rss_mb"] <= TARGET_RSS_MB and res["p50_ms"] <= TARGET_P50_MS and res["p95_ms"] <= TARGET_P95_MS
+            else "❌"
+        )
+        rows.append([
+            f"{n:,}", name, f"{res['embed_p50_ms']:.1f}", f"{res['search_p50_ms']:.1f}",
+            f"{res['p50_ms']:.1f} / {res['p95_ms']:.1f}", res["rss_mb"], res["peak_rss_mb"], res["model_rss_mb"], ok,
+        ])  # fmt: skip
+    print("\n### End to end: query embedding (multilingual-e5-small, onnx-int8) + vector search\n")
+    print(
+        table(
+            ["vectors", "index", "embed p50 ms", "search p50 ms", "total p50 / p95 ms", "RSS MB", "peak RSS MB",
+             "of which model MB", "≤ 1 GB, ≤ 30 / 60 ms"],
+            rows,
+        )
+    )  # fmt: skip
+    return {"rows": out}
+
+
+# ----------------------------------------------------------- part 4: real
+def part_real(work: Path) -> dict[str, Any]:
+    from indexer.embedding import Embedder
+    from indexer.models import resolve
+
+    paras: list[str] = []
+    for f in [*sorted((DATA / "xquad").glob("xquad.*.json")), DATA / "piaf" / "piaf-v1.0.json"]:
+        if f.exists():
+            d = json.loads(f.read_text(encoding="utf-8"))
+            paras += [a["title"] + "\n" + p["context"] for a in d["data"] for p in a["paragraphs"]]
+    if not paras:
+        print("\n(real: no bench data found)")
+        return {}
+    print(f"[real] embedding {len(paras)} paragraphs (load {load_avg()})", file=sys.stderr, flush=True)
+    enc = Embedder(resolve(), backend="onnx-int8")
+    p = enc.embed_passages(paras)
+    q = enc.embed_queries(questions(2000))
+    n = len(p)
+    index, info = vectors.build(
+        batches_of(p, 500), n, DIM, vectors.auto_factory(n, policy=vectors.IndexPolicy(exact_limit=1))
+    )
+    truth = np.argsort(-(q @ p.T), axis=1)[:, :10]
+    found = index.search(q, 10)[1]
+    syn = Mixture(100_000, seed=1)
+    s_syn = stats(syn.sample(100_000, np.random.default_rng(2)))
+    s_real = stats(p)
+    qtop = np.sort(q @ p.T, axis=1)
+    rows = [
+        [f"{n:,} paragraphs, {len(q):,} questions", info["faiss"], info.get("nprobe"), f"{info['recall_at_10']:.3f}",
+         f"{recall_at_10(found, truth):.3f}"],
+    ]  # fmt: skip
+    print("\n### Real passages (XQuAD + PIAF, e5): the build's held-out estimate against real questions\n")
+    print(
+        table(["collection", "index", "tuned nprobe", "held-out recall@10 (build)", "real questions recall@10"], rows)
+    )
+    print("\n### What the synthetic data imitates (cosine medians)\n")
+    srows = [
+        ["e5 passages (real)", s_real["random_pair"], s_real["nn1"], s_real["nn10"], s_real["mean_norm"]],
+        ["e5 questions → passages (real)", float((q @ p.T).mean()), float(np.median(qtop[:, -1])),
+         float(np.median(qtop[:, -10])), float(np.linalg.norm(q.mean(0)))],
+        ["synthetic mixture, 100k", s_syn["random_pair"], s_syn["nn1"], s_syn["nn10"], s_syn["mean_norm"]],
+    ]  # fmt: skip
+    print(table(["vectors", "random pair", "nearest", "10th nearest", "norm of the mean"], srows))
+    return {"info": info, "real_recall": recall_at_10(found, truth), "stats_real": s_real, "stats_synthetic": s_syn}
+
+
+# ---------------------------------------------------------- part 5: build
+WORDS = {
+    "en": "the government city council energy prices winter heating market company workers union strike school "
+    "teachers children river flood rain summer drought farmers harvest football club season coach goal "
+    "election vote party minister parliament budget tax hospital doctors patients research university "
+    "students climate ice arctic ship port trade export metal mining bank interest rate inflation museum "
+    "exhibition artist festival music film railway station train bus traffic bridge police court judge "
+    "report said new old large small first last local national public private plan law",
+    "fr": "le gouvernement la ville conseil énergie prix hiver chauffage marché entreprise salariés syndicat "
+    "grève école enseignants enfants rivière crue pluie été sécheresse agriculteurs récolte football club "
+    "saison entraîneur but élection vote parti ministre assemblée budget impôt hôpital médecins patients "
+    "recherche université étudiants climat glace arctique navire port commerce exportation métal mine banque "
+    "taux inflation musée exposition artiste festival musique film gare train bus circulation pont police "
+    "tribunal juge rapport a déclaré nouveau ancien grand petit premier dernier local national public plan loi",
+    "de": "die Regierung Stadt Rat Energie Preise Winter Heizung Markt Unternehmen Beschäftigte Gewerkschaft "
+    "Streik Schule Lehrer Kinder Fluss Hochwasser Regen Sommer Dürre Landwirte Ernte Fußball Verein Saison "
+    "Trainer Tor Wahl Abstimmung Partei Minister Bundestag Haushalt Steuer Krankenhaus Ärzte Patienten "
+    "Forschung Universität Studenten Klima Eis Arktis Schiff Hafen Handel Export Metall Bergbau Bank Zins "
+    "Inflation Museum Ausstellung Künstler Festival Musik Film Bahnhof Zug Bus Verkehr Brücke Polizei Gericht "
+    "Richter Bericht sagte neu alt groß klein erste letzte lokal national öffentlich Plan Gesetz",
+    "es": "el gobierno la ciudad consejo energía precios invierno calefacción mercado empresa trabajadores "
+    "sindicato huelga escuela profesores niños río inundación lluvia verano sequía agricultores cosecha fútbol "
+    "club temporada entrenador gol elección voto partido ministro congreso presupuesto impuesto hospital "
+    "médicos pacientes investigación universidad estudiantes clima hielo ártico barco puerto comercio "
+    "exportación metal minería banco tipo inflación museo exposición artista festival música película estación "
+    "tren autobús tráfico puente policía tribunal juez informe dijo nuevo viejo grande pequeño primero último "
+    "local nacional público plan ley",
+    "ru": "правительство город совет энергия цены зима отопление рынок компания работники профсоюз забастовка "
+    "школа учителя дети река наводнение дождь лето засуха фермеры урожай футбол клуб сезон тренер гол выборы "
+    "голосование партия министр парламент бюджет налог больница врачи пациенты исследование университет "
+    "студенты климат лёд Арктика судно порт торговля экспорт металл добыча банк ставка инфляция музей выставка "
+    "художник фестиваль музыка фильм вокзал поезд автобус движение мост полиция суд судья доклад заявил новый "
+    "старый большой малый первый последний местный национальный общественный план закон",
+}
+
+
+def _article(rnd: random.Random, words: list[str]) -> tuple[str, str]:
+    topic = rnd.sample(words, 12)  # each article leans on a dozen words: topical neighbours exist
+
+    def pick() -> str:
+        return rnd.choice(topic) if rnd.random() < 0.5 else rnd.choice(words)
+
+    title = " ".join(pick() for _ in range(rnd.randint(3, 6))).capitalize()
+    sentences = [
+        " ".join(pick() for _ in range(rnd.randint(7, 13))).capitalize() + "." for _ in range(rnd.randint(4, 7))
+    ]
+    return title, " ".join(sentences)
+
+
+def write_articles(folder: Path, count: int, seed: int = 7) -> None:
+    """``count`` short articles (~80–150 model tokens) in five languages, one file each, seeded."""
+    rnd = random.Random(seed)
+    langs = list(WORDS)
+    for i in range(count):
+        lang = langs[i % len(langs)]
+        title, body = _article(rnd, WORDS[lang].split())
+        sub = folder / f"{i % 50:02d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"{lang}-{i:06d}.txt").write_text(f"{title} {i}\n\n{body}\n", encoding="utf-8")
+
+
+def part_build(n_articles: int, work: Path) -> dict[str, Any]:
+    src = work / "articles"
+    if src.exists():
+        shutil.rmtree(src)
+    write_articles(src, n_articles)
+    print(f"[build] {n_articles:,} articles written; building (load {load_avg()})", file=sys.stderr, flush=True)
+    res = child("build", src=str(src), index=str(work / "build-index"))
+    r = res["report"]
+    rows = [[
+        f"{r['articles']:,}", f"{r['passages']:,}", f"{r['embedded']:,}", f"{r['tokens']:,}",
+        f"{r['seconds']:.0f}", f"{r['articles'] / r['seconds']:.1f}", f"{r['tokens'] / r['seconds']:,.0f}",
+        f"{r['tokens'] / max(r['embed_seconds'], 1e-9):,.0f}", res["peak_rss_mb"],
+        " → ".join(str(v) for v in res["rss_course_mb"]), res["vectors"].get("faiss"),
+    ]]  # fmt: skip
+    print("\n### Build rate: generated articles, default model (onnx-int8), `indexer.build`\n")
+    headers = [
+        "articles", "passages", "embedded", "tokens", "seconds", "articles/s", "tokens/s (end to end)",
+        "tokens/s (model)", "peak RSS MB", "RSS at 10 %→…→100 % of files, MB", "FAISS",
+    ]  # fmt: skip
+    print(table(headers, rows))
+    return res
+
+
+# ------------------------------------------------------------------ children
+def child_search(a: dict[str, Any]) -> dict[str, Any]:
+    before = status("VmRSS")
+    index = vectors.load(Path(a["index"]))
+    q = np.load(a["queries"])
+    allowed = np.load(a["allowed"])
+    for v in q[:20]:
+        vectors.search(index, v, 10)
+    times, found = [], []
+    for v in q:
+        t = time.perf_counter()
+        _, ids = vectors.search(index, v, 10)
+        times.append((time.perf_counter() - t) * 1000)
+        found.append(np.pad(ids, (0, 10 - len(ids)), constant_values=-1))
+    ftimes, ffound = [], []
+    for v in q[:200]:
+        t = time.perf_counter()
+        _, ids = vectors.search(index, v, 10, allowed)
+        ftimes.append((time.perf_counter() - t) * 1000)
+        ffound.append(np.pad(ids, (0, 10 - len(ids)), constant_values=-1))
+    out, fout = a["index"] + ".ids.npy", a["index"] + ".fids.npy"
+    np.save(out, np.stack(found))
+    np.save(fout, np.stack(ffound))
+    return {
+        "rss_before_mb": before,
+        "rss_mb": status("VmRSS"),
+        "peak_rss_mb": status("VmHWM"),
+        "p50_ms": pct(times, 50),
+        "p95_ms": pct(times, 95),
+        "filtered_p50_ms": pct(ftimes, 50),
+        "out": out,
+        "out_filtered": fout,
+    }
+
+
+def child_sweep(a: dict[str, Any]) -> dict[str, Any]:
+    x = np.load(a["data"], mmap_mode="r")
+    q = unit(np.asarray(x[:300]) + 0.05 * np.random.default_rng(5).standard_normal((300, DIM)).astype(np.float32))
+    rows = []
+    for n in a["sizes"]:
+        index = vectors.new_index(DIM)
+        vectors.add(index, np.arange(n, dtype=np.int64), np.asarray(x[:n]))
+        for v in q[:10]:
+            vectors.search(index, v, 10)
+        times = []
+        for v in q:
+            t = time.perf_counter()
+            vectors.search(index, v, 10)
+            times.append((time.perf_counter() - t) * 1000)
+        rows.append({"n": n, "p50_ms": pct(times, 50), "p95_ms": pct(times, 95)})
+        del index
+    return {"rows": rows}
+
+
+def child_e2e(a: dict[str, Any]) -> dict[str, Any]:
+    from indexer.embedding import Embedder
+    from indexer.models import resolve
+
+    enc = Embedder(resolve(), backend="onnx-int8")
+    enc.embed_queries(["warm up"])
+    model_rss = status("VmRSS")
+    index = vectors.load(Path(a["index"]))
+    texts: list[str] = a["queries"]
+    for t in texts[:10]:
+        vectors.search(index, enc.embed_queries([t])[0], 10)
+    total, embed, search = [], [], []
+    for t in texts[10:]:
+        t0 = time.perf_counter()
+        v = enc.embed_queries([t])[0]
+        t1 = time.perf_counter()
+        vectors.search(index, v, 10)
+        t2 = time.perf_counter()
+        total.append((t2 - t0) * 1000)
+        embed.append((t1 - t0) * 1000)
+        search.append((t2 - t1) * 1000)
+    return {
+        "queries": len(total),
+        "p50_ms": pct(total, 50),
+        "p95_ms": pct(total, 95),
+        "embed_p50_ms": pct(embed, 50),
+        "search_p50_ms": pct(search, 50),
+        "search_p95_ms": pct(search, 95),
+        "rss_mb": status("VmRSS"),
+        "peak_rss_mb": status("VmHWM"),
+        "model_rss_mb": model_rss,
+    }
+
+
+def child_build(a: dict[str, Any]) -> dict[str, Any]:
+    from indexer import build
+
+    course: dict[int, int] = {}
+
+    def progress(p: Any) -> None:
+        tenth = int(10 * p.files_done / max(1, p.files_total))
+        if tenth and tenth not in course:
+            course[tenth] = status("VmRSS")
+
+    rep = build([a["src"]], a["index"], progress=progress)
+    manifest = json.loads((Path(a["index"]) / "manifest.json").read_text())
+    keys = ("articles", "passages", "embedded", "tokens", "seconds", "embed_seconds", "reused")
+    return {
+        "report": {k: getattr(rep, k) for k in keys},
+        "peak_rss_mb": status("VmHWM"),
+        "rss_course_mb": [course[k] for k in sorted(course)],
+        "vectors": manifest["vectors"],
+    }
+
+
+CHILDREN = {"search": child_search, "sweep": child_sweep, "e2e": child_e2e, "build": child_build}
+
+
+# ---------------------------------------------------------------------- main
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="100000,1000000", help="comma-separated collection sizes")
+    ap.add_argument("--articles", type=int, default=20_000, help="generated articles for the build rate")
+    ap.add_argument("--queries", type=int, default=1000, help="synthetic queries per size")
+    ap.add_argument("--parts", default="vectors,sweep,e2e,real,build")
+    ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    ap.add_argument("--json", type=Path, default=None, help="also write every figure to this file")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        a = json.loads(args.child)
+        print(json.dumps(CHILDREN[a["mode"]](a)))
+        return
+    sizes = [int(s) for s in args.sizes.split(",")]
+    parts = set(args.parts.split(","))
+    work = args.work or Path(tempfile.mkdtemp(prefix="scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    print(f"# bench/scale.py — sizes {sizes}, {os.cpu_count()} cores, load {load_avg()}, work {work}\n")
+    results: dict[str, Any] = {"sizes": sizes, "policy": vectors.POLICY.__dict__}
+    if "vectors" in parts:
+        results["vectors"] = part_vectors(sizes, args.queries, work)
+    if "e2e" in parts:
+        results["e2e"] = part_e2e(sizes, work, results.get("vectors", {}))
+    if "sweep" in parts and (work / "largest.npy").exists():
+        embed = results.get("e2e", {}).get("rows", [{}])[0].get("embed_p50_ms") if "e2e" in results else None
+        results["sweep"] = part_sweep(work, embed)
+    if "real" in parts:
+        results["real"] = part_real(work)
+    if "build" in parts:
+        results["build"] = part_build(args.articles, work)
+    results["wall_seconds"] = time.perf_counter() - started
+    print(f"\nWall time {results['wall_seconds'] / 60:.1f} min; load at the end {load_avg()}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
