@@ -41,7 +41,7 @@ _WINDOW = 256  # passages gathered before embedding, so batches can be sorted by
 class BuildSettings:
     model: str | None = None  # None: the index's current model, else the default
     backend: str | None = None  # None: the index's current backend, else the default
-    chunk: ChunkSettings = field(default_factory=ChunkSettings)
+    chunk: ChunkSettings | None = None  # None: the index's current settings, else the defaults
     read: ReadSettings = field(default_factory=ReadSettings)
     full: bool = False  # ignore the existing index and rebuild everything
     strict: bool = False  # any skipped file fails the build
@@ -175,7 +175,10 @@ class _Builder:
         self.dim = int(self.encoder.dimension)
         # checked before any work: a typo in --faiss must not cost an embedding run
         self.faiss = None if settings.faiss is None else vectors.check_factory(settings.faiss, self.dim)
-        self.chunk = self._effective_chunk(settings.chunk)
+        requested = settings.chunk
+        if requested is None:
+            requested = ChunkSettings(**prev.chunker) if prev is not None and prev.chunker else ChunkSettings()
+        self.chunk = self._effective_chunk(requested)
         self.prev = prev
         self.reason = self._incompatibility(prev)
         self.report.full = prev is None or bool(self.reason)
@@ -255,6 +258,9 @@ class _Builder:
                 counts = self.live.store.counts()
                 rep.articles, rep.passages, rep.version = counts["articles"], counts["passages"], self.prev.version
                 shutil.rmtree(self.partial, ignore_errors=True)
+                # a build killed after its switch left these for us
+                _drop_resume_cache(idx)
+                idx.collect_garbage()
                 rep.seconds = time.perf_counter() - self.started
                 return rep
             counts = self.writer.counts()
@@ -296,11 +302,7 @@ class _Builder:
             if self.reuse is not None:
                 self.reuse.close()
         # the build is durable now: its resume cache and old versions can go
-        for suffix in ("", "-wal", "-shm"):
-            try:
-                os.remove(idx.work / f"embeddings.sqlite{suffix}")
-            except FileNotFoundError:
-                pass
+        _drop_resume_cache(idx)
         idx.collect_garbage()
         rep.version, rep.published = version, True
         rep.seconds = time.perf_counter() - self.started
@@ -451,6 +453,14 @@ class _Builder:
                 vectors.add(self.vindex, np.asarray(ids, dtype=np.int64), vecs)
         self.pending = []
         self.pending_passages = 0
+
+
+def _drop_resume_cache(idx: IndexDir) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.remove(idx.work / f"embeddings.sqlite{suffix}")
+        except FileNotFoundError:
+            pass
 
 
 def _fsync_tree(folder: Path) -> None:

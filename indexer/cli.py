@@ -110,16 +110,14 @@ def _print_sync(r: Any) -> None:
 @click.option(
     "--max-tokens",
     type=click.IntRange(8, 2048),
-    default=200,
-    show_default=True,
-    help="Passage budget in the model's tokens.",
+    default=None,
+    help="Passage budget in the model's tokens (default: the index's, else 200).",
 )
 @click.option(
     "--overlap",
     type=click.IntRange(0, 10),
-    default=1,
-    show_default=True,
-    help="Sentences shared by consecutive passages.",
+    default=None,
+    help="Sentences shared by consecutive passages (default: the index's, else 1).",
 )
 @click.option("--follow-symlinks", is_flag=True, help="Also read symlinks that lead outside the sources.")
 @click.option(
@@ -145,8 +143,8 @@ def build(
     backend: str | None,
     full: bool,
     strict: bool,
-    max_tokens: int,
-    overlap: int,
+    max_tokens: int | None,
+    overlap: int | None,
     follow_symlinks: bool,
     max_file_mb: float,
     faiss: str | None,
@@ -172,10 +170,16 @@ def build(
     from .corpus import ReadSettings
     from .paths import default_sources
 
-    try:
-        chunk = ChunkSettings(max_tokens=max_tokens, overlap_sentences=overlap)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+    chunk = None  # the index's own settings, so a plain "indexer build" never re-chunks everything
+    if max_tokens is not None or overlap is not None:
+        defaults = ChunkSettings()
+        try:
+            chunk = ChunkSettings(
+                max_tokens=defaults.max_tokens if max_tokens is None else max_tokens,
+                overlap_sentences=defaults.overlap_sentences if overlap is None else overlap,
+            )
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
     settings = BuildSettings(
         model=model,
         backend=backend,
