@@ -17,12 +17,12 @@ fi
 
 mode=${1:-serve}
 extras=""
-[ "$mode" = test ] && extras="[test]"
+[ "$mode" = test ] && extras="[test,milvus]"
 
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)${extras:+-test}"
+stamp=".venv/.installed-$(cat pyproject.toml run.sh | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade "pip>=24"
   # torch first and exactly pinned: on these machines 2.13.0 is a local CPU wheel;
