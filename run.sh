@@ -22,7 +22,7 @@ extras=""
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-stamp=".venv/.installed-$(cat pyproject.toml run.sh | sha256sum | cut -c1-16)"
+stamp=".venv/.installed-$(cat pyproject.toml run.sh | sha256sum | cut -c1-16)-${mode}"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade "pip>=24"
   # torch first and exactly pinned: on these machines 2.13.0 is a local CPU wheel;
