@@ -32,6 +32,7 @@ from .index import PARTIAL, IndexDir
 from .manifest import FORMAT_VERSION, Manifest, ModelInfo, now
 from .models import DEFAULT_MODEL, ResolvedModel, resolve
 from .records import Article, Chunk, Skipped
+from .resume import RESUME_FILE, ResumeCache, drop_resume_cache
 from .store import DB_FILE, Store, Writer, article_hash, text_hash
 
 _WINDOW = 256  # passages gathered before embedding, so batches can be sorted by length
@@ -82,60 +83,6 @@ class BuildReport:
     @property
     def tokens_per_second(self) -> float:
         return self.tokens / self.embed_seconds if self.embed_seconds > 0 else 0.0
-
-
-def _open_cache(path: Path) -> sqlite3.Connection:
-    """The resume cache's database; a garbled one (a disk error, a stray file) is only a cache: start afresh."""
-    for attempt in (1, 2):
-        con = sqlite3.connect(path, isolation_level=None)
-        try:
-            con.execute("PRAGMA journal_mode = WAL")
-            con.execute("PRAGMA synchronous = NORMAL")
-            return con
-        except sqlite3.DatabaseError:
-            con.close()
-            if attempt == 2:
-                raise
-            for suffix in ("", "-wal", "-shm"):
-                try:
-                    os.remove(f"{path}{suffix}")
-                except FileNotFoundError:
-                    pass
-    raise AssertionError("unreachable")
-
-
-class _ResumeCache:
-    """Vectors computed by this build, committed in chunks: a killed build resumes from them."""
-
-    VERSION = "2"  # bump when the rows' layout changes: an older cache is then discarded
-
-    def __init__(self, path: Path, key: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = _open_cache(path)
-        self.con.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-        row = self.con.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
-        if row is None or row[0] != f"{key}|{self.VERSION}":  # another model's vectors are useless here
-            self.con.execute("DROP TABLE IF EXISTS vectors")
-            self.con.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (f"{key}|{self.VERSION}",))
-        self.con.execute(
-            "CREATE TABLE IF NOT EXISTS vectors (hash TEXT PRIMARY KEY, vector BLOB NOT NULL, sentences BLOB)"
-        )
-
-    def get(self, hashes: list[str]) -> dict[str, tuple[bytes, bytes | None]]:
-        out: dict[str, tuple[bytes, bytes | None]] = {}
-        for i in range(0, len(hashes), 500):
-            part = hashes[i : i + 500]
-            q = f"SELECT hash, vector, sentences FROM vectors WHERE hash IN ({','.join('?' * len(part))})"
-            out.update((h, (v, sent)) for h, v, sent in self.con.execute(q, part))
-        return out
-
-    def put(self, items: list[tuple[str, tuple[bytes, bytes | None]]]) -> None:
-        self.con.execute("BEGIN")
-        self.con.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", [(h, v, s) for h, (v, s) in items])
-        self.con.execute("COMMIT")
-
-    def close(self) -> None:
-        self.con.close()
 
 
 def _version_name(versions: Path) -> str:
@@ -238,7 +185,7 @@ class _Builder:
                         self.reuse = Store(idx.versions / self.prev.version / DB_FILE)
                     except (OSError, sqlite3.DatabaseError):
                         self.reuse = None
-            self.cache = _ResumeCache(idx.work / "embeddings.sqlite", f"{self.model.fingerprint}|{self.backend}")
+            self.cache = ResumeCache(idx.work / RESUME_FILE, f"{self.model.fingerprint}|{self.backend}")
             try:
                 self._apply(sources, known)
             finally:
@@ -259,7 +206,7 @@ class _Builder:
                 rep.articles, rep.passages, rep.version = counts["articles"], counts["passages"], self.prev.version
                 shutil.rmtree(self.partial, ignore_errors=True)
                 # a build killed after its switch left these for us
-                _drop_resume_cache(idx)
+                drop_resume_cache(idx.work)
                 idx.collect_garbage()
                 rep.seconds = time.perf_counter() - self.started
                 return rep
@@ -302,7 +249,7 @@ class _Builder:
             if self.reuse is not None:
                 self.reuse.close()
         # the build is durable now: its resume cache and old versions can go
-        _drop_resume_cache(idx)
+        drop_resume_cache(idx.work)
         idx.collect_garbage()
         rep.version, rep.published = version, True
         rep.seconds = time.perf_counter() - self.started
@@ -453,14 +400,6 @@ class _Builder:
                 vectors.add(self.vindex, np.asarray(ids, dtype=np.int64), vecs)
         self.pending = []
         self.pending_passages = 0
-
-
-def _drop_resume_cache(idx: IndexDir) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        try:
-            os.remove(idx.work / f"embeddings.sqlite{suffix}")
-        except FileNotFoundError:
-            pass
 
 
 def _fsync_tree(folder: Path) -> None:

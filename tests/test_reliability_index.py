@@ -211,7 +211,7 @@ def _boom_faiss(*_a, **_k):
 WRITE_FAILURES: dict[str, tuple[str, str, Callable]] = {
     "copying the live database": ("shutil", "copyfile", _boom_enospc),
     "writing SQLite rows": ("indexer.store", "Writer.add_article", _boom_sqlite_full),
-    "the resume cache": ("indexer.build", "_ResumeCache.put", _boom_sqlite_full),
+    "the resume cache": ("indexer.resume", "ResumeCache.put", _boom_sqlite_full),
     "writing FAISS": ("faiss", "write_index", _boom_faiss),
     "writing BM25": ("indexer.lexical", "build", _boom_enospc),
     "fsync": ("os", "fsync", _boom_enospc),
