@@ -1,7 +1,8 @@
 """Scaling on one machine: index type by size, memory, latency, recall, and the build rate.
 
     python bench/scale.py [--sizes 100000,1000000] [--articles 20000] [--queries 1000]
-                          [--parts real,vectors,e2e,sweep,build] [--work DIR] [--json FILE]
+                          [--parts real,vectors,e2e,sweep,build] [--indexes auto,sq8,hnsw,pq48]
+                          [--work DIR] [--json FILE]
 
 All figures come from the same run and are printed as one markdown table per part:
 
@@ -10,11 +11,14 @@ All figures come from the same run and are printed as one markdown table per par
    queries) predict the recall of real questions? And the synthetic data next to
    the real vectors it imitates (first, because it borrows their shape).
 2. vectors — at each size: plain ``IndexFlatIP`` (exact, the reference), the
-   automatic type (``IVF{nlist},SQ8``) and two alternatives (``HNSW32,SQ8`` and
-   ``IVF{nlist},PQ48``), built by ``indexer.vectors.build`` exactly as a build does
-   (k-means on a sample, nprobe/efSearch tuned on held-out stored vectors). Each
-   index is saved, then loaded by a fresh process that answers the queries one at
-   a time: build seconds, bytes per vector (file size / n), resident memory, p50/p95
+   automatic type (``IVF{nlist},PQ192x4fs``, its best 512 candidates re-scored with
+   the float32 vectors read from SQLite) and alternatives (``IVF{nlist},SQ8``,
+   ``HNSW32,SQ8``, ``IVF{nlist},PQ48``; ``--indexes`` picks), built by
+   ``indexer.vectors.build`` exactly as a build does (k-means on a sample,
+   nprobe/efSearch tuned on held-out stored vectors). The vectors also go into a
+   SQLite table laid out as an index's own. Each index is saved, then loaded by a
+   fresh process that answers the queries one at a time through the search's own
+   ``FaissDense`` (re-scoring included): build seconds, bytes per vector (file size / n), resident memory, p50/p95
    latency (unfiltered, and with a filter keeping 10 % of the ids), recall@10
    against the exact results. Then an incremental update of the automatic type
    (1 % removed, 1 % added, re-tuned). Uniform random unit vectors are run at the
@@ -184,7 +188,25 @@ def load_avg() -> str:
 
 
 # ------------------------------------------------------- part 1: vectors
-def part_vectors(sizes: list[int], n_queries: int, work: Path, shape: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+def write_db(path: Path, x: np.ndarray) -> None:
+    """The vectors as an index version's SQLite keeps them (passage id = row number), for re-scoring."""
+    import sqlite3
+
+    if path.exists():
+        path.unlink()
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE info (key TEXT PRIMARY KEY, value TEXT)")
+    con.execute("CREATE TABLE vectors (passage INTEGER PRIMARY KEY, vector BLOB NOT NULL)")
+    for i in range(0, len(x), 50_000):
+        part = np.ascontiguousarray(x[i : i + 50_000], dtype=np.float32)
+        con.executemany("INSERT INTO vectors VALUES (?, ?)", ((i + j, v.tobytes()) for j, v in enumerate(part)))
+        con.commit()
+    con.close()
+
+
+def part_vectors(
+    sizes: list[int], n_queries: int, work: Path, shape: tuple[np.ndarray, np.ndarray], which: set[str]
+) -> dict[str, Any]:
     import faiss
 
     rows, out, all_updates = [], [], []
@@ -218,13 +240,18 @@ def part_vectors(sizes: list[int], n_queries: int, work: Path, shape: tuple[np.n
         path = work / f"flat-{tag}.faiss"
         faiss.write_index(flat, str(path))
         del flat
-        factories = [
-            ("IndexFlatIP (exact reference)", None),
-            (vectors.auto_factory(n) + " (auto)", vectors.auto_factory(n)),
-        ]
+        nl = vectors.nlist_for(n)
+        auto = vectors.auto_factory(n, dim=DIM)
+        factories: list[tuple[str, str | None]] = [("IndexFlatIP (exact reference)", None)]
+        factories += [(auto + " (auto), re-scored", auto)] if "auto" in which else []
+        factories += [(f"IVF{nl},SQ8", f"IVF{nl},SQ8")] if "sq8" in which else []
         if not uniform:
-            nl = vectors.nlist_for(n)
-            factories += [("HNSW32,SQ8", "IDMap2,HNSW32,SQ8"), (f"IVF{nl},PQ48", f"IVF{nl},PQ48")]
+            factories += [("HNSW32,SQ8", "IDMap2,HNSW32,SQ8")] if "hnsw" in which else []
+            factories += [(f"IVF{nl},PQ48, re-scored", f"IVF{nl},PQ48")] if "pq48" in which else []
+        db = work / f"vectors-{tag}.sqlite"
+        if any(vectors.rerank_depth(f) for _, f in factories if f):
+            print(f"[vectors] {label}: writing the SQLite vectors", file=sys.stderr, flush=True)
+            write_db(db, x)
         base: dict[str, Any] = {}
         updates: list[list[Any]] = []
         for name, factory in factories:
@@ -236,12 +263,20 @@ def part_vectors(sizes: list[int], n_queries: int, work: Path, shape: tuple[np.n
                 t = time.perf_counter()
                 index, info = vectors.build(batches_of(x), n, DIM, factory)
                 seconds = time.perf_counter() - t
-                if name.endswith("(auto)") and not uniform:
+                if "(auto)" in name and not uniform:
                     updates.append([label, factory, *incremental(index, info, x, mix)])
                 path = work / f"{factory.replace(',', '_')}-{tag}.faiss"
                 vectors.save(index, path)
+                path.with_suffix(".json").write_text(json.dumps(info))
                 del index
-            res = child("search", index=str(path), queries=str(qfile), allowed=str(work / "allowed.npy"))
+            res = child(
+                "search",
+                index=str(path),
+                queries=str(qfile),
+                allowed=str(work / "allowed.npy"),
+                rerank=int(info.get("rerank", 0)),
+                db=str(db),
+            )
             found = np.load(res["out"])
             rec = recall_at_10(found, truth)
             frec = recall_at_10(np.load(res["out_filtered"]), ftruth)
@@ -258,7 +293,8 @@ def part_vectors(sizes: list[int], n_queries: int, work: Path, shape: tuple[np.n
                 "filtered_p50_ms": res["filtered_p50_ms"],
                 "recall_at_10": rec,
                 "filtered_recall_at_10": frec,
-                "setting": ", ".join(f"{k} {info[k]}" for k in ("nprobe", "efSearch") if k in info) or "exact",
+                "setting": ", ".join(f"{k} {info[k]}" for k in ("nprobe", "efSearch", "rerank") if k in info)
+                or "exact",
                 "build_recall": info.get("recall_at_10", 1.0),
             }
             if factory is None:
@@ -342,16 +378,25 @@ def questions(limit: int) -> list[str]:
 
 def part_e2e(sizes: list[int], work: Path) -> dict[str, Any]:
     n = max(sizes)
-    auto = vectors.auto_factory(n)
+    auto = vectors.auto_factory(n, dim=DIM)
+    sq8 = f"IVF{vectors.nlist_for(n)},SQ8"
     rows, out = [], []
     for name, path in (
-        (auto + " (auto)", work / f"{auto.replace(',', '_')}-{n}.faiss"),
+        (auto + " (auto), re-scored", work / f"{auto.replace(',', '_')}-{n}.faiss"),
+        (sq8, work / f"{sq8.replace(',', '_')}-{n}.faiss"),
         ("IndexFlatIP", work / f"flat-{n}.faiss"),
     ):
         if not path.exists():
             continue
+        info = json.loads(path.with_suffix(".json").read_text()) if path.with_suffix(".json").exists() else {}
         print(f"[e2e] {name} (load {load_avg()})", file=sys.stderr, flush=True)
-        res = child("e2e", index=str(path), queries=questions(400))
+        res = child(
+            "e2e",
+            index=str(path),
+            queries=questions(400),
+            rerank=int(info.get("rerank", 0)),
+            db=str(work / f"vectors-{n}.sqlite"),
+        )
         res["index"] = name
         out.append(res)
         ok = (
@@ -515,23 +560,40 @@ def part_build(n_articles: int, work: Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ children
+def dense_search(index: Any, a: dict[str, Any]) -> Any:
+    """The search's own dense step (``FaissDense``): re-scoring from SQLite when the index has a depth."""
+    from types import SimpleNamespace
+
+    from indexer.search import FaissDense
+    from indexer.store import Filters, Store
+
+    snap = SimpleNamespace(
+        manifest=SimpleNamespace(vectors={"rerank": a.get("rerank", 0)}),
+        vectors=index,
+        store=Store(Path(a["db"])) if a.get("rerank") else None,
+    )
+    dense, none = FaissDense(), Filters()
+    return lambda v, k, allowed=None: dense.search(snap, v, k, none, allowed)  # type: ignore[arg-type]
+
+
 def child_search(a: dict[str, Any]) -> dict[str, Any]:
     before = status("VmRSS")
     index = vectors.load(Path(a["index"]))
+    find = dense_search(index, a)
     q = np.load(a["queries"])
     allowed = np.load(a["allowed"])
     for v in q[:20]:
-        vectors.search(index, v, 10)
+        find(v, 10)
     times, found = [], []
     for v in q:
         t = time.perf_counter()
-        _, ids = vectors.search(index, v, 10)
+        _, ids = find(v, 10)
         times.append((time.perf_counter() - t) * 1000)
         found.append(np.pad(ids, (0, 10 - len(ids)), constant_values=-1))
     ftimes, ffound = [], []
     for v in q[:200]:
         t = time.perf_counter()
-        _, ids = vectors.search(index, v, 10, allowed)
+        _, ids = find(v, 10, allowed)
         ftimes.append((time.perf_counter() - t) * 1000)
         ffound.append(np.pad(ids, (0, 10 - len(ids)), constant_values=-1))
     out, fout = a["index"] + ".ids.npy", a["index"] + ".fids.npy"
@@ -576,15 +638,16 @@ def child_e2e(a: dict[str, Any]) -> dict[str, Any]:
     enc.embed_queries(["warm up"])
     model_rss = status("VmRSS")
     index = vectors.load(Path(a["index"]))
+    find = dense_search(index, a)
     texts: list[str] = a["queries"]
     for t in texts[:10]:
-        vectors.search(index, enc.embed_queries([t])[0], 10)
+        find(enc.embed_queries([t])[0], 10)
     total, embed, search = [], [], []
     for t in texts[10:]:
         t0 = time.perf_counter()
         v = enc.embed_queries([t])[0]
         t1 = time.perf_counter()
-        vectors.search(index, v, 10)
+        find(v, 10)
         t2 = time.perf_counter()
         total.append((t2 - t0) * 1000)
         embed.append((t1 - t0) * 1000)
@@ -633,6 +696,7 @@ def main() -> None:
     ap.add_argument("--articles", type=int, default=20_000, help="generated articles for the build rate")
     ap.add_argument("--queries", type=int, default=1000, help="synthetic queries per size")
     ap.add_argument("--parts", default="real,vectors,e2e,sweep,build", help="which parts to run")
+    ap.add_argument("--indexes", default="auto,sq8,hnsw,pq48", help="which index types beside IndexFlatIP")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
     ap.add_argument("--json", type=Path, default=None, help="also write every figure to this file")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -652,7 +716,7 @@ def main() -> None:
     if "real" in parts:  # first: the synthetic data borrows the real vectors' shape
         results["real"], real = part_real()
     if "vectors" in parts:
-        results["vectors"] = part_vectors(sizes, args.queries, work, e5_shape(real))
+        results["vectors"] = part_vectors(sizes, args.queries, work, e5_shape(real), set(args.indexes.split(",")))
     if "e2e" in parts:
         results["e2e"] = part_e2e(sizes, work)
     if "sweep" in parts and (work / "largest.npy").exists():

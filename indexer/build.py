@@ -198,7 +198,7 @@ class _Builder:
                 )
             if self.writer is None and self.live is not None and self.prev is not None:
                 n = int(self.live.vectors.ntotal)
-                if vectors.outdated(n, forced=self.faiss, previous=self.prev.vectors):
+                if vectors.outdated(n, dim=self.dim, forced=self.faiss, previous=self.prev.vectors):
                     self._writer()  # only the vector index changes (another --faiss): a new version carries it
             if self.writer is None:  # nothing changed: the live version stays as it is
                 assert self.live is not None and self.prev is not None

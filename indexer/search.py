@@ -95,12 +95,22 @@ class TermBackend(Protocol):
 
 
 class FaissDense:
-    """The default: the published version's own FAISS index, filtered by passage ids."""
+    """The default: the published version's own FAISS index, filtered by passage ids.
+
+    For an index of PQ codes, the best ``rerank`` candidates by code are re-scored with
+    the exact vectors SQLite keeps, so scores and order are those of an exact search.
+    """
 
     def search(
         self, snap: Snapshot, qvec: np.ndarray, n: int, filters: Filters, allowed: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        return vectors.search(snap.vectors, qvec, n, allowed)
+        depth = int(snap.manifest.vectors.get("rerank") or 0)
+        scores, ids = vectors.search(snap.vectors, qvec, max(n, depth), allowed)
+        if not depth or not len(ids):
+            return scores, ids
+        exact = snap.store.vectors(ids.tolist(), len(qvec)) @ np.asarray(qvec, np.float32)
+        top = np.argsort(-exact, kind="stable")[:n]
+        return exact[top].astype(np.float32), ids[top]
 
 
 class Searcher:

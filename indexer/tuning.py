@@ -68,8 +68,12 @@ class Truth:
         self.scores = np.take_along_axis(scores, order, axis=1)
         self.ids = np.take_along_axis(found, order, axis=1)
 
-    def recall(self, found: np.ndarray) -> float:
-        """Mean share of each query's exact top ``K`` (itself left out) in ``found``'s top ``K``."""
+    def recall(self, found: np.ndarray, depth: int = K) -> float:
+        """Mean share of each query's exact top ``K`` (itself left out) in ``found``'s top ``depth``.
+
+        With ``depth`` > ``K`` this is the recall@K after the candidates are re-scored
+        exactly: an exact top-``K`` vector among them is ranked into the top ``K``.
+        """
         total = 0.0
         for row, qid in enumerate(self.qids):
             keep = self.ids[row] != qid
@@ -80,21 +84,23 @@ class Truth:
                 continue
             # anything scoring as well as the K-th neighbour is as good (identical passages tie)
             good = set(ids[scores >= scores[want - 1] - 1e-6].tolist())
-            got = [i for i in found[row].tolist() if i != qid and i >= 0][:K]
+            got = [i for i in found[row].tolist() if i != qid and i >= 0][: max(K, depth)]
             total += min(want, sum(1 for i in got if i in good)) / want
         return total / max(1, len(self.qids))
 
 
-def tune(index: Any, truth: Truth, *, ivf: Any, hnsw: Any, target: float) -> dict[str, Any]:
+def tune(index: Any, truth: Truth, *, ivf: Any, hnsw: Any, target: float, depth: int = K) -> dict[str, Any]:
     """Set on ``index`` the smallest nprobe (``ivf``) or efSearch (``hnsw``) whose recall@10
-    reaches ``target``; returns that setting and its recall, for the manifest."""
+    reaches ``target`` (among the top ``depth`` candidates, for re-scored types); returns that
+    setting and its recall, for the manifest."""
+    depth = max(K, depth)
     if ivf is not None:
         name, steps = "nprobe", [s for s in STEPS if s < ivf.nlist] + [ivf.nlist]
     elif hnsw is not None:
         name, steps = "efSearch", [s for s in STEPS if s >= 16]
     else:  # a type with no search-time knob: measure it as it is
-        _, found = index.search(truth.queries, K + 1)
-        return {"recall_at_10": round(truth.recall(found), 4), "tuning_queries": len(truth.qids)}
+        _, found = index.search(truth.queries, depth + 1)
+        return {"recall_at_10": round(truth.recall(found, depth), 4), "tuning_queries": len(truth.qids)}
 
     def use(value: int) -> None:
         if ivf is not None:
@@ -105,7 +111,7 @@ def tune(index: Any, truth: Truth, *, ivf: Any, hnsw: Any, target: float) -> dic
     measured: list[tuple[int, float]] = []
     for value in steps:
         use(value)
-        measured.append((value, truth.recall(index.search(truth.queries, K + 1)[1])))
+        measured.append((value, truth.recall(index.search(truth.queries, depth + 1)[1], depth)))
         if measured[-1][1] >= target:
             break
         if len(measured) > 3 and measured[-1][1] - measured[-4][1] < 0.005:

@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from indexer import BuildSettings, Filters, Searcher, SearchOptions, build, vectors
+from indexer import BuildSettings, Filters, Searcher, SearchOptions, build, tuning, vectors
 from indexer.errors import BuildError
 from indexer.index import IndexDir
 
 from .conftest import write
 
-LOW = vectors.IndexPolicy(exact_limit=600, tune_queries=200)
+LOW = vectors.IndexPolicy(exact_limit=600, tune_queries=200, rerank=100)
 TOPICS = [
     "glacier ice arctic melting north sea shipping",
     "energy prices gas winter heating bills power",
@@ -90,14 +91,21 @@ def check_consistent(index) -> np.ndarray:
 
 # ------------------------------------------------------------------- choice
 def test_automatic_choice_switches_with_size():
-    assert vectors.plan(599, policy=LOW) == "IDMap2,Flat"
-    assert vectors.plan(600, policy=LOW) == "IVF128,SQ8"  # 4·√600 ≈ 98 lists, as a power of two
-    assert vectors.plan(1_000_000) == "IVF4096,SQ8"
-    ivf = {"faiss": "IVF128,SQ8", "auto": True, "trained_for": 700}
-    assert vectors.plan(400, previous=ivf, policy=LOW) == "IVF128,SQ8"  # kept down to half the limit
-    assert vectors.plan(250, previous=ivf, policy=LOW) == "IDMap2,Flat"
-    assert vectors.plan(2500, previous=ivf, policy=LOW) == "IVF128,SQ8"  # within 4x of its trained size
-    assert vectors.plan(3000, previous=ivf, policy=LOW) == "IVF256,SQ8"  # grown past it: retrained
+    assert vectors.plan(599, dim=384, policy=LOW) == "IDMap2,Flat"
+    # 4·√600 ≈ 98 lists, as a power of two; 4-bit codes of 2 dimensions each, re-scored exactly
+    assert vectors.plan(600, dim=384, policy=LOW) == "IVF128,PQ192x4fs"
+    assert vectors.plan(1_000_000, dim=384) == "IVF4096,PQ192x4fs"
+    assert vectors.plan(1_000_000, dim=385) == vectors.plan(1_000_000) == "IVF4096,SQ8"  # no PQ split
+    ivf = {"faiss": "IVF128,PQ192x4fs", "auto": True, "trained_for": 700}
+    assert vectors.plan(400, dim=384, previous=ivf, policy=LOW) == "IVF128,PQ192x4fs"  # kept down to half the limit
+    assert vectors.plan(250, dim=384, previous=ivf, policy=LOW) == "IDMap2,Flat"
+    # within 4x of its trained size: kept; grown past it: retrained
+    assert vectors.plan(2500, dim=384, previous=ivf, policy=LOW) == "IVF128,PQ192x4fs"
+    assert vectors.plan(3000, dim=384, previous=ivf, policy=LOW) == "IVF256,PQ192x4fs"
+    # an automatic SQ8 index from an earlier release is kept while its size fits
+    assert vectors.plan(700, dim=384, previous={**ivf, "faiss": "IVF128,SQ8"}, policy=LOW) == "IVF128,SQ8"
+    assert vectors.rerank_depth("IVF128,PQ192x4fs", policy=LOW) == 100
+    assert vectors.rerank_depth("IVF128,SQ8") == vectors.rerank_depth("IDMap2,HNSW32,SQ8") == 0
     # a manifest written before the choice existed describes an automatic exact index
     assert vectors.plan(100, previous={"faiss": "IDMap2,Flat", "count": 90}, policy=LOW) == "IDMap2,Flat"
 
@@ -154,7 +162,7 @@ def test_build_switches_type_with_size_and_records_it(tmp_path, low_limit, fake_
     write_articles(src, 300, 1000)
     rep = run(src, index, fake_encoder, fake_model)
     e = entry(index)
-    assert e["faiss"] == "IVF128,SQ8" and e["auto"] is True
+    assert e["faiss"] == "IVF128,PQ32x4fs" and e["auto"] is True and e["rerank"] == 100
     assert e["trained_for"] == e["count"] == rep.passages
     assert e["recall_at_10"] >= 0.95 and 1 <= e["nprobe"] <= e["nlist"]
     snap = IndexDir(index).open()
@@ -269,7 +277,7 @@ def test_recall_against_exact_on_clustered_data():
     x = clustered(6000, dim=48, clusters=60, seed=3)
     ids = np.arange(6000, dtype=np.int64)
     index, info = vectors.build(stream(ids, x), 6000, 48, vectors.auto_factory(6000, policy=LOW), policy=LOW)
-    assert info["faiss"] == "IVF256,SQ8" and info["recall_at_10"] >= 0.95
+    assert info["faiss"] == "IVF256,SQ8" and info["recall_at_10"] >= 0.95 and "rerank" not in info
     # fresh queries, never seen by the tuning, at cosine ~0.9 of a stored vector: real e5 questions
     # sit at 0.87 (median) of their best paragraph (XQuAD + PIAF, bench/scale.py)
     rng = np.random.default_rng(99)
@@ -312,3 +320,73 @@ def test_ivf_is_retrained_when_the_collection_grew_past_its_training():
     fresh, e5 = vectors.finalize(small, stream(ids, x), 5000, x.shape[1], previous=e3, policy=LOW)
     assert fresh is not small and e5["trained_for"] == 5000 and e5["recall_at_10"] >= 0.95
     assert vectors.stored_ids(fresh).tolist() == ids.tolist()
+
+
+def test_pq_codes_are_rescored_exactly_with_the_stored_vectors(tmp_path, fake_encoder, fake_model):
+    src, index = tmp_path / "src", tmp_path / "index"
+    write_articles(src, 0, 1000)
+    run(src, index, fake_encoder, fake_model, faiss="IVF16,PQ32x4fs")  # forced: kept whatever its recall
+    e = entry(index)
+    assert e["faiss"] == "IVF16,PQ32x4fs" and e["rerank"] == vectors.POLICY.rerank and e["auto"] is False
+    snap = IndexDir(index).open()
+    try:
+        rows = snap.store.con.execute("SELECT passage, vector FROM vectors ORDER BY passage").fetchall()
+        ids = np.array([r[0] for r in rows], np.int64)
+        x = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), -1)
+        from indexer.search import FaissDense
+
+        rng = np.random.default_rng(5)
+        for row in rng.choice(len(ids), 30, replace=False):
+            q = x[row] + 0.3 * rng.standard_normal(x.shape[1]).astype(np.float32)
+            q /= np.linalg.norm(q)
+            scores, found = FaissDense().search(snap, q, 10, Filters(), None)
+            assert np.allclose(scores, x[np.searchsorted(ids, found)] @ q, atol=1e-5)  # exact scores, best first
+            assert np.all(np.diff(scores) <= 1e-6) and len(set(found.tolist())) == 10
+    finally:
+        snap.close()
+
+
+def test_rescoring_lifts_pq_recall_on_clustered_data():
+    x = clustered(8000, dim=48, clusters=60, seed=4)
+    ids = np.arange(8000, dtype=np.int64)
+    factory = vectors.auto_factory(8000, dim=48, policy=LOW)
+    index, info = vectors.build(stream(ids, x), 8000, 48, factory, policy=LOW)
+    assert factory == "IVF256,PQ24x4fs" and info["rerank"] == 100 and info["recall_at_10"] >= 0.95
+    rng = np.random.default_rng(98)
+    queries = x[rng.choice(8000, 200, replace=False)] + 0.07 * rng.standard_normal((200, 48)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    rescored = by_code = 0
+    for q in queries:
+        truth = set(exact_top(x, ids, q, 10).tolist())
+        _, cand = vectors.search(index, q, info["rerank"])
+        top = cand[np.argsort(-(x[cand] @ q), kind="stable")[:10]]  # what FaissDense does with SQLite's vectors
+        rescored += len(set(top.tolist()) & truth)
+        by_code += len(set(cand[:10].tolist()) & truth)
+    assert rescored / 2000 >= 0.95 and by_code < rescored
+
+
+def test_automatic_pq_steps_up_to_sq8_when_codes_cannot_keep_the_promise(
+    tmp_path, monkeypatch, fake_encoder, fake_model
+):
+    # with only the 10 best candidates by code re-scored, 4-bit codes of the fake encoder's
+    # sparse hash vectors cannot reach recall 0.95 at any breadth
+    monkeypatch.setattr(vectors, "POLICY", replace(LOW, rerank=10))
+    src, index = tmp_path / "src", tmp_path / "index"
+    write_articles(src, 0, 1500)
+    run(src, index, fake_encoder, fake_model)
+    e = entry(index)
+    assert e["faiss"] == "IVF128,SQ8" and e["auto"] is True and e["recall_at_10"] >= 0.95 and "rerank" not in e
+    check_consistent(index)
+
+
+def test_recall_counts_the_exact_top_k_among_the_candidates():
+    truth = tuning.Truth(np.eye(3, 4, dtype=np.float32)[:1], np.array([0]))
+    x = np.eye(4, dtype=np.float32)[[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]]  # all tie with the query
+    x[1:, 1] = np.linspace(0.1, 0.9, 10)  # ...until they differ: ranked by the second coordinate
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    truth.update(np.arange(11, 22), x[1:])
+    exact = np.array([11 + i for i in range(10)])
+    assert truth.recall(exact[None]) == 1.0
+    candidates = np.array([[30, 31, 32, 33, 34, *exact[:5], *exact[5:]]])
+    assert truth.recall(candidates) == 0.5  # only the first 10 count without re-scoring
+    assert truth.recall(candidates, depth=15) == 1.0  # all exact top 10 among 15 candidates
