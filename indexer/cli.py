@@ -132,7 +132,8 @@ def _print_sync(r: Any) -> None:
     default=None,
     metavar="FACTORY",
     help='FAISS index type as a factory string, e.g. "IVF4096,SQ8" or "HNSW32,SQ8"; "auto" chooses '
-    "by size (default: the index's forced type, else auto: exact below 100,000 passages, IVF+SQ8 above).",
+    "by size (default: the index's forced type, else auto: exact below 100,000 passages, above it IVF with "
+    "4-bit PQ codes whose best candidates are re-scored with the exact vectors).",
 )
 @_store_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")

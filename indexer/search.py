@@ -226,11 +226,9 @@ class Searcher:
         return vec
 
     def warm_up(self) -> None:
-        """Load the model and the lexical index now, so the first real query is fast."""
-        snap = self.snapshot()
-        self.query_vector("warm up")
-        if self._terms is None:
-            _ = snap.lexical
+        """Load everything a search touches now (model, lexical index, language identifier,
+        stemmers, sentence vectors), so the first real question is as fast as the next ones."""
+        self.search("warm up the search engine", SearchOptions(k=3))
 
     # ------------------------------------------------------------ search
     def search(self, query: str, options: SearchOptions | None = None) -> SearchResult:
