@@ -441,7 +441,12 @@ def info(index_dir: Path | None, as_json: bool) -> None:
     click.echo(f"Built at:   {m.built_at} (created {m.created_at})")
     click.echo(f"Model:      {m.model.name} [{m.model.backend}], {m.model.dimension} dimensions, {m.model.fingerprint}")
     click.echo(f"Chunker:    {m.chunker}")
-    click.echo(f"Vectors:    {m.vectors.get('faiss')} ({m.vectors.get('count')} vectors)")
+    v = m.vectors
+    tuned = [f"{k} {v[k]}" for k in ("nprobe", "efSearch") if k in v]
+    tuned += [f"best {v['rerank']} re-scored exactly"] if v.get("rerank") else []
+    tuned += [f"recall@10 {v['recall_at_10']}"] if v.get("recall_at_10", 1.0) < 1.0 else []
+    how = "automatic" if v.get("auto", True) is not False else "forced with --faiss"
+    click.echo(f"Vectors:    {v.get('faiss')}, {how} ({'; '.join([str(v.get('count')) + ' vectors', *tuned])})")
     click.echo(f"Articles:   {counts['articles']}")
     click.echo(f"Passages:   {counts['passages']}")
     click.echo(f"Languages:  {', '.join(facets['langs']) or '-'}")

@@ -328,6 +328,11 @@ def test_pq_codes_are_rescored_exactly_with_the_stored_vectors(tmp_path, fake_en
     run(src, index, fake_encoder, fake_model, faiss="IVF16,PQ32x4fs")  # forced: kept whatever its recall
     e = entry(index)
     assert e["faiss"] == "IVF16,PQ32x4fs" and e["rerank"] == vectors.POLICY.rerank and e["auto"] is False
+    from indexer.cli import main
+
+    info = CliRunner().invoke(main, ["info", "--index", str(index)]).output
+    assert "Vectors:    IVF16,PQ32x4fs, forced with --faiss (1000 vectors; nprobe " in info
+    assert f"best {vectors.POLICY.rerank} re-scored exactly" in info
     snap = IndexDir(index).open()
     try:
         rows = snap.store.con.execute("SELECT passage, vector FROM vectors ORDER BY passage").fetchall()
