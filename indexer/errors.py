@@ -44,3 +44,7 @@ class BuildError(IndexerError):
 
 class QueryError(IndexerError):
     """A query or one of its filters is invalid."""
+
+
+class StoreError(IndexerError):
+    """An external vector store (Milvus) cannot be used as asked; the message names the fix."""

@@ -43,7 +43,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import numpy as np
 
-from .errors import IndexerError, ModelMismatchError
+from .errors import ModelMismatchError, StoreError
 from .index import Snapshot
 from .lexical import K1
 from .manifest import Manifest
@@ -56,10 +56,6 @@ MAX_TOPK = 16384  # Milvus refuses larger limits
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}")
 _LITE_FILE = re.compile(r"[A-Za-z0-9.\-_]{1,36}")  # what Milvus Lite accepts as a file name
 _INDEXES = ("flat", "ivf_flat")
-
-
-class StoreError(IndexerError):
-    """The Milvus store cannot be used as asked; the message names the fix."""
 
 
 @dataclass(frozen=True)
