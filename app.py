@@ -23,7 +23,7 @@ from indexer.errors import (
     ModelMismatchError,
     QueryError,
 )
-from indexer.paths import default_index_dir, default_sources
+from indexer.paths import default_index_dir, default_sources, default_store
 from indexer.search import MAX_QUERY_CHARS, MODES
 
 st.set_page_config(page_title="Article search", page_icon="🔎", layout="centered")
@@ -31,14 +31,14 @@ st.html(page.CSS)
 
 
 @st.cache_resource(show_spinner="Loading the index and the model…", max_entries=4)
-def load_searcher(index_dir: str) -> indexer.Searcher:
-    """One searcher per index and process; it follows new index versions by itself."""
-    searcher = indexer.Searcher(index_dir)
+def load_searcher(index_dir: str, store: str | None) -> indexer.Searcher:
+    """One searcher per index (and vector store) and process; it follows new index versions by itself."""
+    searcher = indexer.Searcher(index_dir, store=store)
     searcher.warm_up()  # load the model now, not during a user's first question
     return searcher
 
 
-def offer_build(index_dir: str, exc: IndexerError) -> None:
+def offer_build(index_dir: str, store: str | None, exc: IndexerError) -> None:
     """No usable index: say why and, when building fixes it, offer to build from the configured sources."""
     full = isinstance(exc, IndexCorruptError | IndexVersionError | ModelMismatchError)
     if isinstance(exc, IndexNotFoundError):
@@ -58,7 +58,8 @@ def offer_build(index_dir: str, exc: IndexerError) -> None:
         bar.progress(value, text=text)
 
     try:
-        report = indexer.build(sources, index_dir, indexer.BuildSettings(full=full), progress=progress)
+        settings = indexer.BuildSettings(full=full)
+        report = indexer.build(sources, index_dir, settings, progress=progress, store=store)
     except IndexerError as err:
         st.error(page.md_escape(str(err)))
         st.stop()
@@ -78,12 +79,13 @@ def more_results() -> None:
 
 # ------------------------------------------------------------------ index
 index_dir = str(default_index_dir())
+store = default_store()  # e.g. milvus://host:19530/news: candidates come from Milvus
 try:
-    searcher = load_searcher(index_dir)
+    searcher = load_searcher(index_dir, store)
     info: dict[str, Any] = searcher.info()
 except IndexerError as exc:
     st.title("Article search", anchor=False)
-    offer_build(index_dir, exc)
+    offer_build(index_dir, store, exc)
     st.stop()
 facets = info["facets"]
 modes = tuple(MODES)

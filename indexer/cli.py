@@ -64,9 +64,11 @@ def _store_option(f: Any) -> Any:
     return click.option(
         "--store",
         default=None,
+        envvar="INDEXER_STORE",
         metavar="URI",
         help="Milvus collection holding the vectors: milvus://HOST:19530/COLLECTION (a standalone or "
-        "distributed server) or milvus-lite:///path/file.db/COLLECTION. Needs: pip install '.[milvus]'.",
+        "distributed server) or milvus-lite:///path/file.db/COLLECTION; default $INDEXER_STORE (the page "
+        "uses it too). Needs: pip install '.[milvus]'.",
     )(f)
 
 

@@ -17,6 +17,11 @@ def default_index_dir() -> Path:
     return Path(env) if env else data_dir() / "index"
 
 
+def default_store() -> str | None:
+    """The external vector store the page (and ``--store``) uses: ``$INDEXER_STORE``, else none."""
+    return os.environ.get("INDEXER_STORE") or None
+
+
 def default_sources() -> list[Path]:
     """The seed article and the sample corpus, as the README's quick start indexes them."""
     return [Path("seeds"), data_dir() / "articles"]

@@ -549,3 +549,38 @@ def test_top10_agrees_with_faiss_exact_on_the_sample_corpus(tmp_path, lite, e5_m
         assert min(overlaps) >= 0.9, overlaps
     finally:
         milvus.close()
+
+
+@needs_milvus
+def test_the_page_searches_the_store_named_by_indexer_store(tmp_path, lite, fake_encoder, fake_model, monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    import indexer
+
+    index = tmp_path / "index"
+    run([SEEDS, ARTICLES], index, fake_encoder, fake_model, store=lite)
+    opened: list[Searcher] = []
+
+    class Recording(Searcher):
+        def __init__(self, index_dir, **kw):
+            super().__init__(index_dir, encoder=fake_encoder, **kw)
+            opened.append(self)
+
+    monkeypatch.setattr(indexer, "Searcher", Recording)
+    monkeypatch.setenv("INDEXER_INDEX", str(index))
+    monkeypatch.setenv("INDEXER_STORE", lite)
+    st.cache_resource.clear()
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        at.run()
+        at.text_input(key="q").input(QUERIES[0]).run()
+        assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+        assert len(opened) == 1 and opened[0]._store is not None  # candidates come from Milvus
+        cards = [h.value for h in at.main.html if 'class="hit"' in h.value]
+        local = Searcher(index, encoder=fake_encoder).search(QUERIES[0], SearchOptions(k=10)).hits
+        assert len(cards) == 10 and local[0].title.split()[0] in cards[0]
+    finally:
+        st.cache_resource.clear()
+        for s in opened:
+            s.close()
