@@ -285,14 +285,8 @@ def finalize(
         or (_nlist(index) and trained and not trained / policy.regrow <= n <= trained * policy.regrow)
     )
     auto = forced == AUTO or (forced is None and prev.get("auto", True) is not False)
-    if stale:
-        index, info = build(batches, n, dim, factory, policy=policy)
-        if auto and rerank_depth(factory, policy=policy) and info["recall_at_10"] < policy.min_recall:
-            # vectors that 4-bit codes describe too coarsely even with re-scoring (seen with
-            # sparse, hash-like embeddings, never with e5): the automatic choice steps up to SQ8
-            factory = re.sub(r"PQ\d+x4fs$", "SQ8", factory)
-            index, info = build(batches, n, dim, factory, policy=policy)
-    else:
+    info: dict[str, Any] = {}
+    if not stale:
         assert index is not None
         info = {k: prev[k] for k in ("faiss", "trained_for", "nlist") if k in prev}
         m_query = _query_count(index, n, policy)
@@ -304,14 +298,21 @@ def finalize(
             for ids, vecs in batches():
                 truth.update(ids, vecs)
             info.update(_tune(index, truth, factory, policy))
-            if info["recall_at_10"] < policy.min_recall:
-                # the codes (or lists) trained before the update no longer fit the contents well
-                # enough at any breadth: train them again on what the index now holds
-                index, info = build(batches, n, dim, factory, policy=policy)
+            # the codes (or lists) trained before the update no longer fit the contents well
+            # enough at any breadth: train them again on what the index now holds
+            stale = info["recall_at_10"] < policy.min_recall
         elif m_query:  # a graph cannot hold queries out once they are in: keep the last rebuild's tuning
             info.update({k: prev[k] for k in ("efSearch", "recall_at_10", "tuning_queries", "rerank") if k in prev})
         else:
             info["recall_at_10"] = 1.0
+    if stale:
+        index, info = build(batches, n, dim, factory, policy=policy)
+        if auto and rerank_depth(factory, policy=policy) and info["recall_at_10"] < policy.min_recall:
+            # vectors that 4-bit codes describe too coarsely even with re-scoring (seen with
+            # sparse, hash-like embeddings, never with e5): the automatic choice steps up to SQ8
+            factory = re.sub(r"PQ\d+x4fs$", "SQ8", factory)
+            index, info = build(batches, n, dim, factory, policy=policy)
+    assert index is not None
     return index, {
         **info,
         "auto": auto,
