@@ -8,7 +8,6 @@ a search is kept in the URL, so a search can be shared and reloaded.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 import streamlit as st
 
@@ -82,12 +81,12 @@ index_dir = str(default_index_dir())
 store = default_store()  # e.g. milvus://host:19530/news: candidates come from Milvus
 try:
     searcher = load_searcher(index_dir, store)
-    info: dict[str, Any] = searcher.info()
+    info = searcher.info()
 except IndexerError as exc:
     st.title("Article search", anchor=False)
     offer_build(index_dir, store, exc)
     st.stop()
-facets = info["facets"]
+facets = info.facets
 modes = tuple(MODES)
 
 # ---------------------------------------------------------------- sidebar
@@ -95,23 +94,23 @@ modes = tuple(MODES)
 with st.sidebar:
     st.subheader("Filters")
     for key in ("lang", "source"):  # values of an older index version must not break the widgets
-        allowed = facets[f"{key}s"]
+        allowed = facets.langs if key == "lang" else facets.sources
         if key in st.session_state:
             st.session_state[key] = [v for v in st.session_state[key] if v in allowed]
     langs = sources = []
-    if facets["langs"]:
+    if facets.langs:
         langs = st.multiselect(
-            "Language", facets["langs"], key="lang", format_func=page.lang_label, placeholder="Any", bind="query-params"
+            "Language", facets.langs, key="lang", format_func=page.lang_label, placeholder="Any", bind="query-params"
         )
-    if facets["sources"]:
-        sources = st.multiselect("Source", facets["sources"], key="source", placeholder="Any", bind="query-params")
+    if facets.sources:
+        sources = st.multiselect("Source", facets.sources, key="source", placeholder="Any", bind="query-params")
     date_from = date_to = None
-    if facets["dates"]:
-        lo, hi = date.fromisoformat(facets["dates"][0]), date.fromisoformat(facets["dates"][-1])
+    if facets.dates:
+        lo, hi = date.fromisoformat(facets.dates[0]), date.fromisoformat(facets.dates[-1])
         picked = st.date_input(
             "Published", (lo, hi), min_value=lo, max_value=hi, key="dates", format="YYYY-MM-DD", bind="query-params"
         )
-        date_from, date_to = page.date_range(picked, facets["dates"])
+        date_from, date_to = page.date_range(picked, facets.dates)
         if date_from or date_to:
             st.caption("Articles without a date are left out.")
     k = st.select_slider("Results per page", page.K_CHOICES, page.DEFAULT_K, key="k", bind="query-params")
@@ -134,7 +133,7 @@ with st.sidebar:
 
 # ------------------------------------------------------------------- main
 st.title("Article search", anchor=False)
-st.html(page.render_tagline(info["counts"], facets["langs"]))
+st.html(page.render_tagline(info.counts, facets.langs))
 if "q" not in st.session_state:  # a shared or reloaded search
     st.session_state.q = st.query_params.get("q", "")
 query = st.text_input("Question", key="q", type="search", placeholder="Ask a question…", label_visibility="collapsed")
@@ -160,7 +159,7 @@ if not state.query:
     st.pills("Try one of these", page.EXAMPLES, key="example", on_change=use_example)
     st.stop()
 
-version = info["manifest"].version
+version = info.manifest.version
 current = st.session_state.get("results")
 if current is None or current.state != state or current.version != version:
     st.session_state.pages_wanted = 1

@@ -13,7 +13,7 @@ from .corpus import ReadSettings, read_sources
 from .errors import IndexerError
 from .records import Article, Chunk, Hit
 from .search import Searcher, SearchOptions, SearchResult
-from .store import Filters
+from .query import Filters
 
 __all__ = [
     "Article",

@@ -149,8 +149,3 @@ def query_groups(text: str, weights: dict[str, float]) -> list[dict[str, float]]
                 group = groups.setdefault((wi, ti), {})
                 group[term] = max(group.get(term, 0.0), weights[lang])
     return [g for g in groups.values() if g]
-
-
-def supported(lang: str) -> bool:
-    """Whether ``lang`` gets a stemmer (otherwise words are only lower-cased and folded)."""
-    return lang in _SNOWBALL

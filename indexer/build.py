@@ -1,9 +1,16 @@
-"""Incremental, atomic, resumable index builds.
+"""Incremental, atomic, resumable index builds, in five steps.
 
-A build copies the live version's database and vectors into a private folder,
-applies the differences (added, changed and vanished articles), and publishes
-the folder by replacing the manifest. Passages whose text was embedded before —
-in the live index or by an earlier build that was killed — are not embedded again.
+1. plan: read the sources and compare each article's hash with the live version's
+   (``_plan``); changed and new articles are chunked and gathered in windows.
+2. embed: each window's passages get vectors — reused when their exact text was
+   embedded before (``VectorReuse``), else computed and committed to the resume cache.
+3. write: the window's articles go into the new version's database (a copy of the
+   live one, made on the first change) and into the live vector index, edited in place.
+4. finalize: near-duplicate groups, BM25 matrices and the vector index (updated, or
+   rebuilt from the stored vectors and tuned) for the whole new version.
+5. publish: fsync, checksums, and the manifest switch (``IndexDir.publish``).
+
+A killed or failed build leaves the live version untouched.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,37 +29,48 @@ import numpy as np
 
 from . import __version__, corpus, dedup, lexical, vectors
 from .analysis import ANALYZER_VERSION, analyze
+from .backends import open_backends
 from .chunking import ChunkSettings, chunk_article
 from .corpus import ReadSettings
-from .embedding import DEFAULT_BACKEND, Embedder, Encoder, body_offset, passage_text
+from .embedding import Embedder, Encoder, body_offset, passage_text
 from .errors import BuildError, IndexerError, IndexNotFoundError
-from .faults import checkpoint
+from .faults import crash_point
 from .highlight import pack_sentences
-from .index import PARTIAL, IndexDir
-from .manifest import FORMAT_VERSION, Manifest, ModelInfo, now
+from .index import IndexDir, Snapshot
+from .manifest import FORMAT_VERSION, LexicalInfo, Manifest, ModelInfo, now
 from .models import DEFAULT_MODEL, ResolvedModel, resolve
-from .records import Article, Chunk, Skipped
-from .resume import RESUME_FILE, ResumeCache, drop_resume_cache
-from .store import DB_FILE, Store, Writer, article_hash, text_hash
+from .records import Article, KnownArticle, PendingArticle, Skipped, StoredVector
+from .resume import ResumeCache, VectorReuse, drop_resume_cache
+from .settings import DEFAULT_BACKEND
+from .store import DB_FILE, SCHEMA_VERSION, Store, article_hash, text_hash
+from .vector_plan import DEFAULT_POLICY, IndexPolicy, VectorIndexInfo, outdated
+from .writer import Writer
 
-_WINDOW = 256  # passages gathered before embedding, so batches can be sorted by length
+WINDOW = 256  # passages gathered before embedding, so batches can be sorted by length
+EMBED_BATCH = 64  # passages per model call; the resume cache commits after each
 
 
 @dataclass(frozen=True)
 class BuildSettings:
-    model: str | None = None  # None: the index's current model, else the default
-    backend: str | None = None  # None: the index's current backend, else the default
-    chunk: ChunkSettings | None = None  # None: the index's current settings, else the defaults
+    """How to build; None means "as the index was built", else the default."""
+
+    model: str | None = None
+    backend: str | None = None
+    chunk: ChunkSettings | None = None
     read: ReadSettings = field(default_factory=ReadSettings)
     full: bool = False  # ignore the existing index and rebuild everything
     strict: bool = False  # any skipped file fails the build
     # FAISS factory string ("IVF4096,SQ8", "HNSW32,SQ8"…); None: the index's forced one, else
-    # chosen by size (vectors.plan); "auto": chosen by size
+    # chosen by size (vector_plan.plan); "auto": chosen by size
     faiss: str | None = None
+    # how the vector index is chosen and tuned; recorded in the manifest and kept by later builds
+    policy: IndexPolicy | None = None
 
 
 @dataclass
 class BuildProgress:
+    """Where a build is, for progress bars."""
+
     files_done: int
     files_total: int
     passages_embedded: int
@@ -61,6 +79,8 @@ class BuildProgress:
 
 @dataclass
 class BuildReport:
+    """What a build did."""
+
     added: int = 0
     updated: int = 0
     removed: int = 0
@@ -78,11 +98,151 @@ class BuildReport:
     reason: str = ""  # why a full rebuild happened
     version: str = ""
     published: bool = False  # False when nothing changed and the live version was kept
-    store: Any = None  # milvus.SyncReport, when the build was asked to sync a vector store
+    store: Any = None  # milvus_sync.SyncReport, when the build was asked to sync a vector store
 
     @property
     def tokens_per_second(self) -> float:
+        """Embedding throughput of this build."""
         return self.tokens / self.embed_seconds if self.embed_seconds > 0 else 0.0
+
+
+# ------------------------------------------------------------------ context
+@dataclass(frozen=True)
+class _Context:
+    """Everything fixed before a build starts: what it builds with, and against what."""
+
+    idx: IndexDir
+    settings: BuildSettings
+    model: ResolvedModel
+    encoder: Encoder
+    backend: str
+    dim: int
+    faiss: str | None  # the checked --faiss value
+    policy: IndexPolicy
+    chunk: ChunkSettings
+    prev: Manifest | None  # the live version's manifest (None: none, or --full)
+    reason: str  # why the live version cannot be updated in place ("" when it can)
+
+    @property
+    def incremental(self) -> bool:
+        """Whether the live version is updated rather than rebuilt."""
+        return self.prev is not None and not self.reason
+
+    @property
+    def previous_vectors(self) -> VectorIndexInfo | None:
+        """The live version's vector entry, when it still describes vectors of this size."""
+        return self.prev.vectors if self.prev is not None and self.prev.model.dimension == self.dim else None
+
+
+def _context(
+    idx: IndexDir, settings: BuildSettings, encoder: Encoder | None, model: ResolvedModel | None
+) -> _Context:
+    prev = None if settings.full else _live_manifest(idx)
+    resolved = model or resolve(settings.model or (prev.model.name if prev else DEFAULT_MODEL))
+    backend = settings.backend or (prev.model.backend if prev else DEFAULT_BACKEND)
+    enc: Encoder = encoder or Embedder(resolved, backend=backend)
+    dim = int(enc.dimension)
+    # checked before any work: a typo in --faiss must not cost an embedding run
+    faiss = None if settings.faiss is None else vectors.check_factory(settings.faiss, dim)
+    requested = settings.chunk or (prev.chunker if prev is not None else ChunkSettings())
+    # leave room for the special tokens, the prompt and a title within the model's window
+    room = int(enc.max_seq_length) - 2 - 8 - 48
+    chunk = replace(requested, max_tokens=max(8, min(requested.max_tokens, room)))
+    reason = _incompatibility(prev, resolved, backend, chunk)
+    policy = settings.policy or (prev.policy if prev is not None else DEFAULT_POLICY)
+    return _Context(idx, settings, resolved, enc, backend, dim, faiss, policy, chunk, prev, reason)
+
+
+def _live_manifest(idx: IndexDir) -> Manifest | None:
+    try:
+        return idx.manifest()
+    except IndexNotFoundError:
+        return None  # a damaged or newer-format index raises: "indexer build --full" is the fix
+
+
+def _incompatibility(prev: Manifest | None, model: ResolvedModel, backend: str, chunk: ChunkSettings) -> str:
+    """Why the live version's passages or vectors cannot be kept ("" when they can)."""
+    if prev is None:
+        return ""
+    if prev.model.fingerprint != model.fingerprint or prev.model.name != model.name:
+        return f"model changed ({prev.model.name} → {model.name})"
+    if prev.model.backend != backend:
+        return f"backend changed ({prev.model.backend} → {backend})"
+    if prev.chunker != chunk:
+        return "chunker settings changed"
+    if prev.lexical.analyzer != ANALYZER_VERSION:
+        return "text analysis changed"
+    return ""
+
+
+# ------------------------------------------------------------------- draft
+class _Draft:
+    """The version being written: its folder, its database (made on the first change), its vector index."""
+
+    def __init__(self, ctx: _Context) -> None:
+        ctx.idx.versions.mkdir(parents=True, exist_ok=True)
+        ctx.idx.clean_partials()
+        self.name = _version_name(ctx.idx.versions)
+        self.folder = ctx.idx.layout.partial(self.name)
+        self.folder.mkdir()
+        self.live: Snapshot | None = None
+        self.previous: Store | None = None  # the old version's database, for vectors of identical passages
+        self._writer: Writer | None = None
+        self.vindex: Any = None  # the live FAISS index, edited in place; None: built at finalize
+        try:
+            self._open(ctx)
+        except BaseException:
+            self.close()
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
+
+    def _open(self, ctx: _Context) -> None:
+        if ctx.incremental:
+            self.live = ctx.idx.open()  # opening checks the live version
+            self.vindex = self.live.vectors
+        else:
+            # built from the stored vectors once all are in (finalize): memory stays bounded,
+            # and the index type fits the final size
+            self.writer()
+            prev, same = ctx.prev, (ctx.model.fingerprint, ctx.backend)
+            if prev is not None and (prev.model.fingerprint, prev.model.backend) == same:
+                try:
+                    self.previous = Store(ctx.idx.layout.version(prev.version) / DB_FILE)
+                except (OSError, sqlite3.DatabaseError):
+                    self.previous = None
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything was written, so there is a version to publish."""
+        return self._writer is not None
+
+    def writer(self) -> Writer:
+        """The new version's database, copied from the live one on the first change."""
+        if self._writer is None:
+            if self.live is not None:
+                shutil.copyfile(self.live.path / DB_FILE, self.folder / DB_FILE)
+            self._writer = Writer(self.folder / DB_FILE)
+        return self._writer
+
+    def vectors_by_text_hash(self, hashes: Sequence[str]) -> dict[str, StoredVector]:
+        """Vectors the new version already holds (asked only once something changes)."""
+        return self.writer().vectors_by_text_hash(hashes)
+
+    def known(self) -> dict[str, KnownArticle]:
+        """The live version's articles (none for a rebuild)."""
+        return self.live.store.known_articles() if self.live is not None else {}
+
+    def remove(self, rowid: int) -> None:
+        """Delete an article; an index type that cannot remove (HNSW) is rebuilt at finalize."""
+        dropped = self.writer().delete_article(rowid)
+        if self.vindex is not None and not vectors.remove(self.vindex, dropped):
+            self.vindex = None
+
+    def close(self) -> None:
+        """Release the live and previous versions."""
+        for db in (self.live, self.previous):
+            if db is not None:
+                db.close()
 
 
 def _version_name(versions: Path) -> str:
@@ -91,315 +251,263 @@ def _version_name(versions: Path) -> str:
     return f"{max(numbers, default=0) + 1:06d}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
 
 
-def _previous(idx: IndexDir, full: bool) -> Manifest | None:
-    if full:
-        return None
-    try:
-        return idx.manifest()
-    except IndexNotFoundError:
-        return None  # a damaged or newer-format index raises: "indexer build --full" is the fix
+# ---------------------------------------------------------- 1. plan
+class _Run:
+    """One build: the steps, run in order by ``run``."""
 
-
-class _Builder:
-    def __init__(
-        self,
-        idx: IndexDir,
-        settings: BuildSettings,
-        encoder: Encoder | None,
-        model: ResolvedModel | None,
-        progress: Callable[[BuildProgress], None] | None,
-    ) -> None:
-        self.idx = idx
-        self.settings = settings
+    def __init__(self, ctx: _Context, progress: Callable[[BuildProgress], None] | None) -> None:
+        self.ctx = ctx
         self.progress = progress
-        self.report = BuildReport()
+        self.report = BuildReport(full=not ctx.incremental)
+        self.report.reason = ctx.reason or ("no index yet" if ctx.prev is None and not ctx.settings.full else "--full")
         self.started = time.perf_counter()
-        prev = _previous(idx, settings.full)
-        name = settings.model or (prev.model.name if prev else DEFAULT_MODEL)
-        self.backend = settings.backend or (prev.model.backend if prev else DEFAULT_BACKEND)
-        self.model = model or resolve(name)
-        self.encoder: Encoder = encoder or Embedder(self.model, backend=self.backend)
-        self.dim = int(self.encoder.dimension)
-        # checked before any work: a typo in --faiss must not cost an embedding run
-        self.faiss = None if settings.faiss is None else vectors.check_factory(settings.faiss, self.dim)
-        requested = settings.chunk
-        if requested is None:
-            requested = ChunkSettings(**prev.chunker) if prev is not None and prev.chunker else ChunkSettings()
-        self.chunk = self._effective_chunk(requested)
-        self.prev = prev
-        self.reason = self._incompatibility(prev)
-        self.report.full = prev is None or bool(self.reason)
-        self.report.reason = self.reason or ("no index yet" if prev is None and not settings.full else "--full")
+        self.files = [0, 0]  # done, total
 
-    def _effective_chunk(self, cs: ChunkSettings) -> ChunkSettings:
-        # leave room for the special tokens, the prompt and a title within the model's window
-        room = int(self.encoder.max_seq_length) - 2 - 8 - 48
-        return replace(cs, max_tokens=max(8, min(cs.max_tokens, room)))
-
-    def _incompatibility(self, prev: Manifest | None) -> str:
-        if prev is None:
-            return ""
-        if prev.model.fingerprint != self.model.fingerprint or prev.model.name != self.model.name:
-            return f"model changed ({prev.model.name} → {self.model.name})"
-        if prev.model.backend != self.backend:
-            return f"backend changed ({prev.model.backend} → {self.backend})"
-        if prev.chunker != self.chunk.to_dict():
-            return "chunker settings changed"
-        if prev.lexical.get("analyzer") != ANALYZER_VERSION:
-            return "text analysis changed"
-        return ""
-
-    # ------------------------------------------------------------------ run
     def run(self, sources: list[Path]) -> BuildReport:
-        idx, rep = self.idx, self.report
-        idx.versions.mkdir(parents=True, exist_ok=True)
-        idx.clean_partials()
-        version = _version_name(idx.versions)
-        self.partial = idx.versions / f"{version}{PARTIAL}"
-        self.partial.mkdir()
-        self.writer: Writer | None = None
-        self.live = None
-        self.reuse: Any = None
-        self.lexical: dict[str, Any] = {}
-        self.vinfo: dict[str, Any] = {}  # the manifest's vectors entry (vectors.finalize)
+        """Plan, embed, write, finalize, publish (or keep the live version when nothing changed)."""
+        ctx, rep = self.ctx, self.report
+        draft = _Draft(ctx)
         try:
-            if self.prev is not None and not self.reason:
-                # opening checks the live version; its vectors are then updated in memory
-                self.live = idx.open()
-                self.vindex = self.live.vectors
-                known = self.live.store.known_articles()
-            else:
-                # built from the stored vectors once all are in (vectors.finalize): memory stays
-                # bounded, and the index type fits the final size
-                self.vindex = None
-                self._writer()
-                known = {}
-                if (
-                    self.prev is not None
-                    and self.prev.model.fingerprint == self.model.fingerprint
-                    and self.prev.model.backend == self.backend
-                    and not self.settings.full
-                ):
-                    # same model: the old version's vectors are still right for identical passages
-                    try:
-                        self.reuse = Store(idx.versions / self.prev.version / DB_FILE)
-                    except (OSError, sqlite3.DatabaseError):
-                        self.reuse = None
-            self.cache = ResumeCache(idx.work / RESUME_FILE, f"{self.model.fingerprint}|{self.backend}")
+            cache = ResumeCache(ctx.idx.layout.resume, f"{ctx.model.fingerprint}|{ctx.backend}")
             try:
-                self._apply(sources, known)
+                self._plan(sources, draft, VectorReuse(draft, draft.previous, cache))
             finally:
-                self.cache.close()
-            if self.settings.strict and rep.skipped:
-                first = rep.skipped[0]
-                raise BuildError(
-                    f"{len(rep.skipped)} file(s) skipped and --strict is set (first: {first.path}: {first.reason}); "
-                    "the previous index is unchanged"
-                )
-            if self.writer is None and self.live is not None and self.prev is not None:
-                n = int(self.live.vectors.ntotal)
-                if vectors.outdated(n, dim=self.dim, forced=self.faiss, previous=self.prev.vectors):
-                    self._writer()  # only the vector index changes (another --faiss): a new version carries it
-            if self.writer is None:  # nothing changed: the live version stays as it is
-                assert self.live is not None and self.prev is not None
-                counts = self.live.store.counts()
-                rep.articles, rep.passages, rep.version = counts["articles"], counts["passages"], self.prev.version
-                shutil.rmtree(self.partial, ignore_errors=True)
-                # a build killed after its switch left these for us
-                drop_resume_cache(idx.work)
-                idx.collect_garbage()
-                rep.seconds = time.perf_counter() - self.started
-                return rep
-            counts = self.writer.counts()
-            if counts["articles"] == 0:
-                raise BuildError("no articles found in the sources — check the paths, or see the skipped files above")
-            rep.articles, rep.passages = counts["articles"], counts["passages"]
-            rep.duplicate_clusters = dedup.regroup(self.writer.con)
-            self.lexical = {
-                **lexical.build(self.writer.con, self.partial / lexical.LEXICAL_DIR),
-                "analyzer": ANALYZER_VERSION,
-            }
-            checkpoint("lexical")
-            # the updated index, or one rebuilt from the stored vectors (type change, growth, HNSW
-            # removals), tuned to recall@10 ≥ 0.97: its entry goes into the manifest
-            writer = self.writer
-            same_dim = self.prev is not None and self.prev.model.dimension == self.dim
-            self.vindex, self.vinfo = vectors.finalize(
-                self.vindex,
-                lambda: writer.all_vectors(self.dim),
-                counts["passages"],
-                self.dim,
-                forced=self.faiss,
-                previous=self.prev.vectors if self.prev is not None and same_dim else None,
-            )
-            self.writer.commit_and_close()
-            checkpoint("sqlite")
-            vectors.save(self.vindex, self.partial / vectors.VECTORS_FILE)
-            checkpoint("faiss")
-            m = self._manifest(version, counts, sources)
-            (self.partial / "manifest.json").write_text(m.to_json(), encoding="utf-8")
-            _fsync_tree(self.partial)
-            idx.publish(self.partial, m)
+                cache.close()
+            self._check_strict()
+            if not draft.changed and self._needs_new_version(draft):
+                draft.writer()  # only the vector index (another --faiss) or the schema changes
+            if not draft.changed:
+                return self._unchanged(draft)
+            manifest = self._finalize(draft, sources)
+            _publish(ctx.idx, draft.folder, manifest)
         except BaseException:
-            shutil.rmtree(self.partial, ignore_errors=True)
+            shutil.rmtree(draft.folder, ignore_errors=True)
             raise
         finally:
-            if self.live is not None:
-                self.live.close()
-            if self.reuse is not None:
-                self.reuse.close()
+            draft.close()
         # the build is durable now: its resume cache and old versions can go
-        drop_resume_cache(idx.work)
-        idx.collect_garbage()
-        rep.version, rep.published = version, True
+        drop_resume_cache(ctx.idx.work)
+        ctx.idx.collect_garbage()
+        rep.version, rep.published = draft.name, True
         rep.seconds = time.perf_counter() - self.started
         return rep
 
-    def _writer(self) -> Writer:
-        """The new version's database, copied from the live one on the first change."""
-        if self.writer is None:
-            if self.live is not None:
-                shutil.copyfile(self.live.path / DB_FILE, self.partial / DB_FILE)
-            self.writer = Writer(self.partial / DB_FILE)
-        return self.writer
+    def _plan(self, sources: list[Path], draft: _Draft, reuse: VectorReuse) -> None:
+        """Read every source; queue new and changed articles in windows; remove vanished ones."""
+        rep, known = self.report, draft.known()
+        seen: set[str] = set()
+        self.files[1] = corpus.count_files(sources, self.ctx.settings.read)
+        window: list[PendingArticle] = []
+        for art in corpus.read_sources(sources, self.ctx.settings.read, on_file=self._file_done):
+            if isinstance(art, Skipped):
+                rep.skipped.append(art)
+                continue
+            seen.add(art.id)
+            pending = self._pending(art, known.get(art.id))
+            if pending is None:
+                continue
+            window.append(pending)
+            if sum(len(p.chunks) for p in window) >= WINDOW:
+                self._write(draft, window, self._embed(window, reuse))
+                window = []
+        if window:
+            self._write(draft, window, self._embed(window, reuse))
+        gone = [aid for aid in known if aid not in seen]
+        for aid in gone:
+            draft.remove(known[aid].rowid)
+        rep.removed = len(gone)
 
-    def _manifest(self, version: str, counts: dict[str, int], sources: list[Path]) -> Manifest:
-        created = self.prev.created_at if self.prev and not self.reason else now()
+    def _pending(self, art: Article, previous: KnownArticle | None) -> PendingArticle | None:
+        """The article chunked, or None when it is unchanged or holds no sentence."""
+        h = article_hash(art)
+        if previous is not None and previous.content_hash == h:
+            self.report.unchanged += 1
+            return None
+        chunks = chunk_article(art, self.ctx.encoder, self.ctx.chunk)
+        if not chunks:
+            self.report.skipped.append(Skipped(art.path or art.id, "no sentences found in the text"))
+            return None
+        return PendingArticle(art, h, chunks, previous)
+
+    def _file_done(self, _: Path) -> None:
+        crash_point("read")
+        self.files[0] += 1
+        self._tick()
+
+    def _tick(self) -> None:
+        if self.progress:
+            elapsed = time.perf_counter() - self.started
+            self.progress(BuildProgress(self.files[0], self.files[1], self.report.embedded, elapsed))
+
+    def _check_strict(self) -> None:
+        skipped = self.report.skipped
+        if self.ctx.settings.strict and skipped:
+            raise BuildError(
+                f"{len(skipped)} file(s) skipped and --strict is set (first: {skipped[0].path}: "
+                f"{skipped[0].reason}); the previous index is unchanged"
+            )
+
+    def _needs_new_version(self, draft: _Draft) -> bool:
+        """Nothing in the sources changed, but the vector index type or the database schema must."""
+        ctx = self.ctx
+        if draft.live is None or ctx.prev is None:
+            return False
+        n = int(draft.live.vectors.ntotal)
+        policy = ctx.policy
+        vectors_change = outdated(n, dim=ctx.dim, forced=ctx.faiss, previous=ctx.prev.vectors, policy=policy)
+        return vectors_change or draft.live.store.schema_version < SCHEMA_VERSION
+
+    def _unchanged(self, draft: _Draft) -> BuildReport:
+        """Keep the live version; tidy what a build killed after its switch left behind."""
+        assert draft.live is not None and self.ctx.prev is not None
+        rep = self.report
+        counts = draft.live.store.counts()
+        rep.articles, rep.passages, rep.version = counts["articles"], counts["passages"], self.ctx.prev.version
+        shutil.rmtree(draft.folder, ignore_errors=True)
+        drop_resume_cache(self.ctx.idx.work)
+        self.ctx.idx.collect_garbage()
+        rep.seconds = time.perf_counter() - self.started
+        return rep
+
+    # ------------------------------------------------------- 2. embed
+    def _embed(self, window: list[PendingArticle], reuse: VectorReuse) -> dict[str, StoredVector]:
+        """Vectors (and sentence vectors) for every passage of the window, by text hash."""
+        texts, spans, hashes = _passage_inputs(window)
+        found = reuse.lookup(hashes)
+        todo = sorted({h: i for i, h in enumerate(hashes) if h not in found}.values(), key=lambda i: len(texts[i]))
+        rep, enc = self.report, self.ctx.encoder
+        rep.reused += sum(1 for h in hashes if h in found)
+        if todo:
+            enc.load()  # model loading is not embedding time: keep it out of tokens/s
+        for i in range(0, len(todo), EMBED_BATCH):
+            part = todo[i : i + EMBED_BATCH]
+            batch = [texts[j] for j in part]
+            t0 = time.perf_counter()
+            vecs, sent = enc.embed_passages_with_sentences(batch, [spans[j].embedded for j in part])
+            rep.embed_seconds += time.perf_counter() - t0
+            if vecs.shape != (len(part), self.ctx.dim):
+                raise IndexerError(f"the model returned vectors of shape {vecs.shape}, expected (n, {self.ctx.dim})")
+            # sentence spans are kept relative to the passage, so a passage reused elsewhere
+            # (same text, other offsets) keeps its sentence vectors
+            items = {
+                hashes[j]: StoredVector(
+                    np.asarray(vecs[k], np.float32).tobytes(),
+                    pack_sentences(spans[j].relative, sent[k]) if sent is not None and spans[j].relative else None,
+                )
+                for k, j in enumerate(part)
+            }
+            reuse.keep(items)  # committed: a kill after this line loses none of it
+            crash_point("embed")
+            found.update(items)
+            rep.embedded += len(part)
+            rep.tokens += sum(len(s) + 2 for s in enc.token_spans(batch))
+            self._tick()
+        return found
+
+    # ------------------------------------------------------- 3. write
+    def _write(self, draft: _Draft, window: list[PendingArticle], found: dict[str, StoredVector]) -> None:
+        """Put the window's articles into the new version, replacing their old versions."""
+        for p in window:
+            if p.previous is not None:
+                draft.remove(p.previous.rowid)
+                self.report.updated += 1
+            else:
+                self.report.added += 1
+            art = p.article
+            embedded = [passage_text(art.title, c.text) for c in p.chunks]
+            hs = [text_hash(t) for t in embedded]
+            vecs = np.frombuffer(b"".join(found[h].vector for h in hs), np.float32).reshape(len(hs), self.ctx.dim)
+            terms = [analyze(t, art.lang) for t in embedded]
+            blobs = [found[h].sentences for h in hs]
+            ids = draft.writer().add_article(
+                art, p.content_hash, p.chunks, hs, vecs, terms, dedup.signature(art.text), blobs
+            )
+            if draft.vindex is not None:
+                vectors.add(draft.vindex, np.asarray(ids, dtype=np.int64), vecs)
+
+    # ---------------------------------------------------- 4. finalize
+    def _finalize(self, draft: _Draft, sources: list[Path]) -> Manifest:
+        """Duplicates, BM25 and the vector index of the whole new version; returns its manifest."""
+        ctx, rep, writer = self.ctx, self.report, draft.writer()
+        counts = writer.counts()
+        if counts["articles"] == 0:
+            raise BuildError("no articles found in the sources — check the paths, or see the skipped files above")
+        rep.articles, rep.passages = counts["articles"], counts["passages"]
+        rep.duplicate_clusters = dedup.regroup(writer)
+        lex = lexical.build(writer.all_terms(), draft.folder / lexical.LEXICAL_DIR, analyzer=ANALYZER_VERSION)
+        crash_point("lexical")
+        # the updated index, or one rebuilt from the stored vectors (type change, growth, HNSW
+        # removals), tuned to recall@10 ≥ 0.97: its entry goes into the manifest
+        vindex, vinfo = vectors.finalize(
+            draft.vindex,
+            lambda: writer.all_vectors(ctx.dim),
+            counts["passages"],
+            ctx.dim,
+            forced=ctx.faiss,
+            previous=ctx.previous_vectors,
+            policy=ctx.policy,
+        )
+        writer.commit_and_close()
+        crash_point("sqlite")
+        vectors.save(vindex, draft.folder / vectors.VECTORS_FILE)
+        crash_point("faiss")
+        return self._manifest(draft.name, counts, sources, vinfo, lex)
+
+    def _manifest(
+        self, version: str, counts: dict[str, int], sources: list[Path], vinfo: VectorIndexInfo, lex: LexicalInfo
+    ) -> Manifest:
+        ctx = self.ctx
+        created = ctx.prev.created_at if ctx.prev is not None and ctx.incremental else now()
+        model = ModelInfo(
+            name=ctx.model.name,
+            fingerprint=ctx.model.fingerprint,
+            dimension=ctx.dim,
+            backend=ctx.backend,
+            origin=ctx.model.origin,
+            max_seq_length=int(ctx.encoder.max_seq_length),
+        )
         return Manifest(
             format_version=FORMAT_VERSION,
             package_version=__version__,
             version=version,
             created_at=created,
             built_at=now(),
-            model=ModelInfo(
-                name=self.model.name,
-                fingerprint=self.model.fingerprint,
-                dimension=self.dim,
-                backend=self.backend,
-                origin=self.model.origin,
-                max_seq_length=int(self.encoder.max_seq_length),
-            ),
-            chunker=self.chunk.to_dict(),
-            vectors=self.vinfo,  # factory, auto or forced, nlist/nprobe or efSearch, measured recall@10
+            model=model,
+            chunker=ctx.chunk,
+            vectors=vinfo,
             counts=counts,
             sources=[corpus.display_path(s) for s in sources],
-            lexical=self.lexical,
+            lexical=lex,
+            policy=ctx.policy,
         )
 
-    def _apply(self, sources: list[Path], known: dict[str, tuple[int, str]]) -> None:
-        rep = self.report
-        seen: set[str] = set()
-        self.files_total = corpus.count_files(sources, self.settings.read)
-        self.files_done = 0
-        self.pending: list[tuple[Article, str, list[Chunk], str]] = []
-        self.pending_passages = 0
 
-        def file_done(_: Path) -> None:
-            checkpoint("read")
-            self.files_done += 1
-            self._tick()
+@dataclass(frozen=True)
+class _Spans:
+    """A passage's sentences: relative to the passage, and within its embedded text (after the title)."""
 
-        for art in corpus.read_sources(sources, self.settings.read, on_file=file_done):
-            if isinstance(art, Skipped):
-                rep.skipped.append(art)
-                continue
-            seen.add(art.id)
-            h = article_hash(art)
-            prev = known.get(art.id)
-            if prev is not None and prev[1] == h:
-                rep.unchanged += 1
-                continue
-            chunks = chunk_article(art, self.encoder, self.chunk)
-            if not chunks:
-                rep.skipped.append(Skipped(art.path or art.id, "no sentences found in the text"))
-                continue
-            self.pending.append((art, h, chunks, "updated" if prev is not None else "added"))
-            self.pending_passages += len(chunks)
-            if self.pending_passages >= _WINDOW:
-                self._flush(known)
-        self._flush(known)
-        gone = [aid for aid in known if aid not in seen]
-        drop: list[int] = []
-        for aid in gone:
-            drop += self._writer().delete_article(known[aid][0])
-        if self.vindex is not None and not vectors.remove(self.vindex, drop):
-            self.vindex = None  # this type cannot remove (HNSW): rebuilt from the stored vectors
-        rep.removed = len(gone)
+    relative: list[tuple[int, int]]
+    embedded: list[tuple[int, int]]
 
-    def _tick(self) -> None:
-        if self.progress:
-            self.progress(
-                BuildProgress(
-                    self.files_done, self.files_total, self.report.embedded, time.perf_counter() - self.started
-                )
-            )
 
-    def _flush(self, known: dict[str, tuple[int, str]]) -> None:
-        if not self.pending:
-            return
-        rep = self.report
-        texts: list[str] = []
-        spans: list[list[tuple[int, int]]] = []  # each passage's sentences, relative to the passage
-        shifts: list[int] = []  # where the passage starts in its embedded text (after the title)
-        for art, _, chunks, _ in self.pending:
-            for c in chunks:
-                texts.append(passage_text(art.title, c.text))
-                spans.append([(a - c.start, b - c.start) for a, b in c.sentences])
-                shifts.append(body_offset(art.title))
-        hashes = [text_hash(t) for t in texts]
-        writer = self._writer()
-        found = writer.vectors_by_text_hash(hashes)
-        if self.reuse is not None:
-            found.update(self.reuse.vectors_by_text_hash([h for h in hashes if h not in found]))
-        found.update(self.cache.get([h for h in set(hashes) if h not in found]))
-        todo_idx = sorted({h: i for i, h in enumerate(hashes) if h not in found}.values(), key=lambda i: len(texts[i]))
-        rep.reused += sum(1 for h in hashes if h in found)
-        if todo_idx and hasattr(self.encoder, "load"):
-            self.encoder.load()  # model loading is not embedding time: keep it out of tokens/s
-        late = getattr(self.encoder, "embed_passages_with_sentences", None)
-        step = 64
-        for i in range(0, len(todo_idx), step):
-            part = todo_idx[i : i + step]
-            batch = [texts[j] for j in part]
-            t0 = time.perf_counter()
-            if late is not None:
-                vecs, sent = late(batch, [[(a + shifts[j], b + shifts[j]) for a, b in spans[j]] for j in part])
-            else:
-                vecs, sent = self.encoder.embed_passages(batch), None
-            rep.embed_seconds += time.perf_counter() - t0
-            if vecs.shape != (len(part), self.dim):
-                raise IndexerError(f"the model returned vectors of shape {vecs.shape}, expected (n, {self.dim})")
-            items = []
-            for k, j in enumerate(part):
-                # sentence spans are kept relative to the passage, so a passage reused
-                # elsewhere (same text, other offsets) keeps its sentence vectors
-                blob = pack_sentences(spans[j], sent[k]) if sent is not None and spans[j] else None
-                items.append((hashes[j], (np.asarray(vecs[k], np.float32).tobytes(), blob)))
-            self.cache.put(items)  # committed: a kill after this line loses none of it
-            checkpoint("embed")
-            found.update(items)
-            rep.embedded += len(part)
-            rep.tokens += sum(len(s) + 2 for s in self.encoder.token_spans(batch))
-            self._tick()
-        pos = 0
-        for art, h, chunks, status in self.pending:
-            hs = hashes[pos : pos + len(chunks)]
-            pos += len(chunks)
-            if status == "updated":
-                old = writer.delete_article(known[art.id][0])
-                if self.vindex is not None and not vectors.remove(self.vindex, old):
-                    self.vindex = None  # this type cannot remove (HNSW): rebuilt from the stored vectors
-                rep.updated += 1
-            else:
-                rep.added += 1
-            vecs = np.frombuffer(b"".join(found[x][0] for x in hs), dtype=np.float32).reshape(len(hs), self.dim)
-            terms = [analyze(passage_text(art.title, c.text), art.lang) for c in chunks]
-            blobs = [found[x][1] for x in hs]
-            ids = writer.add_article(art, h, chunks, hs, vecs, terms, dedup.signature(art.text), blobs)
-            if self.vindex is not None:
-                vectors.add(self.vindex, np.asarray(ids, dtype=np.int64), vecs)
-        self.pending = []
-        self.pending_passages = 0
+def _passage_inputs(window: list[PendingArticle]) -> tuple[list[str], list[_Spans], list[str]]:
+    """Each passage's embedded text, sentence spans and text hash, in window order."""
+    texts, spans = [], []
+    for p in window:
+        shift = body_offset(p.article.title)
+        for c in p.chunks:
+            texts.append(passage_text(p.article.title, c.text))
+            rel = [(a - c.start, b - c.start) for a, b in c.sentences]
+            spans.append(_Spans(rel, [(a + shift, b + shift) for a, b in rel]))
+    return texts, spans, [text_hash(t) for t in texts]
+
+
+# ---------------------------------------------------------- 5. publish
+def _publish(idx: IndexDir, folder: Path, manifest: Manifest) -> None:
+    """Flush the version folder to disk and switch the manifest to it."""
+    (folder / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
+    _fsync_tree(folder)
+    idx.publish(folder, manifest)
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -424,6 +532,18 @@ def _cannot_write(path: Path, exc: BaseException) -> BuildError:
     )
 
 
+def _check_target(idx: IndexDir) -> None:
+    if idx.path.exists() and not idx.path.is_dir():
+        raise BuildError(f"{idx.path} is a file; --index takes a folder")
+    if idx.path.is_dir() and not idx.exists():
+        strangers = idx.layout.foreign_entries()
+        if strangers:
+            raise BuildError(
+                f"{idx.path} is not an index folder and not empty (it holds {strangers[0]!r}) — "
+                "choose a new or empty folder for --index"
+            )
+
+
 def build(
     sources: Iterable[Path | str],
     index_dir: Path | str,
@@ -441,21 +561,9 @@ def build(
     settings = settings or BuildSettings()
     srcs = corpus.check_sources(Path(s) for s in sources)
     idx = IndexDir(index_dir)
-    if idx.path.exists() and not idx.path.is_dir():
-        raise BuildError(f"{idx.path} is a file; --index takes a folder")
-    if idx.path.is_dir() and not idx.exists():
-        strangers = [p.name for p in idx.path.iterdir() if p.name not in (".work", "versions")]
-        if strangers:
-            raise BuildError(
-                f"{idx.path} is not an index folder and not empty (it holds {strangers[0]!r}) — "
-                "choose a new or empty folder for --index"
-            )
-    sink = None
-    if store is not None:
-        from .milvus import MilvusStore
-        from .milvus_sync import sync_index
-
-        sink = MilvusStore(store)  # a bad URI or an unreachable server fails before any work
+    _check_target(idx)
+    # a bad URI or an unreachable server fails before any work
+    backends = open_backends(store) if store is not None else None
     try:
         try:
             idx.path.mkdir(parents=True, exist_ok=True)
@@ -464,16 +572,16 @@ def build(
         lock = idx.lock()
         try:
             try:
-                report = _Builder(idx, settings, encoder, model, progress).run(srcs)
+                report = _Run(_context(idx, settings, encoder, model), progress).run(srcs)
             except (OSError, sqlite3.OperationalError) as exc:
                 # a full disk, a read-only file system, a permission: the new version's folder
                 # is already gone and the live one untouched, which is what the user must know
                 raise _cannot_write(idx.path, exc) from None
-            if sink is not None:  # still under the lock: one sync at a time, of the version just published
-                report.store = sync_index(sink, idx)
+            if backends is not None:  # still under the lock: one sync at a time, of the version just published
+                report.store = backends.sync(idx)
             return report
         finally:
             lock.release()
     finally:
-        if sink is not None:
-            sink.close()
+        if backends is not None:
+            backends.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from . import sentences
 from .records import Article, Chunk
@@ -21,7 +21,21 @@ class ChunkSettings:
             raise ValueError("overlap_sentences cannot be negative")
 
     def to_dict(self) -> dict[str, int]:
+        """The settings as the manifest records them."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ChunkSettings:
+        """Recorded settings; raises ``TypeError`` on a value of the wrong type."""
+        if not isinstance(data, dict):
+            raise TypeError("chunker must be an object")
+        kept = {k: data[k] for k in ("max_tokens", "overlap_sentences") if k in data}
+        if any(not isinstance(v, int) or isinstance(v, bool) for v in kept.values()):
+            raise TypeError("chunker settings must be whole numbers")
+        try:
+            return cls(**kept)
+        except ValueError as exc:
+            raise TypeError(str(exc)) from None
 
 
 class TokenCounter(Protocol):

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import click
 
 from . import __version__
+from .cli_output import ProgressBar, print_hits, print_report, print_sync
 from .errors import IndexerError, QueryError
+from .settings import BACKENDS, MAX_K, MODES
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -80,17 +81,6 @@ def _check_store(uri: str | None) -> None:
         parse_uri(uri)
 
 
-def _print_sync(r: Any) -> None:
-    if r.up_to_date:
-        click.echo(f"Store {r.store} is up to date (version {r.version}, {r.passages} passages)")
-        return
-    how = f"created ({r.recreated})" if r.recreated else "updated"
-    lexical = "its own BM25" if r.bm25 else "BM25 from the index"
-    click.echo(f"Store {r.store} {how} — version {r.version}")
-    counts = f"{r.inserted} inserted, {r.deleted} deleted; now {r.passages} passages"
-    click.echo(f"  {counts} ({lexical}), {r.seconds:.1f} s")
-
-
 # ------------------------------------------------------------------ build
 @main.command(context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
@@ -103,7 +93,7 @@ def _print_sync(r: Any) -> None:
 )
 @click.option(
     "--backend",
-    type=click.Choice(["torch", "onnx", "onnx-int8"]),
+    type=click.Choice(BACKENDS),
     default=None,
     help="Embedding backend (default: the index's, else onnx-int8).",
 )
@@ -194,65 +184,21 @@ def build(
     )
     sources = list(paths) or default_sources()
     target = _index_dir(index_dir)
-    bar = None if quiet else _ProgressBar()
+    bar = None if quiet else ProgressBar()
     try:
         _check_store(store)
         report = run_build(sources, target, settings, progress=bar, store=store)
     finally:
         if bar:
             bar.close()
-    _print_report(report, target)
-
-
-class _ProgressBar:
-    def __init__(self) -> None:
-        self.bar: Any = None
-
-    def __call__(self, p: Any) -> None:
-        from tqdm import tqdm
-
-        if self.bar is None:
-            self.bar = tqdm(
-                total=p.files_total, unit="file", file=sys.stderr, dynamic_ncols=True, disable=None, leave=False
-            )
-        self.bar.n = p.files_done
-        rate = p.passages_embedded / p.elapsed if p.elapsed > 0 else 0.0
-        self.bar.set_postfix_str(f"{p.passages_embedded} passages embedded, {rate:.1f} passages/s", refresh=False)
-        self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _print_report(r: Any, target: Path) -> None:
-    if not r.published:
-        click.echo(f"Index {target} is up to date (version {r.version}): no article added, changed or removed")
-    else:
-        kind = f"full build ({r.reason})" if r.full else "incremental update"
-        click.echo(f"Index {target} — version {r.version}, {kind}")
-    click.echo(
-        f"  articles: {r.added} added, {r.updated} updated, {r.removed} removed, "
-        f"{r.unchanged} unchanged, {len(r.skipped)} skipped"
-    )
-    click.echo(f"  now {r.articles} articles, {r.passages} passages")
-    click.echo(
-        f"  embedded {r.embedded} passages ({r.tokens:,} tokens, {r.tokens_per_second:,.0f} tokens/s), "
-        f"reused {r.reused}; {r.seconds:.1f} s"
-    )
-    if r.skipped:
-        click.echo("Skipped:")
-        for s in r.skipped:
-            click.echo(f"  {s.path}: {s.reason}")
-    if r.store is not None:
-        _print_sync(r.store)
+    print_report(report, target)
 
 
 # ----------------------------------------------------------------- search
 @main.command(context_settings=CONTEXT)
 @click.argument("query", required=False)
 @_index_option
-@click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True, help="Number of results.")
+@click.option("-k", "k", type=click.IntRange(1, MAX_K), default=10, show_default=True, help="Number of results.")
 @click.option(
     "--per-article",
     type=click.IntRange(1, 100),
@@ -269,7 +215,7 @@ def _print_report(r: Any, target: Path) -> None:
 )
 @click.option(
     "--mode",
-    type=click.Choice(["hybrid", "dense", "bm25"]),
+    type=click.Choice(MODES),
     default="hybrid",
     show_default=True,
     help="Ranking: dense + BM25 fused, or either alone.",
@@ -281,7 +227,7 @@ def _print_report(r: Any, target: Path) -> None:
 @click.option("--model", default=None, help="Must be the model the index was built with (checked).")
 @click.option(
     "--backend",
-    type=click.Choice(["torch", "onnx", "onnx-int8"]),
+    type=click.Choice(BACKENDS),
     default=None,
     help="Query embedding backend (default: the index's).",
 )
@@ -342,30 +288,9 @@ def search(
             if as_json:
                 click.echo(json.dumps(result.to_json(), ensure_ascii=False))
             else:
-                _print_hits(result)
+                print_hits(result)
     finally:
         searcher.close()
-
-
-def _print_hits(result: Any) -> None:
-    click.echo(f"Query: {result.query}  ({len(result.hits)} results, {result.mode}, {result.took_ms:.0f} ms)")
-    if result.truncated:
-        click.echo("  (the query was shortened to its first 2,000 characters)")
-    if not result.hits:
-        click.echo("  no results")
-    for h in result.hits:
-        facts = " · ".join(x for x in (h.source, h.date, h.lang) if x)
-        click.echo(f"\n{h.rank:>3}. {h.title or h.article_id}  [{h.score:.3f}]" + (f"  {facts}" if facts else ""))
-        click.echo(f"     {h.article_id} (characters {h.start}–{h.end})" + (f"  {h.url}" if h.url else ""))
-        # the sentence(s) that answer, rather than the passage's opening
-        best = " … ".join(h.text[s - h.start : e - h.start] for s, e in h.highlights)
-        snippet = best or h.text
-        snippet = " ".join(snippet.split())
-        snippet = snippet if len(snippet) <= 400 else snippet[:400].rsplit(" ", 1)[0] + " …"
-        click.echo(textwrap.indent(textwrap.fill(snippet, width=96), "     "))
-        if h.duplicates:
-            click.echo(f"     also in: {', '.join(h.duplicates)}")
-    click.echo("")
 
 
 # ----------------------------------------------------------------- export
@@ -411,7 +336,7 @@ def export(index_dir: Path | None, store: str, quiet: bool) -> None:
     finally:
         if bar is not None:
             bar.close()
-    _print_sync(report)
+    print_sync(report)
 
 
 # ------------------------------------------------------------------- info
@@ -427,34 +352,17 @@ def info(index_dir: Path | None, as_json: bool) -> None:
     """
     from dataclasses import asdict
 
+    from .cli_output import print_info
     from .index import IndexDir
 
     idx = IndexDir(_index_dir(index_dir))
-    snap = idx.open()
-    try:
-        m, counts, facets = snap.manifest, snap.store.counts(), snap.store.facets()
-    finally:
-        snap.close()
+    snap_info = idx.info()
     if as_json:
-        click.echo(json.dumps({"manifest": asdict(m), "counts": counts, "facets": facets}, ensure_ascii=False))
+        m, counts, facets = snap_info.manifest, snap_info.counts, snap_info.facets
+        data = {"manifest": m.to_dict(), "counts": counts, "facets": asdict(facets)}
+        click.echo(json.dumps(data, ensure_ascii=False))
         return
-    click.echo(f"Index:      {idx.path}")
-    click.echo(f"Version:    {m.version} (format v{m.format_version}, indexer {m.package_version})")
-    click.echo(f"Built at:   {m.built_at} (created {m.created_at})")
-    click.echo(f"Model:      {m.model.name} [{m.model.backend}], {m.model.dimension} dimensions, {m.model.fingerprint}")
-    click.echo(f"Chunker:    {m.chunker}")
-    v = m.vectors
-    tuned = [f"{k} {v[k]}" for k in ("nprobe", "efSearch") if k in v]
-    tuned += [f"best {v['rerank']} re-scored exactly"] if v.get("rerank") else []
-    tuned += [f"recall@10 {v['recall_at_10']}"] if v.get("recall_at_10", 1.0) < 1.0 else []
-    how = "automatic" if v.get("auto", True) is not False else "forced with --faiss"
-    click.echo(f"Vectors:    {v.get('faiss')}, {how} ({'; '.join([str(v.get('count')) + ' vectors', *tuned])})")
-    click.echo(f"Articles:   {counts['articles']}")
-    click.echo(f"Passages:   {counts['passages']}")
-    click.echo(f"Languages:  {', '.join(facets['langs']) or '-'}")
-    click.echo(f"Sources:    {', '.join(facets['sources']) or '-'}")
-    if facets["dates"]:
-        click.echo(f"Dates:      {' to '.join(facets['dates'])}")
+    print_info(idx.path, snap_info)
 
 
 # ------------------------------------------------------------------- eval
@@ -463,13 +371,13 @@ def info(index_dir: Path | None, as_json: bool) -> None:
 @_index_option
 @click.option(
     "--mode",
-    type=click.Choice(["hybrid", "dense", "bm25"]),
+    type=click.Choice(MODES),
     default="hybrid",
     show_default=True,
     help="Ranking to evaluate.",
 )
 @click.option("--compare", is_flag=True, help="Evaluate dense, BM25 and hybrid side by side in one run.")
-@click.option("-k", "k", type=click.IntRange(1, 1000), default=10, show_default=True, help="Results per query.")
+@click.option("-k", "k", type=click.IntRange(1, MAX_K), default=10, show_default=True, help="Results per query.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate_cmd(file: Path, index_dir: Path | None, mode: str, compare: bool, k: int, as_json: bool) -> None:
     """Measure retrieval quality on labelled queries.

@@ -15,6 +15,7 @@ from typing import Any
 from . import formats, language
 from .errors import SourceNotFoundError
 from .formats import FormatError, Record, RecordError, megabytes
+from .layout import IndexLayout
 from .records import Article, Skipped
 from .textio import NotText, decode
 
@@ -75,9 +76,7 @@ def _within(path: Path, roots: list[Path]) -> bool:
 
 def _is_index_folder(directory: Path) -> bool:
     """A folder ``indexer build`` writes: ``versions/`` beside a manifest or a ``.work/`` folder."""
-    return (directory / "versions").is_dir() and (
-        (directory / "manifest.json").is_file() or (directory / ".work").is_dir()
-    )
+    return IndexLayout(directory).looks_like_index()
 
 
 def iter_files(sources: Iterable[Path], settings: ReadSettings) -> Iterator[tuple[Path, Path] | Skipped]:

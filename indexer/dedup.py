@@ -10,11 +10,14 @@ one indexed SQL join instead of comparing every pair.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .analysis import fold, words
+
+if TYPE_CHECKING:
+    from .writer import Writer
 
 PERMUTATIONS = 64
 BANDS = 16
@@ -48,22 +51,20 @@ def signature(text: str) -> np.ndarray:
 
 
 def band_keys(sig: np.ndarray) -> list[int]:
+    """The signature's 16 LSH band keys."""
     rows = sig.reshape(BANDS, ROWS)
     return [int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=8).digest(), "little", signed=True) for r in rows]
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Estimated Jaccard similarity of two signatures."""
     return float(np.mean(a == b))
 
 
-def regroup(con: sqlite3.Connection) -> int:
-    """Recompute ``articles.dup_group`` for the whole collection; returns the number of clusters."""
-    pairs = con.execute(
-        """WITH shared AS (SELECT band, bucket FROM bands GROUP BY band, bucket HAVING count(*) > 1)
-           SELECT DISTINCT x.article, y.article FROM shared s
-           JOIN bands x ON x.band = s.band AND x.bucket = s.bucket
-           JOIN bands y ON y.band = s.band AND y.bucket = s.bucket AND y.article > x.article"""
-    ).fetchall()
+def regroup(writer: Writer) -> int:
+    """Recompute every article's near-duplicate group; returns the number of clusters."""
+    pairs = writer.band_pairs()
+    sigs = writer.signatures(sorted({a for pair in pairs for a in pair}))
     parent: dict[int, int] = {}
 
     def find(a: int) -> int:
@@ -72,23 +73,11 @@ def regroup(con: sqlite3.Connection) -> int:
             a = parent[a]
         return a
 
-    sigs: dict[int, np.ndarray] = {}
-
-    def sig_of(a: int) -> np.ndarray:
-        if a not in sigs:
-            blob = con.execute("SELECT sig FROM minhash WHERE article = ?", (a,)).fetchone()[0]
-            sigs[a] = np.frombuffer(blob, dtype=np.uint64)
-        return sigs[a]
-
     for a, b in pairs:
-        if similarity(sig_of(a), sig_of(b)) >= THRESHOLD:
+        if similarity(sigs[a], sigs[b]) >= THRESHOLD:
             ra, rb = find(a), find(b)
             if ra != rb:
                 parent[max(ra, rb)] = min(ra, rb)
-    con.execute("UPDATE articles SET dup_group = rowid")
-    groups: dict[int, list[int]] = {}
-    for a in list(parent):
-        groups.setdefault(find(a), []).append(a)
-    for root, members in groups.items():
-        con.executemany("UPDATE articles SET dup_group = ? WHERE rowid = ?", [(root, m) for m in members])
-    return sum(len(m) > 1 for m in groups.values())
+    groups = {a: find(a) for a in parent}
+    writer.set_duplicate_groups(groups)
+    return len({g for g in groups.values()})

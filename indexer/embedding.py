@@ -21,16 +21,22 @@ from .errors import IndexerError, ModelNotFoundError
 from .locking import FileLock
 from .models import ResolvedModel
 from .paths import cache_dir
+from .settings import BACKENDS, DEFAULT_BACKEND
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
-#: Measured fastest without a loss of retrieval quality (see bench/embed_throughput.py).
-DEFAULT_BACKEND = "onnx-int8"
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Embedder", "Encoder", "body_offset", "passage_text"]
+
 ONNX_EXPORT_VERSION = 1
 _TITLE_CHARS = 200  # a title longer than this is cut in the passage's context prefix only
 
 
 class Encoder(Protocol):
-    """What the build and search need from an embedding model (a fake one in unit tests)."""
+    """What the build and search need from an embedding model (a fake one in unit tests).
+
+    ``load`` and ``embed_passages_with_sentences`` are capabilities with defaults:
+    an encoder that subclasses this protocol and cannot pool sentence vectors from
+    its passage pass inherits "no sentence vectors" (highlights then embed sentences
+    at query time).
+    """
 
     @property
     def dimension(self) -> int: ...
@@ -43,6 +49,16 @@ class Encoder(Protocol):
     def embed_passages(self, texts: list[str]) -> np.ndarray: ...
 
     def embed_queries(self, texts: list[str]) -> np.ndarray: ...
+
+    def load(self) -> None:
+        """Load the model now, so loading is not counted as embedding time."""
+        return None
+
+    def embed_passages_with_sentences(
+        self, texts: list[str], spans: list[list[tuple[int, int]]]
+    ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Passage vectors and, per passage, one vector per character span (None: not supported)."""
+        return self.embed_passages(texts), None
 
 
 def _context_title(title: str) -> str:
@@ -77,7 +93,7 @@ def quantization_config() -> str:
     return "avx2"
 
 
-class Embedder:
+class Embedder(Encoder):
     """A sentence-transformers model on one backend (``torch``, ``onnx`` or ``onnx-int8``)."""
 
     def __init__(self, model: ResolvedModel, *, backend: str = DEFAULT_BACKEND, batch_size: int | None = None):

@@ -13,7 +13,8 @@ import signal
 _counts: dict[str, int] = {}
 
 
-def checkpoint(name: str) -> None:
+def crash_point(name: str) -> None:
+    """SIGKILL this process here when ``INDEXER_CRASH_AT`` names this point (kill tests only)."""
     spec = os.environ.get("INDEXER_CRASH_AT")
     if not spec:
         return

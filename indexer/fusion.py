@@ -78,15 +78,3 @@ def convex(
         # a passage in another language is judged on dense evidence alone, not penalised
         fused[pid] = dense_weight * dn + (1 - dense_weight) * (w * b.get(pid, 0.0) + (1 - w) * dn)
     return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
-
-
-def rrf(
-    dense: Mapping[int, float], lexical: Mapping[int, float], lex_weight: Mapping[int, float], *, k: int = 60
-) -> list[tuple[int, float]]:
-    """Reciprocal rank fusion, the alternative measured against ``convex``."""
-    out: dict[int, float] = {}
-    for rank, pid in enumerate(sorted(dense, key=lambda p: -dense[p]), start=1):
-        out[pid] = out.get(pid, 0.0) + 1.0 / (k + rank)
-    for rank, pid in enumerate(sorted((p for p in lexical if lexical[p] > 0), key=lambda p: -lexical[p]), start=1):
-        out[pid] = out.get(pid, 0.0) + lex_weight.get(pid, 1.0) / (k + rank)
-    return sorted(out.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import sentences
 from .analysis import analyze
+
+if TYPE_CHECKING:
+    from .embedding import Encoder
 
 LEXICAL_BONUS = 0.05  # at most, when every query term is in the sentence
 KEEP_WITHIN = 0.01  # other sentences this close to the best are highlighted too…
@@ -29,6 +33,7 @@ def pack_sentences(spans: list[tuple[int, int]], vecs: np.ndarray) -> bytes:
 
 
 def unpack_sentences(blob: bytes, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """A blob of ``pack_sentences`` back as (spans, float32 vectors)."""
     n = int(np.frombuffer(blob[:4], dtype="<i4")[0])
     spans = np.frombuffer(blob[4 : 4 + 8 * n], dtype="<i4").reshape(n, 2)
     vecs = np.frombuffer(blob[4 + 8 * n :], dtype="<f2").reshape(n, dim).astype(np.float32)
@@ -36,7 +41,9 @@ def unpack_sentences(blob: bytes, dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Highlighter:
-    def __init__(self, encoder: object, cache_size: int = 4096) -> None:
+    """Picks each hit's best sentences, from stored sentence vectors or by embedding them now."""
+
+    def __init__(self, encoder: Encoder, cache_size: int = 4096) -> None:
         self.encoder = encoder
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._size = cache_size
@@ -47,7 +54,7 @@ class Highlighter:
             known = {t: self._cache[t] for t in texts if t in self._cache}
         todo = list(dict.fromkeys(t for t in texts if t not in known))
         if todo:
-            vecs = self.encoder.embed_passages(todo)  # type: ignore[attr-defined]
+            vecs = self.encoder.embed_passages(todo)
             known.update(zip(todo, vecs))
             with self._lock:  # shared by the page's sessions, from several threads
                 self._cache.update(zip(todo, vecs))

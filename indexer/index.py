@@ -1,9 +1,7 @@
 """An index directory: a manifest naming one immutable data folder per published version.
 
-index/
-  manifest.json        the switch (replaced atomically by each build)
-  versions/<name>/     store.sqlite, vectors.faiss, manifest.json (a copy)
-  .work/               build lock and the resumable embedding cache
+Its layout is in layout.py; a data folder holds store.sqlite, vectors.faiss, lexical/
+and a copy of its manifest.
 """
 
 from __future__ import annotations
@@ -19,15 +17,14 @@ from typing import Any
 from . import manifest as manifest_mod
 from . import vectors
 from .errors import BuildError, IndexCorruptError, IndexLockedError
-from .faults import checkpoint
+from .faults import crash_point
+from .layout import MANIFEST, IndexLayout, is_partial
 from .lexical import LEXICAL_DIR, LexicalIndex
 from .locking import FileLock, LockHeld
 from .manifest import Manifest
+from .records import Facets
 from .store import DB_FILE, Store
 
-VERSIONS = "versions"
-WORK = ".work"
-PARTIAL = ".partial"
 _CHUNK = 1 << 20
 
 
@@ -45,9 +42,18 @@ def file_digest(path: Path, *, sync: bool = False) -> str:
 def _data_files(folder: Path) -> list[Path]:
     """Every file of a version folder but its manifest copy, in a stable order."""
     return sorted(
-        (p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).as_posix() != manifest_mod.MANIFEST),
+        (p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).as_posix() != MANIFEST),
         key=lambda p: p.relative_to(folder).as_posix(),
     )
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """What a version is: its manifest, counts and facets (``indexer info``, the page's sidebar)."""
+
+    manifest: Manifest
+    counts: dict[str, int]
+    facets: Facets
 
 
 @dataclass
@@ -61,6 +67,8 @@ class Snapshot:
     stamp: tuple[int, int]  # identity of the manifest file it was opened from
     _lexical: Any = None
     _langs: dict[str, int] | None = None
+    _facets: Facets | None = None
+    _clusters: frozenset[int] | None = None
 
     @property
     def lexical(self) -> LexicalIndex:
@@ -80,32 +88,66 @@ class Snapshot:
             self._langs = self.store.language_counts()
         return self._langs
 
+    @property
+    def facets(self) -> Facets:
+        """Languages, sources and date range, cached for the version's lifetime (a scan of the articles)."""
+        if self._facets is None:
+            self._facets = self.store.facets()
+        return self._facets
+
+    @property
+    def clusters(self) -> frozenset[int]:
+        """Near-duplicate groups with more than one article, cached: a singleton's copies need no lookup."""
+        if self._clusters is None:
+            self._clusters = self.store.clustered_groups()
+        return self._clusters
+
+    def info(self) -> IndexInfo:
+        """The version's manifest, counts and facets."""
+        return IndexInfo(self.manifest, self.store.counts(), self.facets)
+
     def close(self) -> None:
+        """Close the database."""
         self.store.close()
 
 
 class IndexDir:
+    """An index directory: open its live version, publish new ones, collect old ones."""
+
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        self.layout = IndexLayout(self.path)
 
     @property
     def versions(self) -> Path:
-        return self.path / VERSIONS
+        """The folder of data folders."""
+        return self.layout.versions
 
     @property
     def work(self) -> Path:
-        return self.path / WORK
+        """Private build state."""
+        return self.layout.work
 
     def exists(self) -> bool:
-        return (self.path / manifest_mod.MANIFEST).exists()
+        """Whether a version was ever published here."""
+        return self.layout.manifest.exists()
 
     def manifest(self) -> Manifest:
+        """The live version's manifest, checked."""
         return manifest_mod.read(self.path)
+
+    def info(self) -> IndexInfo:
+        """The live version's manifest, counts and facets."""
+        snap = self.open()
+        try:
+            return snap.info()
+        finally:
+            snap.close()
 
     def stamp(self) -> tuple[int, int]:
         """Changes whenever a build publishes (the manifest is replaced, never edited)."""
         try:
-            st = os.stat(self.path / manifest_mod.MANIFEST)
+            st = os.stat(self.layout.manifest)
         except FileNotFoundError:
             return (0, 0)
         return (st.st_ino, st.st_mtime_ns)
@@ -115,7 +157,7 @@ class IndexDir:
         for attempt in range(3):
             stamp = self.stamp()
             m = self.manifest()
-            folder = self.versions / m.version
+            folder = self.layout.version(m.version)
             try:
                 return self._open_version(m, folder, stamp)
             except IndexCorruptError:
@@ -178,7 +220,8 @@ class IndexDir:
 
     # ---------------------------------------------------------------- writing
     def lock(self) -> FileLock:
-        lock = FileLock(self.work / "build.lock", blocking=False)
+        """Take the build lock, or say which process holds it."""
+        lock = FileLock(self.layout.lock, blocking=False)
         try:
             lock.acquire()
         except LockHeld as held:
@@ -201,7 +244,7 @@ class IndexDir:
         the manifest never published it, and keeping it would make garbage collection
         drop the real previous version instead.
         """
-        for tmp in self.path.glob(f".{manifest_mod.MANIFEST}.*.tmp"):  # killed while writing the switch
+        for tmp in self.layout.manifest_temporaries():  # killed while writing the switch
             tmp.unlink(missing_ok=True)
         if not self.versions.is_dir():
             return
@@ -210,7 +253,7 @@ class IndexDir:
         except Exception:
             live = None  # unreadable: keep every complete folder, it may be all that is left
         for p in self.versions.iterdir():
-            if p.name.endswith(PARTIAL) or (live is not None and p.is_dir() and p.name > live):
+            if is_partial(p) or (live is not None and p.is_dir() and p.name > live):
                 shutil.rmtree(p, ignore_errors=True)
 
     def publish(self, partial: Path, m: Manifest) -> Manifest:
@@ -221,7 +264,7 @@ class IndexDir:
         """
         files = {p.relative_to(partial).as_posix(): file_digest(p, sync=True) for p in _data_files(partial)}
         m = replace(m, files=files)
-        with open(partial / manifest_mod.MANIFEST, "w", encoding="utf-8") as f:  # the copy, with them
+        with open(partial / MANIFEST, "w", encoding="utf-8") as f:  # the copy, with them
             f.write(m.to_json())
             f.flush()
             os.fsync(f.fileno())
@@ -229,8 +272,8 @@ class IndexDir:
         os.replace(partial, final)
         try:
             manifest_mod.fsync_dir(self.versions)
-            checkpoint("rename")
-            manifest_mod.write_atomic(self.path / manifest_mod.MANIFEST, m.to_json())
+            crash_point("rename")
+            manifest_mod.write_atomic(self.layout.manifest, m.to_json())
         except BaseException:
             # not published (a full disk, say): do not leave a complete but unused folder behind
             try:
@@ -240,7 +283,7 @@ class IndexDir:
             if live != m.version:
                 shutil.rmtree(final, ignore_errors=True)
             raise
-        checkpoint("manifest")
+        crash_point("manifest")
         return m
 
     def collect_garbage(self, *, keep: int = 2) -> None:
@@ -250,7 +293,7 @@ class IndexDir:
         except Exception:
             return
         others = sorted(
-            (p for p in self.versions.iterdir() if p.is_dir() and not p.name.endswith(PARTIAL) and p.name != live),
+            (p for p in self.versions.iterdir() if p.is_dir() and not is_partial(p) and p.name != live),
             key=lambda p: p.name,
         )
         # folders newer than the live one were never published (a build died before its switch)

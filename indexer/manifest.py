@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .chunking import ChunkSettings
 from .errors import IndexCorruptError, IndexNotFoundError, IndexVersionError
+from .layout import IndexLayout
+from .vector_plan import IndexPolicy, VectorIndexInfo
 
 #: Bump when the layout of the index directory changes; add a migration or a refusal test.
 #: v1: SQLite + FAISS. v2: + BM25 folder, near-duplicate signatures, sentence vectors.
 FORMAT_VERSION = 2
-MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -33,33 +35,84 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class LexicalInfo:
+    """The manifest's ``lexical`` entry: the BM25 index and the analysis its terms came from."""
+
+    kind: str = "bm25s"
+    k1: float = 1.2
+    b: float = 0.75
+    documents: int = 0
+    vocabulary: int = 0
+    analyzer: int | None = None  # analysis.ANALYZER_VERSION when the terms were made
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as JSON holds it."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> LexicalInfo:
+        """Decode the entry (older indexes may lack it: the defaults)."""
+        if not isinstance(data, dict):
+            raise TypeError("lexical must be an object")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
 class Manifest:
+    """What a published version holds and how it was built."""
+
     format_version: int
     package_version: str
     version: str  # data folder under versions/
     created_at: str
     built_at: str
     model: ModelInfo
-    chunker: dict[str, Any]
-    vectors: dict[str, Any]
+    chunker: ChunkSettings
+    vectors: VectorIndexInfo
     counts: dict[str, int]
     sources: list[str] = field(default_factory=list)
-    lexical: dict[str, Any] = field(default_factory=dict)
+    lexical: LexicalInfo = field(default_factory=LexicalInfo)
     # data file name → "sha256:<hex>", set when the version is published and checked
     # when it is opened: a truncated or garbled file is refused, never searched
     files: dict[str, str] = field(default_factory=dict)
+    policy: IndexPolicy = field(default_factory=IndexPolicy)  # how the vector index was chosen and tuned
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest as JSON holds it."""
+        return {
+            "format_version": self.format_version,
+            "package_version": self.package_version,
+            "version": self.version,
+            "created_at": self.created_at,
+            "built_at": self.built_at,
+            "model": asdict(self.model),
+            "chunker": self.chunker.to_dict(),
+            "vectors": self.vectors.to_dict(),
+            "counts": dict(self.counts),
+            "sources": list(self.sources),
+            "lexical": self.lexical.to_dict(),
+            "files": dict(self.files),
+            "policy": self.policy.to_dict(),
+        }
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
+        """The manifest file's text."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        """Decode a manifest; raises ``KeyError``/``TypeError`` when it is incomplete or mistyped."""
         data = dict(data)
         model = data["model"]
         if not isinstance(model, dict):
             raise TypeError("model must be an object")
         model_fields = set(ModelInfo.__dataclass_fields__)
         data["model"] = ModelInfo(**{k: v for k, v in model.items() if k in model_fields})
+        data["chunker"] = ChunkSettings.from_dict(data["chunker"])
+        data["vectors"] = VectorIndexInfo.from_dict(data["vectors"])
+        data["lexical"] = LexicalInfo.from_dict(data.get("lexical", {}))
+        data["policy"] = IndexPolicy.from_dict(data.get("policy"))
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -70,10 +123,10 @@ def now() -> str:
 
 def read(index_dir: Path) -> Manifest:
     """Read and check the manifest; every failure names its fix."""
-    path = Path(index_dir) / MANIFEST
+    layout = IndexLayout(Path(index_dir))
+    path = layout.manifest
     if not path.exists():
-        versions = Path(index_dir) / "versions"
-        if versions.is_dir() and any(not p.name.endswith(".partial") for p in versions.iterdir()):
+        if layout.has_published():
             raise IndexCorruptError(index_dir, "manifest.json is missing")
         raise IndexNotFoundError(index_dir)
     try:
@@ -116,7 +169,7 @@ def _type_problem(m: Manifest) -> str:
     for n in (mi.dimension, mi.max_seq_length):
         if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
             return "has an invalid model entry"
-    for name in ("chunker", "vectors", "counts", "lexical", "files"):
+    for name in ("counts", "files"):
         if not isinstance(getattr(m, name), dict):
             return f"has an invalid {name!r} entry"
     if not isinstance(m.sources, list):

@@ -30,114 +30,40 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
 import threading
 import uuid
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 import numpy as np
 
 from .errors import ModelMismatchError, StoreError
 from .index import Snapshot
-from .lexical import K1
+from .lexical import K1, B
 from .manifest import Manifest
-from .store import Filters
+from .milvus_uri import DEFAULT_COLLECTION, SCHEMES, StoreURI, expression, parse_uri
+from .query import Filters
 
-SCHEMES = ("milvus", "milvus+http", "milvus+https", "milvus-lite")
-DEFAULT_COLLECTION = "passages"
+__all__ = ["DEFAULT_COLLECTION", "SCHEMES", "MilvusStore", "StoreError", "StoreURI", "expression", "parse_uri"]
+
 META_SUFFIX = "__indexer"
 MAX_TOPK = 16384  # Milvus refuses larger limits
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}")
-_LITE_FILE = re.compile(r"[A-Za-z0-9.\-_]{1,36}")  # what Milvus Lite accepts as a file name
-_INDEXES = ("flat", "ivf_flat")
-
-
-@dataclass(frozen=True)
-class StoreURI:
-    """A parsed ``--store`` value."""
-
-    text: str  # as displayed: without credentials
-    lite: bool
-    address: str  # http(s)://host:port, or the absolute path of a Milvus Lite file
-    collection: str = DEFAULT_COLLECTION
-    db: str = ""
-    token: str = ""
-    index: str = "flat"
-    nlist: int = 1024
-    nprobe: int = 16
-    bm25: bool = True
-    timeout: float = 10.0
-
-    def __repr__(self) -> str:
-        return f"StoreURI({self.text!r})"
-
-
-def parse_uri(uri: str) -> StoreURI:
-    """Check a ``--store`` URI without connecting; raises ``StoreError`` naming what is wrong."""
-    usage = "use milvus://HOST:PORT/COLLECTION or milvus-lite:///path/to/file.db/COLLECTION"
-    scheme, sep, rest = uri.partition("://")
-    if not sep or scheme.lower() not in SCHEMES:
-        raise StoreError(f"unsupported store {_redact(uri)!r}: {usage}")
-    scheme = scheme.lower()
-    rest, _, query = rest.partition("?")
-    opts = dict(parse_qsl(query, keep_blank_values=True))
-    if scheme == "milvus-lite":
-        path, collection = rest, DEFAULT_COLLECTION
-        if not path.endswith(".db"):
-            path, _, collection = path.rpartition("/")
-        if not path.endswith(".db"):
-            raise StoreError(f"bad store {uri!r}: a Milvus Lite file name ends with .db ({usage})")
-        file = Path(unquote(path)).expanduser().absolute()
-        if not _LITE_FILE.fullmatch(file.name):
-            raise StoreError(f"bad store {uri!r}: Milvus Lite wants a file name of at most 36 letters, digits, . - _")
-        base: dict[str, Any] = dict(text=uri, lite=True, address=str(file), collection=collection)
-    else:
-        parts = urlsplit(f"http://{rest}")
-        try:
-            port = parts.port or 19530
-        except ValueError:
-            raise StoreError(f"bad store {_redact(uri)!r}: the port must be a number ({usage})") from None
-        if not parts.hostname:
-            raise StoreError(f"bad store {_redact(uri)!r}: no host ({usage})")
-        collection = parts.path.strip("/") or DEFAULT_COLLECTION
-        token = os.environ.get("MILVUS_TOKEN", "")
-        if parts.username:
-            token = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        proto = "https" if scheme == "milvus+https" else "http"
-        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-        text = f"{scheme}://{host}:{port}/{collection}" + (f"?{query}" if query else "")
-        base = dict(text=text, lite=False, address=f"{proto}://{host}:{port}", collection=collection, token=token)
-    if not _NAME.fullmatch(base["collection"]):
-        raise StoreError(
-            f"bad store {base['text']!r}: the collection name {base['collection']!r} takes letters, digits "
-            "and _ only, starting with a letter"
-        )
-    try:
-        nlist, nprobe = int(opts.pop("nlist", 1024)), int(opts.pop("nprobe", 16))
-        timeout = float(opts.pop("timeout", 10))
-    except ValueError:
-        raise StoreError(f"bad store {base['text']!r}: nlist and nprobe take integers, timeout seconds") from None
-    index = opts.pop("index", "flat").lower()
-    db = opts.pop("db", "")
-    bm25 = opts.pop("bm25", "on").lower() not in ("off", "0", "false", "no")
-    if opts:
-        raise StoreError(f"bad store {base['text']!r}: unknown option {next(iter(opts))!r}")
-    if index not in _INDEXES:
-        raise StoreError(f"bad store {base['text']!r}: index is one of {', '.join(_INDEXES)}")
-    if not (1 <= nlist <= 65536 and 1 <= nprobe <= nlist and timeout > 0):
-        raise StoreError(f"bad store {base['text']!r}: need 1 <= nprobe <= nlist <= 65536 and a positive timeout")
-    return StoreURI(**base, db=db, index=index, nlist=nlist, nprobe=nprobe, bm25=bm25, timeout=timeout)
-
-
-def _redact(uri: str) -> str:
-    return re.sub(r"//[^/@]*@", "//***@", uri)
-
+# VARCHAR limits in bytes; values are clipped so a long title never fails an insert
+LIMITS = {
+    "article_id": 1024,
+    "title": 4096,
+    "text": 65535,
+    "terms": 65535,
+    "lang": 32,
+    "source": 1024,
+    "date": 64,
+    "day": 10,
+    "url": 4096,
+    "author": 1024,
+    "row_hash": 32,
+}
 
 def _pymilvus() -> Any:
     """pymilvus, imported on first use: the Milvus extra is optional."""
@@ -206,26 +132,6 @@ def shutdown_lite() -> None:
 
         for p in paths:
             manager.release_server(p)
-
-
-def _literal(value: str) -> str:
-    """A Milvus expression string literal (JSON's escaping is what its parser reads)."""
-    return json.dumps(value, ensure_ascii=False)
-
-
-def expression(filters: Filters) -> str:
-    """``Filters`` as a Milvus boolean expression, with the same meaning as ``Filters.sql``."""
-    parts = []
-    if filters.langs:
-        parts.append(f"lang in [{', '.join(map(_literal, filters.langs))}]")
-    if filters.sources:
-        parts.append(f"source in [{', '.join(map(_literal, filters.sources))}]")
-    if filters.date_from:
-        parts.append(f"date >= {_literal(filters.date_from)}")  # "" (no date) sorts first: excluded
-    if filters.date_to:
-        # ``day`` is the date's first 10 characters, as SQL compares them; no date is no match
-        parts.append(f'day != "" and day <= {_literal(filters.date_to)}')
-    return " and ".join(parts)
 
 
 class MilvusStore:
@@ -337,6 +243,99 @@ class MilvusStore:
                 f"{index_path} — sync it with {fix}"
             )
         self._load(self.name)
+
+    # --------------------------------------------------------------- writing
+    def create(self, dim: int) -> bool:
+        """(Re)create the collection and its metadata collection, empty; returns whether it scores BM25."""
+        pm = self.pm
+        for name in (self.name, self.meta_name):
+            if self.call("listing collections", self.client.has_collection, name):
+                self.call("dropping the old collection", self.client.drop_collection, name)
+        bm25 = False
+        if self.uri.bm25:
+            try:
+                self._create_main(dim, bm25=True)
+                bm25 = True
+            except StoreError:
+                pass  # a server without BM25 functions (before 2.5): the local BM25 index serves instead
+        if not bm25:
+            self._create_main(dim, bm25=False)
+        meta = pm.MilvusClient.create_schema(
+            auto_id=False, enable_dynamic_field=False, description="indexer: what the collection holds"
+        )
+        meta.add_field("key", pm.DataType.VARCHAR, is_primary=True, max_length=64)
+        meta.add_field("value", pm.DataType.VARCHAR, max_length=65535)
+        meta.add_field("v", pm.DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field in every collection
+        ip = self.client.prepare_index_params()
+        ip.add_index("v", index_type="FLAT", metric_type="IP")
+        self.call(
+            "creating the metadata collection",
+            self.client.create_collection,
+            self.meta_name,
+            schema=meta,
+            index_params=ip,
+            consistency_level="Strong",
+        )
+        return bm25
+
+
+    def _create_main(self, dim: int, *, bm25: bool) -> None:
+        pm = self.pm
+        DT = pm.DataType
+        s = pm.MilvusClient.create_schema(
+            auto_id=False, enable_dynamic_field=False, description=f"indexer passages, {dim}-d normalised vectors"
+        )
+        s.add_field("pid", DT.INT64, is_primary=True)
+        s.add_field("vector", DT.FLOAT_VECTOR, dim=dim)
+        for name in ("article_id", "title", "text", "lang", "source", "date", "day", "url", "author", "row_hash"):
+            s.add_field(name, DT.VARCHAR, max_length=LIMITS[name])
+        for name in ("start", "end", "dup_group"):
+            s.add_field(name, DT.INT64)
+        ip = self.client.prepare_index_params()
+        if self.uri.index == "ivf_flat":
+            ip.add_index("vector", index_type="IVF_FLAT", metric_type="IP", params={"nlist": self.uri.nlist})
+        else:
+            ip.add_index("vector", index_type="FLAT", metric_type="IP")
+        if bm25:
+            s.add_field(
+                "terms",
+                DT.VARCHAR,
+                max_length=LIMITS["terms"],
+                enable_analyzer=True,
+                analyzer_params={"tokenizer": "whitespace"},
+            )
+            s.add_field("sparse", DT.SPARSE_FLOAT_VECTOR)
+            s.add_function(
+                pm.Function(
+                    name="terms_bm25",
+                    function_type=pm.FunctionType.BM25,
+                    input_field_names=["terms"],
+                    output_field_names=["sparse"],
+                )
+            )
+            ip.add_index(
+                "sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params={"bm25_k1": K1, "bm25_b": B}
+            )
+        if self.call("listing collections", self.client.has_collection, self.name):
+            self.call("dropping", self.client.drop_collection, self.name)
+        # Strong consistency: a search right after a sync sees every row it wrote and none it deleted
+        self.call(
+            "creating the collection",
+            self.client.create_collection,
+            self.name,
+            schema=s,
+            index_params=ip,
+            consistency_level="Strong",
+        )
+
+    def insert(self, rows: list[dict[str, Any]]) -> None:
+        """Insert passage rows (see milvus_sync.py for their fields)."""
+        self.call("inserting", self.client.insert, self.name, rows)
+
+    def delete(self, pids: list[int]) -> None:
+        """Delete passages by id."""
+        for i in range(0, len(pids), 4096):
+            self.call("deleting", self.client.delete, self.name, ids=pids[i : i + 4096])
 
     # ---------------------------------------------------------------- search
     def search(

@@ -18,27 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from .index import IndexDir, Snapshot
-from .lexical import K1, B
 from .manifest import Manifest
-from .milvus import MilvusStore, StoreError, parse_uri
+from .milvus import LIMITS, MilvusStore, StoreError, parse_uri
 from .store import DB_FILE
 
 FORMAT = 1  # layout of the collection; bump to make syncs recreate older ones
 _BATCH = 512  # rows per insert call (~3 KB each with a 384-d vector)
-# VARCHAR limits in bytes; values are clipped so a long title never fails an insert
-_LIMITS = {
-    "article_id": 1024,
-    "title": 4096,
-    "text": 65535,
-    "terms": 65535,
-    "lang": 32,
-    "source": 1024,
-    "date": 64,
-    "day": 10,
-    "url": 4096,
-    "author": 1024,
-    "row_hash": 32,
-}
 
 
 @dataclass
@@ -59,7 +44,7 @@ class SyncReport:
 def _clip(value: str | None, field: str) -> str:
     text = value or ""
     data = text.encode("utf-8", "surrogatepass")
-    limit = _LIMITS[field]
+    limit = LIMITS[field]
     return text if len(data) <= limit else data[:limit].decode("utf-8", "ignore")
 
 
@@ -90,7 +75,7 @@ def sync(store: MilvusStore, snap: Snapshot, progress: Callable[[int, int], None
     elif {k: meta["vectors"].get(k) for k in wanted} != wanted:
         rep.recreated = f"vector index changed ({meta['vectors'].get('index')} → {store.uri.index})"
     if rep.recreated or meta is None:
-        bm25 = _create(store, m.model.dimension)
+        bm25 = store.create(m.model.dimension)
     else:
         bm25 = bool(meta.get("bm25"))
         if meta.get("state") == "synced" and meta.get("index", {}).get("key") == _index_key(m):
@@ -105,10 +90,9 @@ def sync(store: MilvusStore, snap: Snapshot, progress: Callable[[int, int], None
     existing = {} if rep.recreated else store.row_hashes()
     drop = [pid for pid, h in existing.items() if desired.get(pid, (None,))[0] != h]
     add = sorted(pid for pid, (h, _) in desired.items() if existing.get(pid) != h)
-    for i in range(0, len(drop), 4096):
-        store.call("deleting", store.client.delete, store.name, ids=drop[i : i + 4096])
+    store.delete(drop)
     for done, rows in _rows(snap, add, desired, with_terms=bm25):
-        store.call("inserting", store.client.insert, store.name, rows)
+        store.insert(rows)
         if progress:
             progress(done, len(add))
     rep.inserted, rep.deleted, rep.bm25 = len(add), len(drop), bm25
@@ -140,99 +124,11 @@ def _meta_doc(store: MilvusStore, m: Manifest, bm25: bool, *, state: str) -> dic
     }
 
 
-def _create(store: MilvusStore, dim: int) -> bool:
-    """(Re)create the collection and its metadata collection, empty; returns whether it scores BM25."""
-    pm = store.pm
-    for name in (store.name, store.meta_name):
-        if store.call("listing collections", store.client.has_collection, name):
-            store.call("dropping the old collection", store.client.drop_collection, name)
-    bm25 = False
-    if store.uri.bm25:
-        try:
-            _create_main(store, dim, bm25=True)
-            bm25 = True
-        except StoreError:
-            pass  # a server without BM25 functions (before 2.5): the local BM25 index serves instead
-    if not bm25:
-        _create_main(store, dim, bm25=False)
-    meta = pm.MilvusClient.create_schema(
-        auto_id=False, enable_dynamic_field=False, description="indexer: what the collection holds"
-    )
-    meta.add_field("key", pm.DataType.VARCHAR, is_primary=True, max_length=64)
-    meta.add_field("value", pm.DataType.VARCHAR, max_length=65535)
-    meta.add_field("v", pm.DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field in every collection
-    ip = store.client.prepare_index_params()
-    ip.add_index("v", index_type="FLAT", metric_type="IP")
-    store.call(
-        "creating the metadata collection",
-        store.client.create_collection,
-        store.meta_name,
-        schema=meta,
-        index_params=ip,
-        consistency_level="Strong",
-    )
-    return bm25
-
-
-def _create_main(store: MilvusStore, dim: int, *, bm25: bool) -> None:
-    pm = store.pm
-    DT = pm.DataType
-    s = pm.MilvusClient.create_schema(
-        auto_id=False, enable_dynamic_field=False, description=f"indexer passages, {dim}-d normalised vectors"
-    )
-    s.add_field("pid", DT.INT64, is_primary=True)
-    s.add_field("vector", DT.FLOAT_VECTOR, dim=dim)
-    for name in ("article_id", "title", "text", "lang", "source", "date", "day", "url", "author", "row_hash"):
-        s.add_field(name, DT.VARCHAR, max_length=_LIMITS[name])
-    for name in ("start", "end", "dup_group"):
-        s.add_field(name, DT.INT64)
-    ip = store.client.prepare_index_params()
-    if store.uri.index == "ivf_flat":
-        ip.add_index("vector", index_type="IVF_FLAT", metric_type="IP", params={"nlist": store.uri.nlist})
-    else:
-        ip.add_index("vector", index_type="FLAT", metric_type="IP")
-    if bm25:
-        s.add_field(
-            "terms",
-            DT.VARCHAR,
-            max_length=_LIMITS["terms"],
-            enable_analyzer=True,
-            analyzer_params={"tokenizer": "whitespace"},
-        )
-        s.add_field("sparse", DT.SPARSE_FLOAT_VECTOR)
-        s.add_function(
-            pm.Function(
-                name="terms_bm25",
-                function_type=pm.FunctionType.BM25,
-                input_field_names=["terms"],
-                output_field_names=["sparse"],
-            )
-        )
-        ip.add_index(
-            "sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params={"bm25_k1": K1, "bm25_b": B}
-        )
-    if store.call("listing collections", store.client.has_collection, store.name):
-        store.call("dropping", store.client.drop_collection, store.name)
-    # Strong consistency: a search right after a sync sees every row it wrote and none it deleted
-    store.call(
-        "creating the collection",
-        store.client.create_collection,
-        store.name,
-        schema=s,
-        index_params=ip,
-        consistency_level="Strong",
-    )
-
-
 def _desired(snap: Snapshot, m: Manifest) -> dict[int, tuple[str, int]]:
     """Passage id → (row hash, duplicate group) of every passage of the version."""
-    salt = f"{FORMAT}|{m.model.fingerprint}|{m.model.backend}|{m.lexical.get('analyzer')}"
-    rows = snap.store.con.execute(
-        """SELECT p.id, p.text_hash, p.start, p.end, a.content_hash, coalesce(a.dup_group, p.article)
-           FROM passages p JOIN articles a ON a.rowid = p.article"""
-    )
+    salt = f"{FORMAT}|{m.model.fingerprint}|{m.model.backend}|{m.lexical.analyzer}"
     out = {}
-    for pid, th, start, end, ch, group in rows:
+    for pid, th, start, end, ch, group in snap.store.passage_states():
         key = f"{salt}|{th}|{start}|{end}|{ch}|{group}".encode()
         out[int(pid)] = (hashlib.blake2b(key, digest_size=8).hexdigest(), int(group))
     return out

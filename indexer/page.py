@@ -16,9 +16,10 @@ from html import escape
 from typing import Any
 from urllib.parse import urlsplit
 
+from .index import IndexInfo
+from .query import Filters
 from .records import Article, Hit
 from .search import SearchOptions, SearchResult
-from .store import Filters
 
 #: Questions shown on the empty page, about the seed article and the sample corpus.
 EXAMPLES: tuple[str, ...] = (
@@ -225,11 +226,10 @@ def duplicate_label(article: Article | None, article_id: str) -> str:
     return (article.source or "").strip() or article.title.strip() or article_id
 
 
-def render_facts(info: Mapping[str, Any], index_dir: str) -> str:
+def render_facts(info: IndexInfo, index_dir: str) -> str:
     """Index facts for the sidebar, from ``Searcher.info()``."""
-    m = info["manifest"]
-    counts = info.get("counts", {})
-    built = str(getattr(m, "built_at", "") or "")
+    m, counts = info.manifest, info.counts
+    built = m.built_at or ""
     rows = [
         ("Articles", f"{counts.get('articles', 0):,}"),
         ("Passages", f"{counts.get('passages', 0):,}"),

@@ -81,3 +81,43 @@ class Hit:
             "highlights": [list(h) for h in self.highlights],
             "duplicates": list(self.duplicates),
         }
+
+
+@dataclass(frozen=True)
+class KnownArticle:
+    """An article the live version holds: its row and its content hash, to tell what a build must change."""
+
+    rowid: int
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class StoredVector:
+    """A passage's embedding as stored: float32 bytes, and its sentences' packed vectors (highlight.py)."""
+
+    vector: bytes
+    sentences: bytes | None = None
+
+
+@dataclass(frozen=True)
+class PendingArticle:
+    """An article read and chunked, waiting for its passages' vectors."""
+
+    article: Article
+    content_hash: str
+    chunks: list[Chunk]
+    previous: KnownArticle | None = None  # the version it replaces; None for a new article
+
+    @property
+    def is_update(self) -> bool:
+        """Whether it replaces an article of the live version."""
+        return self.previous is not None
+
+
+@dataclass(frozen=True)
+class Facets:
+    """What an index holds, for filter widgets: languages, sources and the date range."""
+
+    langs: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    dates: list[str] = field(default_factory=list)  # [first, last] ISO days, or empty

@@ -9,9 +9,21 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
-RESUME_FILE = "embeddings.sqlite"
+from .layout import RESUME as RESUME_FILE
+from .records import StoredVector
+from .store import select_in
+
+
+class Lookup(Protocol):
+    """A database that can find vectors by the hash of their embedded text."""
+
+    def vectors_by_text_hash(self, hashes: Sequence[str]) -> dict[str, StoredVector]:
+        """The vectors stored under these hashes."""
+        ...
 
 
 def _open(path: Path) -> sqlite3.Connection:
@@ -51,20 +63,20 @@ class ResumeCache:
             "CREATE TABLE IF NOT EXISTS vectors (hash TEXT PRIMARY KEY, vector BLOB NOT NULL, sentences BLOB)"
         )
 
-    def get(self, hashes: list[str]) -> dict[str, tuple[bytes, bytes | None]]:
-        out: dict[str, tuple[bytes, bytes | None]] = {}
-        for i in range(0, len(hashes), 500):
-            part = hashes[i : i + 500]
-            q = f"SELECT hash, vector, sentences FROM vectors WHERE hash IN ({','.join('?' * len(part))})"
-            out.update((h, (v, sent)) for h, v, sent in self.con.execute(q, part))
-        return out
+    def get(self, hashes: list[str]) -> dict[str, StoredVector]:
+        """Vectors cached under these text hashes."""
+        rows = select_in(self.con, "SELECT hash, vector, sentences FROM vectors WHERE hash IN ({marks})", hashes)
+        return {h: StoredVector(v, sent) for h, v, sent in rows}
 
-    def put(self, items: list[tuple[str, tuple[bytes, bytes | None]]]) -> None:
+    def put(self, items: dict[str, StoredVector]) -> None:
+        """Commit vectors: a kill after this returns loses none of them."""
         self.con.execute("BEGIN")
-        self.con.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", [(h, v, s) for h, (v, s) in items])
+        rows = [(h, sv.vector, sv.sentences) for h, sv in items.items()]
+        self.con.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", rows)
         self.con.execute("COMMIT")
 
     def close(self) -> None:
+        """Close the cache's database."""
         self.con.close()
 
 
@@ -75,3 +87,27 @@ def drop_resume_cache(work: Path) -> None:
             os.remove(work / f"{RESUME_FILE}{suffix}")
         except FileNotFoundError:
             pass
+
+
+class VectorReuse:
+    """Where a passage's vector may already be, asked in order before the model is.
+
+    The version being written (an identical passage of another article), the
+    previous version (a ``--full`` rebuild or a chunker change with the same model),
+    then the resume cache (a build that was killed).
+    """
+
+    def __init__(self, current: Lookup, previous: Lookup | None, cache: ResumeCache) -> None:
+        self.current, self.previous, self.cache = current, previous, cache
+
+    def lookup(self, hashes: list[str]) -> dict[str, StoredVector]:
+        """The stored vectors of as many of ``hashes`` as are known."""
+        found = self.current.vectors_by_text_hash(hashes)
+        if self.previous is not None:
+            found.update(self.previous.vectors_by_text_hash([h for h in hashes if h not in found]))
+        found.update(self.cache.get([h for h in dict.fromkeys(hashes) if h not in found]))
+        return found
+
+    def keep(self, items: dict[str, StoredVector]) -> None:
+        """Commit freshly computed vectors to the resume cache."""
+        self.cache.put(items)

@@ -8,32 +8,36 @@ import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from . import fusion, vectors
+from . import fusion
 from .analysis import query_groups
+from .backends import Backends, open_backends
 from .embedding import Embedder, Encoder
 from .errors import ModelMismatchError, ModelNotFoundError, QueryError
 from .highlight import Highlighter, unpack_sentences
-from .index import IndexDir, Snapshot
+from .index import IndexDir, IndexInfo, Snapshot
 from .language import scripts
 from .models import resolve
+from .query import Filters
 from .records import Article, Hit
-from .store import Filters
+from .settings import MAX_K, MODES
+from .store import ArticleKey
 
-if TYPE_CHECKING:
-    from .milvus import MilvusStore
+__all__ = ["MAX_K", "MODES", "IndexInfo", "SearchOptions", "SearchResult", "Searcher"]
 
-MODES = ("hybrid", "dense", "bm25")
 CANDIDATES = 100  # passages taken from each side before fusion
 MAX_QUERY_CHARS = 2000  # the model reads 512 tokens at most; longer queries only cost time
-MAX_K = 1000
+#: the stages a search's time is broken into (``SearchResult.timings``), in the order they run
+STAGES = ("filters", "embed", "dense", "lexical", "fusion", "grouping", "highlights", "duplicates", "hits")
 
 
 @dataclass(frozen=True)
 class SearchOptions:
+    """What one search asks for."""
+
     k: int = 10
     per_article: int = 1  # passages allowed from the same article
     mode: str = "hybrid"
@@ -54,14 +58,37 @@ class SearchOptions:
 
 @dataclass
 class SearchResult:
+    """The hits of one search, and what it cost."""
+
     query: str
     hits: list[Hit]
     took_ms: float
     truncated: bool = False  # the query was cut to MAX_QUERY_CHARS
     mode: str = "hybrid"
+    timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage (STAGES)
 
     def to_json(self) -> dict[str, Any]:
-        return {"query": self.query, "hits": [h.to_json() for h in self.hits]}
+        """The result as ``--json`` prints it."""
+        return {
+            "query": self.query,
+            "mode": self.mode,
+            "truncated": self.truncated,
+            "took_ms": round(self.took_ms, 3),
+            "hits": [h.to_json() for h in self.hits],
+        }
+
+
+class _Clock:
+    """Adds the time since the last mark to a stage."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self.last = time.perf_counter()
+
+    def mark(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + (now - self.last) * 1000
+        self.last = now
 
 
 def clean_query(query: str) -> tuple[str, bool]:
@@ -74,43 +101,6 @@ def clean_query(query: str) -> tuple[str, bool]:
         raise QueryError("empty query — type a few words to search for")
     truncated = len(text) > MAX_QUERY_CHARS
     return text[:MAX_QUERY_CHARS], truncated
-
-
-class DenseBackend(Protocol):
-    """Where dense candidates come from: the version's FAISS index, or an external store (milvus.py)."""
-
-    def search(
-        self, snap: Snapshot, qvec: np.ndarray, n: int, filters: Filters, allowed: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``n`` (scores, ids) among passages matching ``filters`` (whose ids are ``allowed``)."""
-        ...
-
-
-class TermBackend(Protocol):
-    """A store that scores BM25 itself, per analysed term (the local index's terms and parameters)."""
-
-    def bm25_top(self, texts: list[str], n: int, filters: Filters) -> list[dict[int, float]]: ...
-
-    def bm25_scores(self, terms: list[str], pids: list[int]) -> list[dict[int, float]]: ...
-
-
-class FaissDense:
-    """The default: the published version's own FAISS index, filtered by passage ids.
-
-    For an index of PQ codes, the best ``rerank`` candidates by code are re-scored with
-    the exact vectors SQLite keeps, so scores and order are those of an exact search.
-    """
-
-    def search(
-        self, snap: Snapshot, qvec: np.ndarray, n: int, filters: Filters, allowed: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        depth = int(snap.manifest.vectors.get("rerank") or 0)
-        scores, ids = vectors.search(snap.vectors, qvec, max(n, depth), allowed)
-        if not depth or not len(ids):
-            return scores, ids
-        exact = snap.store.vectors(ids.tolist(), len(qvec)) @ np.asarray(qvec, np.float32)
-        top = np.argsort(-exact, kind="stable")[:n]
-        return exact[top].astype(np.float32), ids[top]
 
 
 class Searcher:
@@ -131,15 +121,8 @@ class Searcher:
         store: str | None = None,
     ) -> None:
         self.idx = IndexDir(index_dir)
-        self._store: MilvusStore | None = None
-        self._dense: DenseBackend = FaissDense()
-        if store is not None:
-            from .milvus import MilvusStore, parse_uri
-
-            target = parse_uri(store)  # a bad URI fails before the index is opened
-            self.idx.manifest()
-            self._store = MilvusStore(target)
-            self._dense = self._store
+        # a bad URI fails before the index is opened, a missing index before the store is reached
+        self.backends: Backends = open_backends(store, index=self.idx)
         self._lock = threading.Lock()
         self._snap: Snapshot | None = None
         self._encoder = encoder
@@ -156,13 +139,7 @@ class Searcher:
 
     def close(self) -> None:
         """Release the external store's connection (a Milvus Lite server stops with its last user)."""
-        if self._store is not None:
-            self._store.close()
-
-    @property
-    def _terms(self) -> TermBackend | None:
-        """The store's own BM25, when it has one; otherwise the version's local BM25 index serves."""
-        return self._store if self._store is not None and self._store.has_bm25 else None
+        self.backends.close()
 
     # ------------------------------------------------------------- index
     def snapshot(self) -> Snapshot:
@@ -170,12 +147,11 @@ class Searcher:
         with self._lock:
             if self._snap is None or self.idx.stamp() != self._snap.stamp:
                 snap = self.idx.open()
-                if self._store is not None:
-                    try:
-                        self._store.check(snap.manifest, self.idx.path)  # same index, same model
-                    except BaseException:
-                        snap.close()
-                        raise
+                try:
+                    self.backends.check(snap, self.idx)  # an external store: same index, same model
+                except BaseException:
+                    snap.close()
+                    raise
                 if self._snap is not None and self._snap.manifest.model != snap.manifest.model:
                     self._encoder = None  # rebuilt with another model: load that one
                     self._qcache.clear()
@@ -184,6 +160,7 @@ class Searcher:
 
     @property
     def encoder(self) -> Encoder:
+        """The index's model, loaded on first use and checked against the manifest."""
         snap = self.snapshot()
         if self._encoder is None:
             info = snap.manifest.model
@@ -232,41 +209,48 @@ class Searcher:
 
     # ------------------------------------------------------------ search
     def search(self, query: str, options: SearchOptions | None = None) -> SearchResult:
+        """The best passages for ``query``, at most ``per_article`` per article, highlighted."""
         options = options or SearchOptions()
         t0 = time.perf_counter()
+        clock = _Clock()
         text, truncated = clean_query(query)
         snap = self.snapshot()
         filters = self._check_filters(snap, options.filters)
         allowed = snap.store.passage_ids(filters) if filters else None
+        clock.mark("filters")
         qvec = self.query_vector(text) if options.mode != "bm25" else None
+        clock.mark("embed")
         lq = lexical_query(text, snap) if options.mode != "dense" else None
+        clock.mark("lexical")
         need = options.offset + options.k
         total = snap.vectors.ntotal if allowed is None else len(allowed)
         n = min(total, max(CANDIDATES, need * options.per_article * 3))
         while True:
-            ranked = self._rank(snap, options.mode, qvec, lq, n, filters, allowed)
+            ranked = self._rank(snap, options.mode, qvec, lq, n, filters, allowed, clock)
             grouped = _group(snap, ranked, options.per_article)
+            clock.mark("grouping")
             if len(grouped) >= need or n >= total:
                 break
             n = min(total, n * 4)
         page = grouped[options.offset : need]
         terms = lq.terms if lq is not None and options.highlight else []
-        hits = self._hits(snap, page, options.offset, qvec if options.highlight else None, terms)
-        return SearchResult(text, hits, (time.perf_counter() - t0) * 1000, truncated, options.mode)
+        hits = self._hits(snap, page, options.offset, qvec if options.highlight else None, terms, clock)
+        took = (time.perf_counter() - t0) * 1000
+        return SearchResult(text, hits, took, truncated, options.mode, clock.timings)
 
     def _check_filters(self, snap: Snapshot, filters: Filters) -> Filters:
         if not filters:
             return filters
         f = filters.normalized()
-        facets = snap.store.facets()
-        missing = [code for code in f.langs if code not in facets["langs"]]
+        facets = snap.facets
+        missing = [code for code in f.langs if code not in facets.langs]
         if missing and len(missing) == len(f.langs):
             raise QueryError(
-                f"no articles in language {', '.join(missing)} — this index has {', '.join(facets['langs']) or 'none'}"
+                f"no articles in language {', '.join(missing)} — this index has {', '.join(facets.langs) or 'none'}"
             )
-        unknown = [src for src in f.sources if src not in facets["sources"]]
+        unknown = [src for src in f.sources if src not in facets.sources]
         if unknown and len(unknown) == len(f.sources):
-            known = ", ".join(facets["sources"][:8]) or "none"
+            known = ", ".join(facets.sources[:8]) or "none"
             raise QueryError(f"no articles from source {', '.join(unknown)} — sources include: {known}")
         return f
 
@@ -279,29 +263,21 @@ class Searcher:
         n: int,
         filters: Filters,
         allowed: np.ndarray | None,
+        clock: _Clock,
     ) -> list[tuple[int, float]]:
         """Passages ranked by the mode's scores (best first), at least ``n`` deep when available."""
-        if mode == "dense":
-            assert qvec is not None
-            scores, ids = self._dense.search(snap, qvec, n, filters, allowed)
-            return list(zip(ids.tolist(), scores.tolist()))
-        assert lq is not None
         dense: dict[int, float] = {}
-        if mode == "hybrid":
+        if mode != "bm25":
             assert qvec is not None
-            d_scores, d_ids = self._dense.search(snap, qvec, n, filters, allowed)
+            d_scores, d_ids = self.backends.dense.search(snap, qvec, n, filters, allowed)
+            clock.mark("dense")
+            if mode == "dense":
+                return list(zip(d_ids.tolist(), d_scores.tolist()))
             dense = dict(zip(d_ids.tolist(), d_scores.tolist()))
-        engine = self._terms
-        if engine is None:
-            lex_all = snap.lexical.grouped_scores(lq.groups)
-            lex = _top(snap, lex_all, n, allowed)
-            pos = snap.lexical.position
-            lex_of = {pid: float(lex_all[i]) if (i := pos.get(pid)) is not None else 0.0 for pid in dense}
-            known = sum(1 for g in lq.groups if snap.lexical.known(list(g)))
-        else:
-            lex, lex_of, known = _engine_lexical(engine, lq, n, filters, list(dense))
-            present = snap.store.article_keys(list(lex))  # a store still syncing may name dropped passages
-            lex = {pid: score for pid, score in lex.items() if pid in present}
+        assert lq is not None
+        side = self.backends.lexical.scores(snap, lq.groups, n, filters, allowed, list(dense))
+        clock.mark("lexical")
+        lex = dict(side.top)
         if mode == "bm25":
             return sorted(lex.items(), key=lambda kv: (-kv[1], kv[0]))
         assert qvec is not None
@@ -312,19 +288,22 @@ class Searcher:
             dense.update(zip(only_lex, (vecs @ qvec).tolist()))
         for pid in dense:
             if pid not in lex:
-                lex[pid] = lex_of.get(pid, 0.0)
+                lex[pid] = side.of.get(pid, 0.0)
         langs = snap.store.passage_langs(list(dense))
-        cov = fusion.coverage(known, len(lq.groups))
+        cov = fusion.coverage(side.known, len(lq.groups))
         weights = {pid: cov * fusion.language_weight(lq.probs, langs.get(pid), lq.scripts) for pid in dense}
-        return fusion.convex(dense, lex, weights)
+        fused = fusion.convex(dense, lex, weights)
+        clock.mark("fusion")
+        return fused
 
     def _hits(
         self,
         snap: Snapshot,
-        page: list[tuple[int, float, int]],
+        page: list[tuple[int, float, ArticleKey]],
         offset: int,
         qvec: np.ndarray | None,
         terms: list[str],
+        clock: _Clock,
     ) -> list[Hit]:
         rows = snap.store.passages([pid for pid, _, _ in page])
         if qvec is None and not terms:
@@ -335,27 +314,35 @@ class Searcher:
             dim = snap.manifest.model.dimension
             stored = [unpack_sentences(blobs[p], dim) if p in blobs else None for p, _, _ in page]
             spans = self.highlighter().best(qvec, terms, passages, stored)
+        clock.mark("highlights")
+        # only articles of a cluster have copies to list: singletons need no lookup at all
+        clustered = [key.article for _, _, key in page if key.group != key.article or key.group in snap.clusters]
+        dups = snap.store.duplicates_of(clustered) if clustered else {}
+        clock.mark("duplicates")
         hits = []
-        for rank, ((pid, score, article_key), marks) in enumerate(zip(page, spans), start=offset + 1):
+        for rank, ((pid, score, key), marks) in enumerate(zip(page, spans), start=offset + 1):
             r = rows[pid]
             hits.append(
                 Hit(rank=rank, score=float(score), article_id=r.article_id, title=r.title, passage_id=pid,
                     text=r.text, start=r.start, end=r.end, url=r.url, date=r.date, source=r.source,
-                    lang=r.lang, author=r.author, highlights=marks, duplicates=snap.store.duplicates(article_key))
+                    lang=r.lang, author=r.author, highlights=marks, duplicates=dups.get(key.article, []))
             )  # fmt: skip
+        clock.mark("hits")
         return hits
 
     def highlighter(self) -> Highlighter:
+        """The highlighter of the current model."""
         if self._highlighter is None or self._highlighter.encoder is not self.encoder:
             self._highlighter = Highlighter(self.encoder)
         return self._highlighter
 
     def article(self, article_id: str) -> Article | None:
+        """One whole article of the live version, or None."""
         return self.snapshot().store.article(article_id)
 
-    def info(self) -> dict[str, Any]:
-        snap = self.snapshot()
-        return {"manifest": snap.manifest, "counts": snap.store.counts(), "facets": snap.store.facets()}
+    def info(self) -> IndexInfo:
+        """The live version's manifest, counts and facets."""
+        return self.snapshot().info()
 
 
 def query_language_probs(text: str) -> dict[str, float]:
@@ -388,55 +375,11 @@ def lexical_query(text: str, snap: Snapshot) -> LexicalQuery:
     return LexicalQuery(query_groups(text, weights), probs, qscripts)
 
 
-def _top(snap: Snapshot, scores: np.ndarray, n: int, allowed: np.ndarray | None) -> dict[int, float]:
-    """The ``n`` best BM25 passages with a positive score, restricted to ``allowed`` ids."""
-    pids = snap.lexical.pids
-    if allowed is not None:
-        mask = np.isin(pids, allowed)
-        scores = np.where(mask, scores, 0.0)
-    positive = np.flatnonzero(scores > 0)
-    if len(positive) > n:
-        positive = positive[np.argpartition(-scores[positive], n - 1)[:n]]
-    return {int(pids[i]): float(scores[i]) for i in positive}
+def _group(snap: Snapshot, ranked: list[tuple[int, float]], per_article: int) -> list[tuple[int, float, ArticleKey]]:
+    """Keep ranked passages in order, at most ``per_article`` per article.
 
-
-def _engine_lexical(
-    engine: TermBackend, lq: LexicalQuery, n: int, filters: Filters, extra: list[int]
-) -> tuple[dict[int, float], dict[int, float], int]:
-    """BM25 scored by the store, combined as ``LexicalIndex.grouped_scores`` does.
-
-    Returns the ``n`` best passages (with a positive score), the scores of the
-    ``extra`` passages (dense candidates), and how many query words the passages
-    matching the filters know. Candidates are each term's ``n`` best and the ``n``
-    best for all terms at once (strong on several terms without topping any); each
-    is then scored for every term, so its sum is exact.
+    Near-duplicate articles (syndicated copies) count as one, represented by the best-ranked copy.
     """
-    terms = lq.terms
-    if not terms:
-        return {}, {pid: 0.0 for pid in extra}, 0
-    tops = engine.bm25_top([*terms, " ".join(terms)], n, filters)
-    found = {t for t, hits in zip(terms, tops) if hits}
-    known = sum(1 for g in lq.groups if found.intersection(g))
-    scored = [t for t in terms if t in found and any(g.get(t, 0.0) > 0 for g in lq.groups)]
-    cands = set().union(*tops)
-    per_term = dict(zip(scored, engine.bm25_scores(scored, sorted(cands | set(extra)))))
-    total: dict[int, float] = {}
-    for group in lq.groups:
-        best: dict[int, float] = {}
-        for term, weight in group.items():
-            if weight <= 0 or term not in per_term:
-                continue
-            for pid, score in per_term[term].items():
-                best[pid] = max(best.get(pid, 0.0), score * weight)
-        for pid, score in best.items():
-            total[pid] = total.get(pid, 0.0) + score
-    positive = sorted(((p, total[p]) for p in cands if total.get(p, 0.0) > 0), key=lambda kv: (-kv[1], kv[0]))
-    return dict(positive[:n]), {pid: total.get(pid, 0.0) for pid in extra}, known
-
-
-def _group(snap: Snapshot, ranked: list[tuple[int, float]], per_article: int) -> list[tuple[int, float, int]]:
-    """Keep ranked passages in order, at most ``per_article`` per article; near-duplicate
-    articles (syndicated copies) count as one, represented by the best-ranked copy."""
     keys = snap.store.article_keys([pid for pid, _ in ranked])
     chosen: dict[int, int] = {}  # duplicate group -> the article representing it
     count: dict[int, int] = {}
@@ -450,6 +393,6 @@ def _group(snap: Snapshot, ranked: list[tuple[int, float]], per_article: int) ->
         if rep != article:
             continue  # a copy of an article already shown: listed in its hit's duplicates
         if count.get(article, 0) < per_article:
-            out.append((pid, float(score), article))
+            out.append((pid, float(score), key))
         count[article] = count.get(article, 0) + 1
     return out

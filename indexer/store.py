@@ -12,14 +12,20 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from .records import Article, Chunk
+from .errors import IndexVersionError
+from .query import Filters
+from .records import Article, Facets, KnownArticle, StoredVector
 
 DB_FILE = "store.sqlite"
-SCHEMA_VERSION = 1
+#: 1: the first layout. 2: + an index on ``articles.dup_group``. Readers accept every
+#: version up to this one; a build migrates an older version by writing the next one.
+SCHEMA_VERSION = 2
+#: ids bound per ``IN (…)`` statement, well below SQLite's limit on host parameters
+IN_BATCH = 900
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -36,6 +42,8 @@ CREATE TABLE IF NOT EXISTS articles (
 CREATE INDEX IF NOT EXISTS articles_lang ON articles(lang);
 CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
 CREATE INDEX IF NOT EXISTS articles_date ON articles(date);
+-- a hit's near-duplicates are looked up by group: without it, every hit scans every article (schema 2)
+CREATE INDEX IF NOT EXISTS articles_dup ON articles(dup_group);
 CREATE TABLE IF NOT EXISTS passages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- the FAISS id of the passage's vector
     article INTEGER NOT NULL REFERENCES articles(rowid),
@@ -73,6 +81,7 @@ def article_hash(a: Article) -> str:
 
 
 def text_hash(text: str) -> str:
+    """Hash of a passage's embedded text: the key under which its vector is reused."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
@@ -93,85 +102,71 @@ class PassageRow:
     lang: str | None
 
 
-@dataclass(frozen=True)
-class Filters:
-    """Restrictions applied inside the search, not after it."""
+class ArticleKey(NamedTuple):
+    """What grouping needs of a passage: its article's row and its near-duplicate group."""
 
-    langs: tuple[str, ...] = ()
-    sources: tuple[str, ...] = ()
-    date_from: str | None = None  # inclusive, ISO date
-    date_to: str | None = None  # inclusive, ISO date
-
-    def __bool__(self) -> bool:
-        return bool(self.langs or self.sources or self.date_from or self.date_to)
-
-    def normalized(self) -> Filters:
-        """Checked and canonical: language codes lower-cased, dates completed to full days.
-
-        Raises ``QueryError`` naming the bad value.
-        """
-        from .errors import QueryError
-        from .language import normalize_code
-
-        langs = []
-        for raw in self.langs:
-            code = normalize_code(str(raw))
-            if code is None:
-                raise QueryError(f"invalid language {raw!r}: use a two-letter code such as fr, en, de")
-            langs.append(code)
-        lo = _iso_day(self.date_from, end=False, flag="--date-from")
-        hi = _iso_day(self.date_to, end=True, flag="--date-to")
-        if lo and hi and lo > hi:
-            raise QueryError(f"--date-from {lo} is after --date-to {hi}")
-        sources = tuple(s.strip() for s in self.sources if s and s.strip())
-        return Filters(langs=tuple(dict.fromkeys(langs)), sources=sources, date_from=lo, date_to=hi)
-
-    def sql(self) -> tuple[str, list[Any]]:
-        clauses, params = [], []
-        if self.langs:
-            clauses.append(f"a.lang IN ({','.join('?' * len(self.langs))})")
-            params += list(self.langs)
-        if self.sources:
-            clauses.append(f"a.source IN ({','.join('?' * len(self.sources))})")
-            params += list(self.sources)
-        if self.date_from:
-            clauses.append("a.date >= ?")
-            params.append(self.date_from)
-        if self.date_to:
-            # full timestamps sort after their date; compare on the date part
-            clauses.append("substr(a.date, 1, 10) <= ?")
-            params.append(self.date_to)
-        return (" AND ".join(clauses) or "1"), params
+    article: int
+    group: int
 
 
-def _iso_day(value: str | None, *, end: bool, flag: str) -> str | None:
-    """``2024`` / ``2024-05`` / ``2024-05-17`` → a full ISO day (first or last of the period)."""
-    import calendar
-    import re
-    from datetime import date
+class PassageState(NamedTuple):
+    """What tells whether a synced copy of a passage is still right (milvus_sync.py)."""
 
-    from .errors import QueryError
+    id: int
+    text_hash: str
+    start: int
+    end: int
+    content_hash: str
+    group: int
 
-    if value is None or not str(value).strip():
-        return None
-    text = str(value).strip()
-    m = re.fullmatch(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?", text)
-    try:
-        if not m:
-            raise ValueError
-        year, month, day = int(m[1]), int(m[2] or (12 if end else 1)), m[3]
-        last = calendar.monthrange(year, month)[1] if 1 <= month <= 12 else 0
-        d = date(year, month, int(day) if day else (last if end else 1))
-    except ValueError:
-        raise QueryError(f"invalid date {text!r} for {flag}: use YYYY-MM-DD (or YYYY-MM, YYYY)") from None
-    return d.isoformat()
+
+def chunks(values: Iterable[Any], size: int = IN_BATCH) -> Iterator[list[Any]]:
+    """``values`` in lists of at most ``size``, numpy integers made plain (sqlite3 cannot bind them)."""
+    part: list[Any] = []
+    for v in values:
+        part.append(int(v) if isinstance(v, np.integer) else v)
+        if len(part) == size:
+            yield part
+            part = []
+    if part:
+        yield part
+
+
+def select_in(con: sqlite3.Connection, sql: str, values: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
+    """Rows of ``sql``, whose ``{marks}`` stands for an ``IN`` list, for all ``values``, a batch at a time."""
+    for part in chunks(values):
+        yield from con.execute(sql.format(marks=",".join("?" * len(part))), part)
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection to a published (immutable) database."""
     uri = f"file:{path.resolve().as_posix()}?mode=ro&immutable=1"
     con = sqlite3.connect(uri, uri=True, check_same_thread=False)
     con.execute("PRAGMA query_only = 1")
     return con
+
+
+def schema_version(con: sqlite3.Connection) -> int:
+    """The layout version a database was written with (1 when it predates the record)."""
+    row = con.execute("SELECT value FROM info WHERE key = 'schema_version'").fetchone()
+    try:
+        return int(row[0]) if row else 1
+    except ValueError:
+        return 0
+
+
+def vectors_by_text_hash(con: sqlite3.Connection, hashes: Sequence[str]) -> dict[str, StoredVector]:
+    """Stored vector (and sentence blob) of passages whose embedded text has one of these hashes."""
+    sql = """SELECT p.text_hash, v.vector, s.data FROM passages p JOIN vectors v ON v.passage = p.id
+             LEFT JOIN sentences s ON s.passage = p.id WHERE p.text_hash IN ({marks})"""
+    return {h: StoredVector(v, sent) for h, v, sent in select_in(con, sql, list(hashes))}
+
+
+def counts(con: sqlite3.Connection) -> dict[str, int]:
+    """Articles and passages held."""
+    a = con.execute("SELECT count(*) FROM articles").fetchone()[0]
+    p = con.execute("SELECT count(*) FROM passages").fetchone()[0]
+    return {"articles": int(a), "passages": int(p)}
 
 
 class Store:
@@ -181,81 +176,78 @@ class Store:
         self.path = path
         self.con = connect_readonly(path)
         self.con.execute("SELECT count(*) FROM info").fetchone()  # fails fast on a garbled file
+        self.schema_version = schema_version(self.con)
+        if self.schema_version > SCHEMA_VERSION or self.schema_version < 1:
+            self.con.close()
+            raise IndexVersionError(
+                f"the database at {path} has schema v{self.schema_version}, which this indexer cannot read "
+                f'(it reads v1 to v{SCHEMA_VERSION}) — upgrade indexer, or rebuild with "indexer build --full"'
+            )
 
     def close(self) -> None:
+        """Close the connection."""
         self.con.close()
 
     def counts(self) -> dict[str, int]:
-        a = self.con.execute("SELECT count(*) FROM articles").fetchone()[0]
-        p = self.con.execute("SELECT count(*) FROM passages").fetchone()[0]
-        return {"articles": int(a), "passages": int(p)}
+        """Articles and passages held."""
+        return counts(self.con)
 
-    def vectors_by_text_hash(self, hashes: Sequence[str]) -> dict[str, tuple[bytes, bytes | None]]:
+    def vectors_by_text_hash(self, hashes: Sequence[str]) -> dict[str, StoredVector]:
+        """Stored vectors of passages by the hash of their embedded text."""
         return vectors_by_text_hash(self.con, hashes)
 
     def sentence_blobs(self, ids: Sequence[int]) -> dict[int, bytes]:
-        out: dict[int, bytes] = {}
-        ids = [int(i) for i in ids]
-        for i in range(0, len(ids), 900):
-            part = ids[i : i + 900]
-            q = f"SELECT passage, data FROM sentences WHERE passage IN ({','.join('?' * len(part))})"
-            out.update(self.con.execute(q, part))
-        return out
+        """Packed sentence vectors of passages (those that have them)."""
+        return dict(select_in(self.con, "SELECT passage, data FROM sentences WHERE passage IN ({marks})", ids))
 
-    def known_articles(self) -> dict[str, tuple[int, str]]:
-        """Article id → (row id, content hash), to tell what a build must change."""
-        return {r[0]: (int(r[1]), r[2]) for r in self.con.execute("SELECT id, rowid, content_hash FROM articles")}
+    def known_articles(self) -> dict[str, KnownArticle]:
+        """Article id → its row and content hash, to tell what a build must change."""
+        rows = self.con.execute("SELECT id, rowid, content_hash FROM articles")
+        return {r[0]: KnownArticle(int(r[1]), r[2]) for r in rows}
 
     def passages(self, ids: Sequence[int]) -> dict[int, PassageRow]:
-        out: dict[int, PassageRow] = {}
-        ids = [int(i) for i in ids]
-        for i in range(0, len(ids), 500):
-            part = ids[i : i + 500]
-            rows = self.con.execute(
-                f"""SELECT p.id, a.id, a.title, substr(a.text, p.start + 1, p.end - p.start),
-                           p.start, p.end, a.url, a.date, a.source, a.author, a.lang
-                    FROM passages p JOIN articles a ON a.rowid = p.article
-                    WHERE p.id IN ({",".join("?" * len(part))})""",
-                part,
-            )
-            for r in rows:
-                out[int(r[0])] = PassageRow(*r)
-        return out
+        """Passages with their article's metadata, by passage id."""
+        sql = """SELECT p.id, a.id, a.title, substr(a.text, p.start + 1, p.end - p.start),
+                        p.start, p.end, a.url, a.date, a.source, a.author, a.lang
+                 FROM passages p JOIN articles a ON a.rowid = p.article WHERE p.id IN ({marks})"""
+        return {int(r[0]): PassageRow(*r) for r in select_in(self.con, sql, ids)}
 
-    def article_keys(self, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
-        """Passage id → (article row id, near-duplicate group) — cheap: no text is read."""
-        out: dict[int, tuple[int, int]] = {}
-        ids = [int(i) for i in ids]
-        for i in range(0, len(ids), 900):
-            part = ids[i : i + 900]
-            rows = self.con.execute(
-                f"""SELECT p.id, p.article, coalesce(a.dup_group, p.article)
-                    FROM passages p JOIN articles a ON a.rowid = p.article
-                    WHERE p.id IN ({",".join("?" * len(part))})""",
-                part,
-            )
-            out.update((r[0], (r[1], r[2])) for r in rows)
-        return out
+    def article_keys(self, ids: Sequence[int]) -> dict[int, ArticleKey]:
+        """Passage id → its article and near-duplicate group — cheap: no text is read."""
+        sql = """SELECT p.id, p.article, coalesce(a.dup_group, p.article)
+                 FROM passages p JOIN articles a ON a.rowid = p.article WHERE p.id IN ({marks})"""
+        return {r[0]: ArticleKey(r[1], r[2]) for r in select_in(self.con, sql, ids)}
 
     def duplicates(self, article_rowid: int) -> list[str]:
         """Ids of the other articles in the same near-duplicate cluster."""
-        rows = self.con.execute(
-            """SELECT b.id FROM articles a JOIN articles b ON b.dup_group = a.dup_group AND b.rowid != a.rowid
-               WHERE a.rowid = ? ORDER BY b.date, b.id""",
-            (article_rowid,),
-        )
-        return [r[0] for r in rows]
+        return self.duplicates_of([article_rowid]).get(article_rowid, [])
 
-    def passage_terms(self, ids: Sequence[int]) -> dict[int, str]:
-        out: dict[int, str] = {}
-        ids = [int(i) for i in ids]
-        for i in range(0, len(ids), 900):
-            part = ids[i : i + 900]
-            q = f"SELECT passage, terms FROM terms WHERE passage IN ({','.join('?' * len(part))})"
-            out.update(self.con.execute(q, part))
+    def duplicates_of(self, article_rowids: Sequence[int]) -> dict[int, list[str]]:
+        """For each article row, the ids of the other articles of its cluster (oldest first).
+
+        One indexed statement for a whole page of hits: singletons cost nothing.
+        """
+        sql = """SELECT a.rowid, b.id FROM articles a
+                 JOIN articles b ON b.dup_group = a.dup_group AND b.rowid != a.rowid
+                 WHERE a.rowid IN ({marks}) ORDER BY a.rowid, b.date, b.id"""
+        out: dict[int, list[str]] = {}
+        for rowid, other in select_in(self.con, sql, list(dict.fromkeys(article_rowids))):
+            out.setdefault(rowid, []).append(other)
         return out
 
+    def clustered_groups(self) -> frozenset[int]:
+        """Near-duplicate groups that hold more than one article."""
+        rows = self.con.execute(
+            "SELECT dup_group FROM articles WHERE dup_group IS NOT NULL GROUP BY dup_group HAVING count(*) > 1"
+        )
+        return frozenset(int(r[0]) for r in rows)
+
+    def passage_terms(self, ids: Sequence[int]) -> dict[int, str]:
+        """Analysed BM25 terms of passages, space separated."""
+        return dict(select_in(self.con, "SELECT passage, terms FROM terms WHERE passage IN ({marks})", ids))
+
     def passage_ids(self, filters: Filters) -> np.ndarray:
+        """Ids of every passage whose article matches ``filters``."""
         where, params = filters.sql()
         rows = self.con.execute(
             f"SELECT p.id FROM passages p JOIN articles a ON a.rowid = p.article WHERE {where}", params
@@ -263,6 +255,7 @@ class Store:
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def article(self, article_id: str) -> Article | None:
+        """One whole article, or None."""
         r = self.con.execute(
             "SELECT id, text, title, url, date, source, author, lang, path, meta FROM articles WHERE id = ?",
             (article_id,),
@@ -270,17 +263,9 @@ class Store:
         if r is None:
             return None
         return Article(
-            id=r[0],
-            text=r[1],
-            title=r[2],
-            url=r[3],
-            date=r[4],
-            source=r[5],
-            author=r[6],
-            lang=r[7],
-            path=r[8],
+            id=r[0], text=r[1], title=r[2], url=r[3], date=r[4], source=r[5], author=r[6], lang=r[7], path=r[8],
             meta=json.loads(r[9] or "{}"),
-        )
+        )  # fmt: skip
 
     def language_counts(self) -> dict[str, int]:
         """Passages per article language, most frequent first."""
@@ -291,146 +276,31 @@ class Store:
         return {r[0]: int(r[1]) for r in rows}
 
     def passage_langs(self, ids: Sequence[int]) -> dict[int, str | None]:
-        out: dict[int, str | None] = {}
-        ids = [int(i) for i in ids]
-        for i in range(0, len(ids), 900):
-            part = ids[i : i + 900]
-            q = f"""SELECT p.id, a.lang FROM passages p JOIN articles a ON a.rowid = p.article
-                    WHERE p.id IN ({",".join("?" * len(part))})"""
-            out.update(self.con.execute(q, part))
-        return out
+        """Passage id → its article's language."""
+        sql = "SELECT p.id, a.lang FROM passages p JOIN articles a ON a.rowid = p.article WHERE p.id IN ({marks})"
+        return dict(select_in(self.con, sql, ids))
 
-    def facets(self) -> dict[str, list[str]]:
+    def facets(self) -> Facets:
         """Distinct languages and sources, and the date range, for filter widgets."""
         langs = [r[0] for r in self.con.execute("SELECT DISTINCT lang FROM articles WHERE lang IS NOT NULL ORDER BY 1")]
         sources = [
             r[0] for r in self.con.execute("SELECT DISTINCT source FROM articles WHERE source IS NOT NULL ORDER BY 1")
         ]
         lo, hi = self.con.execute("SELECT min(substr(date,1,10)), max(substr(date,1,10)) FROM articles").fetchone()
-        return {"langs": langs, "sources": sources, "dates": [d for d in (lo, hi) if d]}
+        return Facets(langs=langs, sources=sources, dates=[d for d in (lo, hi) if d])
 
     def vectors(self, ids: Sequence[int], dim: int) -> np.ndarray:
         """Stored float32 vectors for passage ids, in the given order."""
-        found = dict(iter_vectors(self.con, ids))
-        return (
-            np.stack([np.frombuffer(found[int(i)], dtype=np.float32, count=dim) for i in ids])
-            if ids
-            else np.zeros((0, dim), np.float32)
+        if not len(ids):
+            return np.zeros((0, dim), np.float32)
+        found = dict(select_in(self.con, "SELECT passage, vector FROM vectors WHERE passage IN ({marks})", ids))
+        return np.stack([np.frombuffer(found[int(i)], dtype=np.float32, count=dim) for i in ids])
+
+    def passage_states(self) -> Iterator[PassageState]:
+        """Every passage with what its synced copy depends on."""
+        rows = self.con.execute(
+            """SELECT p.id, p.text_hash, p.start, p.end, a.content_hash, coalesce(a.dup_group, p.article)
+               FROM passages p JOIN articles a ON a.rowid = p.article"""
         )
-
-
-def vectors_by_text_hash(con: sqlite3.Connection, hashes: Sequence[str]) -> dict[str, tuple[bytes, bytes | None]]:
-    """Stored vector (and sentence blob) of passages whose embedded text has one of these hashes."""
-    out: dict[str, tuple[bytes, bytes | None]] = {}
-    for i in range(0, len(hashes), 500):
-        part = list(hashes[i : i + 500])
-        for h, v, sent in con.execute(
-            f"""SELECT p.text_hash, v.vector, s.data FROM passages p JOIN vectors v ON v.passage = p.id
-                LEFT JOIN sentences s ON s.passage = p.id
-                WHERE p.text_hash IN ({",".join("?" * len(part))})""",
-            part,
-        ):
-            out[h] = (v, sent)
-    return out
-
-
-def iter_vectors(con: sqlite3.Connection, ids: Iterable[int]) -> Iterator[tuple[int, bytes]]:
-    ids = [int(i) for i in ids]
-    for i in range(0, len(ids), 500):
-        part = ids[i : i + 500]
-        yield from con.execute(
-            f"SELECT passage, vector FROM vectors WHERE passage IN ({','.join('?' * len(part))})", part
-        )
-
-
-class Writer:
-    """Writes one new version's database; only ever a private, unpublished file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        # The file is invisible to readers until published and thrown away if the
-        # build dies, so durability comes from one fsync at the end, not a journal.
-        self.con = sqlite3.connect(path, isolation_level=None)
-        self.con.execute("PRAGMA journal_mode = OFF")
-        self.con.execute("PRAGMA synchronous = OFF")
-        self.con.execute("PRAGMA cache_size = -65536")
-        self.con.executescript(SCHEMA)
-        self.con.execute("INSERT OR REPLACE INTO info VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        self.con.execute("BEGIN")
-
-    def vectors_by_text_hash(self, hashes: Sequence[str]) -> dict[str, tuple[bytes, bytes | None]]:
-        return vectors_by_text_hash(self.con, hashes)
-
-    def delete_article(self, rowid: int) -> list[int]:
-        """Remove an article and its passages; returns the passage ids to drop from FAISS."""
-        ids = [r[0] for r in self.con.execute("SELECT id FROM passages WHERE article = ?", (rowid,))]
-        self.con.execute("DELETE FROM vectors WHERE passage IN (SELECT id FROM passages WHERE article = ?)", (rowid,))
-        self.con.execute("DELETE FROM terms WHERE passage IN (SELECT id FROM passages WHERE article = ?)", (rowid,))
-        self.con.execute("DELETE FROM sentences WHERE passage IN (SELECT id FROM passages WHERE article = ?)", (rowid,))
-        self.con.execute("DELETE FROM passages WHERE article = ?", (rowid,))
-        self.con.execute("DELETE FROM minhash WHERE article = ?", (rowid,))
-        self.con.execute("DELETE FROM bands WHERE article = ?", (rowid,))
-        self.con.execute("DELETE FROM articles WHERE rowid = ?", (rowid,))
-        return ids
-
-    def add_article(
-        self,
-        a: Article,
-        content_hash: str,
-        chunks: Sequence[Chunk],
-        hashes: Sequence[str],
-        vectors: np.ndarray,
-        terms: Sequence[Sequence[str]],
-        signature: np.ndarray,
-        sentence_blobs: Sequence[bytes | None] | None = None,
-    ) -> list[int]:
-        """Insert an article with its passages, vectors, BM25 terms and MinHash; returns the passage ids."""
-        from .dedup import band_keys
-
-        cur = self.con.execute(
-            """INSERT INTO articles (id, title, text, url, date, source, author, lang, path, meta, content_hash)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (a.id, a.title, a.text, a.url, a.date, a.source, a.author, a.lang, a.path,
-             json.dumps(a.meta, ensure_ascii=False, default=str), content_hash),
-        )  # fmt: skip
-        rowid = int(cur.lastrowid or 0)
-        self.con.execute("UPDATE articles SET dup_group = rowid WHERE rowid = ?", (rowid,))
-        ids = []
-        blobs = sentence_blobs or [None] * len(chunks)
-        for c, h, v, t, blob in zip(chunks, hashes, vectors, terms, blobs):
-            cur = self.con.execute(
-                "INSERT INTO passages (article, ord, start, end, n_tokens, text_hash) VALUES (?, ?, ?, ?, ?, ?)",
-                (rowid, c.ordinal, c.start, c.end, c.n_tokens, h),
-            )
-            pid = int(cur.lastrowid or 0)
-            self.con.execute("INSERT INTO vectors VALUES (?, ?)", (pid, np.asarray(v, np.float32).tobytes()))
-            self.con.execute("INSERT INTO terms VALUES (?, ?)", (pid, " ".join(t)))
-            if blob is not None:
-                self.con.execute("INSERT INTO sentences VALUES (?, ?)", (pid, blob))
-            ids.append(pid)
-        self.con.execute("INSERT INTO minhash VALUES (?, ?)", (rowid, signature.astype(np.uint64).tobytes()))
-        self.con.executemany(
-            "INSERT INTO bands VALUES (?, ?, ?)", [(i, key, rowid) for i, key in enumerate(band_keys(signature))]
-        )
-        return ids
-
-    def counts(self) -> dict[str, int]:
-        a = self.con.execute("SELECT count(*) FROM articles").fetchone()[0]
-        p = self.con.execute("SELECT count(*) FROM passages").fetchone()[0]
-        return {"articles": int(a), "passages": int(p)}
-
-    def all_vectors(self, dim: int, batch: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, vectors) in batches, for building a vector index from scratch."""
-        cur = self.con.execute("SELECT passage, vector FROM vectors ORDER BY passage")
-        while True:
-            rows = cur.fetchmany(batch)
-            if not rows:
-                return
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
-            yield ids, vecs
-
-    def commit_and_close(self) -> None:
-        self.con.execute("COMMIT")
-        self.con.execute("PRAGMA optimize")
-        self.con.close()
+        for r in rows:
+            yield PassageState(*r)

@@ -44,7 +44,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,117 +52,32 @@ import numpy as np
 
 from . import tuning
 from .errors import BuildError
+from .vector_plan import (
+    AUTO,
+    DEFAULT_POLICY,
+    EXACT,
+    IndexPolicy,
+    VectorIndexInfo,
+    auto_factory,
+    is_auto,
+    nlist_for,
+    plan,
+    rerank_depth,
+    within_training,
+)
+
+__all__ = ["AUTO", "EXACT", "IndexPolicy", "VectorIndexInfo", "auto_factory", "plan", "rerank_depth"]
 
 VECTORS_FILE = "vectors.faiss"
-EXACT = "IDMap2,Flat"
-AUTO = "auto"
 
 #: a fresh stream of (ids, float32 vectors) batches on every call
 Batches = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
-
-
-@dataclass(frozen=True)
-class IndexPolicy:
-    """How the automatic choice and the tuning behave (see bench/scale.py for the figures)."""
-
-    # exact below this: a scan of 100k 384-d vectors takes ~15 ms on 2 cores, half the 30 ms budget
-    # left beside the query embedding (~4 ms) and the rest of the search (bench/scale.py)
-    exact_limit: int = 100_000
-    target_recall: float = 0.97  # tuning aim for recall@10 against exact search
-    min_recall: float = 0.95  # the promise: an updated index tuned below this is retrained
-    # candidates re-scored with the stored float32 vectors, for types with PQ codes: at 1M e5-like
-    # vectors, 512 lifts IVF4096,PQ192x4fs from recall 0.61 (top 10 by code) to 0.97 (bench/scale.py)
-    rerank: int = 512
-    regrow: float = 4.0  # retrain IVF when the size moved this factor away from the trained size
-    tune_queries: int = 500  # held-out queries: recall is known to about ±0.005
-    train_per_list: int = 40  # k-means sample per IVF list (FAISS asks for at least 39)
-    max_train: int = 262_144  # bounds the training sample's memory (400 MB at 384 dimensions)
-    seed: int = 1234  # k-means, sampling: the same vectors give the same index
-
-
-POLICY = IndexPolicy()
 
 
 def _faiss() -> Any:
     import faiss
 
     return faiss
-
-
-# ------------------------------------------------------------------ choice
-def nlist_for(n: int) -> int:
-    """IVF lists for ``n`` vectors: about 4·√n (FAISS's rule of thumb), as a power of two.
-
-    Powers of two keep the factory string stable until the size changes 4-fold.
-    """
-    return int(2 ** round(math.log2(max(16.0, 4 * math.sqrt(max(n, 1))))))
-
-
-def auto_factory(n: int, *, dim: int | None = None, policy: IndexPolicy | None = None) -> str:
-    """The automatic index type for ``n`` vectors of ``dim`` dimensions: exact below
-    ``exact_limit``, else IVF with 4-bit fast-scan PQ codes of two dimensions each
-    (re-scored exactly at search time), or SQ8 when ``dim`` is odd or unknown."""
-    policy = policy or POLICY
-    if n < policy.exact_limit:
-        return EXACT
-    return f"IVF{nlist_for(n)}," + (f"PQ{dim // 2}x4fs" if dim and dim % 2 == 0 else "SQ8")
-
-
-def rerank_depth(factory: str, *, policy: IndexPolicy | None = None) -> int:
-    """Candidates to re-score with the stored vectors: for PQ codes only (SQ8 and exact vectors
-    rank well enough by themselves, and a deeper HNSW search would cost more than it gains)."""
-    return (policy or POLICY).rerank if re.search(r"(^|,)PQ", factory) else 0
-
-
-def plan(
-    n: int,
-    *,
-    dim: int | None = None,
-    forced: str | None = None,
-    previous: dict[str, Any] | None = None,
-    policy: IndexPolicy | None = None,
-) -> str:
-    """The factory string a build should end with, given the previous version's entry.
-
-    ``forced``: a checked factory string, ``"auto"`` for the automatic choice, or
-    None to keep what the previous version was forced to (else automatic). An
-    automatic IVF index is kept down to half the exact limit and while the size
-    stays within the regrow factor of its trained size, so a collection hovering
-    around a boundary is not rebuilt on every build.
-    """
-    policy = policy or POLICY
-    prev = previous or {}
-    prev_factory = prev.get("faiss") if isinstance(prev.get("faiss"), str) else None
-    was_auto = prev.get("auto", True) is not False
-    if forced is None and not was_auto and prev_factory:
-        return prev_factory
-    if forced is not None and forced != AUTO:
-        return forced
-    trained = int(prev.get("trained_for") or 0)
-    if (
-        was_auto
-        and prev_factory
-        and trained  # recorded for IVF types only
-        and n >= policy.exact_limit // 2
-        and trained / policy.regrow <= n <= trained * policy.regrow
-    ):
-        return prev_factory
-    return auto_factory(n, dim=dim, policy=policy)
-
-
-def outdated(
-    n: int,
-    *,
-    dim: int | None = None,
-    forced: str | None = None,
-    previous: dict[str, Any] | None = None,
-    policy: IndexPolicy | None = None,
-) -> bool:
-    """Whether the vector index must change although no passage did (another ``--faiss``)."""
-    prev = previous or {}
-    was_auto = prev.get("auto", True) is not False
-    auto = forced == AUTO or (forced is None and was_auto)
-    return plan(n, dim=dim, forced=forced, previous=prev, policy=policy) != prev.get("faiss", EXACT) or auto != was_auto
 
 
 def check_factory(factory: str, dim: int) -> str:
@@ -201,15 +116,14 @@ def new_index(dim: int, factory: str = EXACT) -> Any:
 
 
 def build(
-    batches: Batches, n: int, dim: int, factory: str, *, policy: IndexPolicy | None = None
-) -> tuple[Any, dict[str, Any]]:
+    batches: Batches, n: int, dim: int, factory: str, *, policy: IndexPolicy = DEFAULT_POLICY
+) -> tuple[Any, VectorIndexInfo]:
     """A new index of ``factory`` type holding every streamed vector, trained and tuned.
 
     Two passes over the stream at most: one draws the training and query samples,
     one adds the vectors and finds the queries' exact neighbours. Returns the index
     and its manifest entry.
     """
-    policy = policy or POLICY
     faiss = _faiss()
     index = new_index(dim, factory)
     nlist = _nlist(index)
@@ -247,14 +161,12 @@ def build(
             ids, vecs = ids[keep], vecs[keep]
             truth.update(ids, vecs)
         add(index, ids, vecs)
-    info: dict[str, Any] = {"faiss": factory}
+    info = VectorIndexInfo(faiss=factory)
     if truth is not None:
-        info.update(_tune(index, truth, factory, policy))
+        info = info.with_tuning(_tune(index, truth, factory, policy))
         add(index, qids, queries)
-    else:
-        info["recall_at_10"] = 1.0
     if nlist:
-        info.update(nlist=nlist, trained_for=int(index.ntotal))
+        info = replace(info, nlist=nlist, trained_for=int(index.ntotal))
     return index, info
 
 
@@ -265,30 +177,27 @@ def finalize(
     dim: int,
     *,
     forced: str | None = None,
-    previous: dict[str, Any] | None = None,
-    policy: IndexPolicy | None = None,
-) -> tuple[Any, dict[str, Any]]:
+    previous: VectorIndexInfo | None = None,
+    policy: IndexPolicy = DEFAULT_POLICY,
+) -> tuple[Any, VectorIndexInfo]:
     """The index a build publishes: ``index`` as updated incrementally, or rebuilt.
 
     ``index`` is None when there is none to update (a full build, or a type that
     could not apply a removal). Returns the index and its manifest entry.
     """
-    policy = policy or POLICY
-    prev = previous or {}
+    prev = previous or VectorIndexInfo()
     factory = plan(n, dim=dim, forced=forced, previous=prev, policy=policy)
-    trained = int(prev.get("trained_for") or 0)
     # the previous entry describes ``index`` only when it was updated in place
     stale = (
         index is None
-        or prev.get("faiss", EXACT) != factory
+        or prev.faiss != factory
         or index.ntotal != n
-        or (_nlist(index) and trained and not trained / policy.regrow <= n <= trained * policy.regrow)
+        or bool(_nlist(index) and prev.trained and not within_training(prev, n, policy))
     )
-    auto = forced == AUTO or (forced is None and prev.get("auto", True) is not False)
-    info: dict[str, Any] = {}
+    info = VectorIndexInfo()
     if not stale:
         assert index is not None
-        info = {k: prev[k] for k in ("faiss", "trained_for", "nlist") if k in prev}
+        info = VectorIndexInfo(faiss=prev.faiss, trained_for=prev.trained_for, nlist=prev.nlist)
         m_query = _query_count(index, n, policy)
         if m_query and _hnsw(index) is None:
             # the contents changed: measure and tune again, each query's own vector left out of
@@ -297,29 +206,27 @@ def finalize(
             truth = tuning.Truth(queries, qids)
             for ids, vecs in batches():
                 truth.update(ids, vecs)
-            info.update(_tune(index, truth, factory, policy))
+            info = info.with_tuning(_tune(index, truth, factory, policy))
             # the codes (or lists) trained before the update no longer fit the contents well
             # enough at any breadth: train them again on what the index now holds
-            stale = info["recall_at_10"] < policy.min_recall
+            stale = info.recall_at_10 < policy.min_recall
         elif m_query:  # a graph cannot hold queries out once they are in: keep the last rebuild's tuning
-            info.update({k: prev[k] for k in ("efSearch", "recall_at_10", "tuning_queries", "rerank") if k in prev})
-        else:
-            info["recall_at_10"] = 1.0
+            info = replace(
+                info,
+                efSearch=prev.efSearch,
+                recall_at_10=prev.recall_at_10,
+                tuning_queries=prev.tuning_queries,
+                rerank=prev.rerank,
+            )
     if stale:
         index, info = build(batches, n, dim, factory, policy=policy)
-        if auto and rerank_depth(factory, policy=policy) and info["recall_at_10"] < policy.min_recall:
+        if is_auto(forced, prev) and rerank_depth(factory, policy=policy) and info.recall_at_10 < policy.min_recall:
             # vectors that 4-bit codes describe too coarsely even with re-scoring (seen with
             # sparse, hash-like embeddings, never with e5): the automatic choice steps up to SQ8
             factory = re.sub(r"PQ\d+x4fs$", "SQ8", factory)
             index, info = build(batches, n, dim, factory, policy=policy)
     assert index is not None
-    return index, {
-        **info,
-        "auto": auto,
-        "metric": "inner_product",
-        "normalized": True,
-        "count": int(index.ntotal),
-    }
+    return index, replace(info, auto=is_auto(forced, prev), count=int(index.ntotal))
 
 
 def add(index: Any, ids: np.ndarray, vecs: np.ndarray) -> None:

@@ -10,16 +10,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from indexer.embedding import Encoder
+from indexer.models import ResolvedModel
+
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 ARTICLES = ROOT / "data" / "articles"
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
-class FakeEncoder:
+class FakeEncoder(Encoder):
     """Bag of hashed words: same words give similar vectors. Counts every call.
 
-    Deterministic and instant, so build/search logic is tested without a model.
+    Deterministic and instant, so build/search logic is tested without a model. Like
+    the real ONNX runner it pools sentence vectors from the passage pass ("late
+    chunking"): here, each sentence span's own bag of words.
     """
 
     dimension = 64
@@ -49,17 +54,29 @@ class FakeEncoder:
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return np.stack([self._vec(t) for t in texts])
 
+    def embed_passages_with_sentences(
+        self, texts: list[str], spans: list[list[tuple[int, int]]]
+    ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        vecs = self.embed_passages(texts)
+        sent = [
+            np.stack([self._vec(t[a:b]) for a, b in sp]) if sp else np.zeros((0, self.dimension), np.float32)
+            for t, sp in zip(texts, spans)
+        ]
+        return vecs, sent
+
 
 @pytest.fixture
 def fake_encoder() -> FakeEncoder:
     return FakeEncoder()
 
 
-@pytest.fixture
-def fake_model():
-    from indexer.models import ResolvedModel
+#: what the fake encoder's indexes record as their model (no weights behind it)
+FAKE_MODEL = ResolvedModel(name="fake-bow", path=ROOT, origin="local", fingerprint="sha256:fake")
 
-    return ResolvedModel(name="fake-bow", path=ROOT, origin="local", fingerprint="sha256:fake")
+
+@pytest.fixture
+def fake_model() -> ResolvedModel:
+    return FAKE_MODEL
 
 
 @pytest.fixture(autouse=True)

@@ -233,7 +233,7 @@ def check_index(index: Path) -> Contents:
         pids = [p[0] for p in passages]
         assert sorted(stored) == pids, "vectors table differs from passages"
         faiss_ids = np.sort(_faiss_ids(snap.vectors))
-        assert snap.vectors.ntotal == len(pids) == m.counts["passages"] == m.vectors["count"]
+        assert snap.vectors.ntotal == len(pids) == m.counts["passages"] == m.vectors.count
         assert faiss_ids.tolist() == pids, "FAISS ids differ from passage ids"
         assert len(articles) == m.counts["articles"]
         if pids:

@@ -21,11 +21,10 @@ from streamlit.testing.v1 import AppTest
 
 import indexer
 from indexer import BuildSettings, Searcher, SearchOptions, build, page
-from indexer.models import ResolvedModel
 from indexer.records import Article, Hit
 from indexer.search import MAX_QUERY_CHARS, MODES, SearchResult
 
-from .conftest import ROOT, SEEDS, FakeEncoder, write
+from .conftest import FAKE_MODEL, ROOT, SEEDS, FakeEncoder, write
 
 APP = str(ROOT / "app.py")
 XSS_TITLE = (
@@ -288,7 +287,6 @@ class QueryCounter(FakeEncoder):
 
 
 ENCODER = QueryCounter()
-FAKE_MODEL = ResolvedModel(name="fake-bow", path=ROOT, origin="local", fingerprint="sha256:fake")
 
 
 class FakeSearcher(Searcher):

@@ -251,6 +251,6 @@ def test_plain_build_keeps_the_index_chunker_settings(corpus, tmp_path, fake_enc
     build([corpus], index, BuildSettings(chunk=ChunkSettings(max_tokens=12)), encoder=fake_encoder, model=fake_model)
     rep = run(corpus, index, fake_encoder, fake_model)  # no chunk settings given: keep the index's
     assert not rep.full and not rep.published
-    assert IndexDir(index).manifest().chunker["max_tokens"] == 12
+    assert IndexDir(index).manifest().chunker.max_tokens == 12
     rep = build([corpus], index, BuildSettings(chunk=ChunkSettings()), encoder=fake_encoder, model=fake_model)
     assert rep.full and rep.reason == "chunker settings changed"

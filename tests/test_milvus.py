@@ -230,7 +230,7 @@ def test_engine_bm25_and_hybrid_agree_with_the_local_index(tmp_path, lite, fake_
     engine = Searcher(index, encoder=fake_encoder, store=lite)
     local = Searcher(index, encoder=fake_encoder, store=lite + "?bm25=off")  # Milvus dense + local BM25
     try:
-        assert engine._terms is not None and local._terms is None
+        assert engine.backends.engine_bm25 and not local.backends.engine_bm25
         for q in QUERIES:
             a = faiss.search(q, SearchOptions(k=10, mode=mode)).hits
             same_hits(a, engine.search(q, SearchOptions(k=10, mode=mode)).hits)
@@ -347,9 +347,9 @@ def test_the_engine_applies_the_filter_itself(energy):
     snap = milvus.snapshot()
     qvec = milvus.query_vector("Gazprom energy prices rise")
     # no list of allowed ids is passed: only the expression can keep the English passages out
-    _, ids = milvus._store.search(snap, qvec, 5, Filters(langs=("de",)).normalized(), None)
+    _, ids = milvus.backends.dense.search(snap, qvec, 5, Filters(langs=("de",)).normalized(), None)
     assert len(ids) == 5 and set(snap.store.passage_langs(ids.tolist()).values()) == {"de"}
-    tops = milvus._store.bm25_top(["gazprom"], 100, Filters(date_from="2024-12-01").normalized())
+    tops = milvus.backends.store.bm25_top(["gazprom"], 100, Filters(date_from="2024-12-01").normalized())
     assert {snap.store.passages(list(tops[0]))[p].date for p in tops[0]} == {"2024-12-15"}
 
 
@@ -576,7 +576,7 @@ def test_the_page_searches_the_store_named_by_indexer_store(tmp_path, lite, fake
         at.run()
         at.text_input(key="q").input(QUERIES[0]).run()
         assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
-        assert len(opened) == 1 and opened[0]._store is not None  # candidates come from Milvus
+        assert len(opened) == 1 and opened[0].backends.store is not None  # candidates come from Milvus
         cards = [h.value for h in at.main.html if 'class="hit"' in h.value]
         local = Searcher(index, encoder=fake_encoder).search(QUERIES[0], SearchOptions(k=10)).hits
         assert len(cards) == 10 and local[0].title.split()[0] in cards[0]

@@ -14,10 +14,9 @@ import pytest
 
 from indexer import BuildSettings, build, corpus
 from indexer.corpus import display_path
-from indexer.models import ResolvedModel
 
 from . import reliability_hostile as hostile
-from .conftest import FakeEncoder
+from .conftest import FAKE_MODEL, FakeEncoder
 from .reliability_helpers import BACKEND, ROOT, article_paths, check_index, cli_env, minilm_dir, minilm_encoder
 
 MAX_RSS_MB = 1536
@@ -108,8 +107,7 @@ def _deny_in_process(monkeypatch, denied: set[Path]) -> None:
 
 def test_hostile_corpus_library(plan, tmp_path, monkeypatch):
     _deny_in_process(monkeypatch, plan.denied)
-    fake = ResolvedModel(name="fake-bow", path=ROOT, origin="local", fingerprint="sha256:fake")
-    rep = build([plan.root], tmp_path / "index", BuildSettings(), encoder=FakeEncoder(), model=fake)
+    rep = build([plan.root], tmp_path / "index", BuildSettings(), encoder=FakeEncoder(), model=FAKE_MODEL)
     monkeypatch.undo()
     check_index(tmp_path / "index")
     check_outcome(plan, [(s.path, s.reason) for s in rep.skipped], article_paths(tmp_path / "index"))

@@ -210,7 +210,7 @@ def _boom_faiss(*_a, **_k):
 # (what fails, how): each a write of the build, failing the way a full or read-only disk fails
 WRITE_FAILURES: dict[str, tuple[str, str, Callable]] = {
     "copying the live database": ("shutil", "copyfile", _boom_enospc),
-    "writing SQLite rows": ("indexer.store", "Writer.add_article", _boom_sqlite_full),
+    "writing SQLite rows": ("indexer.writer", "Writer.add_article", _boom_sqlite_full),
     "the resume cache": ("indexer.resume", "ResumeCache.put", _boom_sqlite_full),
     "writing FAISS": ("faiss", "write_index", _boom_faiss),
     "writing BM25": ("indexer.lexical", "build", _boom_enospc),

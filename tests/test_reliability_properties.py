@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from indexer import Article, BuildSettings, ChunkSettings, Searcher, SearchOptions, build
 from indexer.chunking import chunk_article
 from indexer.index import IndexDir
-from indexer.models import ResolvedModel
 from indexer.store import DB_FILE
 
+from .conftest import FAKE_MODEL as FAKE
 from .conftest import FakeEncoder
 from .reliability_helpers import check_index
 
@@ -115,7 +115,6 @@ def test_characters_between_split_pieces_are_kept(e5_tokens):
 
 
 # ------------------------------------------------------------------ builds
-FAKE = ResolvedModel(name="fake-bow", path=Path(__file__).parent, origin="local", fingerprint="sha256:fake")
 NAMES = st.sampled_from([f"n{i}.txt" for i in range(8)] + ["d/x.md", "d/e/y.txt", "ü é.txt"])
 BODY = st.lists(
     st.sampled_from(

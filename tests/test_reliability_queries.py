@@ -60,15 +60,12 @@ EMPTY = {"empty": "", "spaces": "   ", "whitespace": "\t\n\r\u00a0\u3000\u2028",
 
 @pytest.fixture(scope="module")
 def searcher(tmp_path_factory):
-    from .conftest import FakeEncoder
+    from .conftest import FAKE_MODEL, FakeEncoder
 
     root = tmp_path_factory.mktemp("queries")
     write(root / "src" / "rows.jsonl", "\n".join(json.dumps(r, ensure_ascii=False) for r in ROWS))
-    from indexer.models import ResolvedModel
-
-    fake = ResolvedModel(name="fake-bow", path=root, origin="local", fingerprint="sha256:fake")
     enc = FakeEncoder()
-    build([root / "src"], root / "index", BuildSettings(), encoder=enc, model=fake)
+    build([root / "src"], root / "index", BuildSettings(), encoder=enc, model=FAKE_MODEL)
     return Searcher(root / "index", encoder=enc)
 
 

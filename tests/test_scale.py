@@ -33,9 +33,8 @@ TOPICS = [
 
 
 @pytest.fixture
-def low_limit(monkeypatch):
-    """Exact search below 600 vectors, IVF above: the switch happens at test sizes."""
-    monkeypatch.setattr(vectors, "POLICY", LOW)
+def low_limit():
+    """Exact search below 600 vectors, IVF above: the switch happens at test sizes (passed to the first build)."""
     return LOW
 
 
@@ -73,6 +72,10 @@ def run(src, index, enc, model, **kw):
     return build([src], index, BuildSettings(**kw), encoder=enc, model=model)
 
 
+def info_of(**entry) -> vectors.VectorIndexInfo:
+    return vectors.VectorIndexInfo.from_dict(entry)
+
+
 def entry(index) -> dict:
     return json.loads((index / "manifest.json").read_text())["vectors"]
 
@@ -96,22 +99,22 @@ def test_automatic_choice_switches_with_size():
     assert vectors.plan(600, dim=384, policy=LOW) == "IVF128,PQ192x4fs"
     assert vectors.plan(1_000_000, dim=384) == "IVF4096,PQ192x4fs"
     assert vectors.plan(1_000_000, dim=385) == vectors.plan(1_000_000) == "IVF4096,SQ8"  # no PQ split
-    ivf = {"faiss": "IVF128,PQ192x4fs", "auto": True, "trained_for": 700}
+    ivf = info_of(faiss="IVF128,PQ192x4fs", auto=True, trained_for=700)
     assert vectors.plan(400, dim=384, previous=ivf, policy=LOW) == "IVF128,PQ192x4fs"  # kept down to half the limit
     assert vectors.plan(250, dim=384, previous=ivf, policy=LOW) == "IDMap2,Flat"
     # within 4x of its trained size: kept; grown past it: retrained
     assert vectors.plan(2500, dim=384, previous=ivf, policy=LOW) == "IVF128,PQ192x4fs"
     assert vectors.plan(3000, dim=384, previous=ivf, policy=LOW) == "IVF256,PQ192x4fs"
     # an automatic SQ8 index from an earlier release is kept while its size fits
-    assert vectors.plan(700, dim=384, previous={**ivf, "faiss": "IVF128,SQ8"}, policy=LOW) == "IVF128,SQ8"
+    assert vectors.plan(700, dim=384, previous=replace(ivf, faiss="IVF128,SQ8"), policy=LOW) == "IVF128,SQ8"
     assert vectors.rerank_depth("IVF128,PQ192x4fs", policy=LOW) == 100
     assert vectors.rerank_depth("IVF128,SQ8") == vectors.rerank_depth("IDMap2,HNSW32,SQ8") == 0
     # a manifest written before the choice existed describes an automatic exact index
-    assert vectors.plan(100, previous={"faiss": "IDMap2,Flat", "count": 90}, policy=LOW) == "IDMap2,Flat"
+    assert vectors.plan(100, previous=info_of(faiss="IDMap2,Flat", count=90), policy=LOW) == "IDMap2,Flat"
 
 
 def test_forced_choice_sticks_until_auto():
-    forced = {"faiss": "IDMap2,HNSW32,SQ8", "auto": False}
+    forced = info_of(faiss="IDMap2,HNSW32,SQ8", auto=False)
     assert vectors.plan(10, previous=forced) == "IDMap2,HNSW32,SQ8"
     assert vectors.plan(10, forced="auto", previous=forced) == "IDMap2,Flat"
     assert vectors.plan(10, forced="IVF4,SQ8", previous=forced) == "IVF4,SQ8"
@@ -157,7 +160,7 @@ def corpus_src(tmp_path):
 def test_build_switches_type_with_size_and_records_it(tmp_path, low_limit, fake_encoder, fake_model):
     src, index = tmp_path / "src", tmp_path / "index"
     write_articles(src, 0, 300)
-    run(src, index, fake_encoder, fake_model)
+    run(src, index, fake_encoder, fake_model, policy=low_limit)
     assert entry(index)["faiss"] == "IDMap2,Flat" and entry(index)["auto"] is True
     write_articles(src, 300, 1000)
     rep = run(src, index, fake_encoder, fake_model)
@@ -175,7 +178,7 @@ def test_incremental_update_and_delete_on_ivf(tmp_path, low_limit, fake_encoder,
     src, index = tmp_path / "src", tmp_path / "index"
     for start in range(0, 1000, 100):
         write_articles(src, start, start + 100)
-    run(src, index, fake_encoder, fake_model)
+    run(src, index, fake_encoder, fake_model, policy=low_limit)
     before = entry(index)
     old = check_consistent(index)
     (src / "part300.jsonl").unlink()  # 100 articles vanish
@@ -245,7 +248,7 @@ def test_too_many_lists_for_the_collection_is_a_clear_error(tmp_path, corpus_src
 def test_language_filter_returns_k_with_an_approximate_index(tmp_path, low_limit, fake_encoder, fake_model):
     src, index = tmp_path / "src", tmp_path / "index"
     write_articles(src, 0, 1000)  # every 50th article is German: 20 of them
-    run(src, index, fake_encoder, fake_model)
+    run(src, index, fake_encoder, fake_model, policy=low_limit)
     assert entry(index)["faiss"].startswith("IVF")
     hits = (
         Searcher(index, encoder=fake_encoder)
@@ -277,7 +280,7 @@ def test_recall_against_exact_on_clustered_data():
     x = clustered(6000, dim=48, clusters=60, seed=3)
     ids = np.arange(6000, dtype=np.int64)
     index, info = vectors.build(stream(ids, x), 6000, 48, vectors.auto_factory(6000, policy=LOW), policy=LOW)
-    assert info["faiss"] == "IVF256,SQ8" and info["recall_at_10"] >= 0.95 and "rerank" not in info
+    assert info.faiss == "IVF256,SQ8" and info.recall_at_10 >= 0.95 and info.rerank is None
     # fresh queries, never seen by the tuning, at cosine ~0.9 of a stored vector: real e5 questions
     # sit at 0.87 (median) of their best paragraph (XQuAD + PIAF, bench/scale.py)
     rng = np.random.default_rng(99)
@@ -312,13 +315,13 @@ def test_ivf_is_retrained_when_the_collection_grew_past_its_training():
     x = clustered(5000)
     ids = np.arange(5000, dtype=np.int64)
     small, info = vectors.build(stream(ids[:1000], x[:1000]), 1000, x.shape[1], "IVF16,SQ8", policy=LOW)
-    entry = {**info, "auto": False}
+    entry = replace(info, auto=False)
     vectors.add(small, ids[1000:3000], x[1000:3000])  # 3x: updated in place, tuned again
     same, e3 = vectors.finalize(small, stream(ids[:3000], x[:3000]), 3000, x.shape[1], previous=entry, policy=LOW)
-    assert same is small and e3["trained_for"] == 1000 and e3["faiss"] == "IVF16,SQ8"
+    assert same is small and e3.trained_for == 1000 and e3.faiss == "IVF16,SQ8"
     vectors.add(small, ids[3000:], x[3000:])  # 5x: retrained on the stored vectors
     fresh, e5 = vectors.finalize(small, stream(ids, x), 5000, x.shape[1], previous=e3, policy=LOW)
-    assert fresh is not small and e5["trained_for"] == 5000 and e5["recall_at_10"] >= 0.95
+    assert fresh is not small and e5.trained_for == 5000 and e5.recall_at_10 >= 0.95
     assert vectors.stored_ids(fresh).tolist() == ids.tolist()
 
 
@@ -327,18 +330,18 @@ def test_pq_codes_are_rescored_exactly_with_the_stored_vectors(tmp_path, fake_en
     write_articles(src, 0, 1000)
     run(src, index, fake_encoder, fake_model, faiss="IVF16,PQ32x4fs")  # forced: kept whatever its recall
     e = entry(index)
-    assert e["faiss"] == "IVF16,PQ32x4fs" and e["rerank"] == vectors.POLICY.rerank and e["auto"] is False
+    assert e["faiss"] == "IVF16,PQ32x4fs" and e["rerank"] == vectors.IndexPolicy().rerank and e["auto"] is False
     from indexer.cli import main
 
     info = CliRunner().invoke(main, ["info", "--index", str(index)]).output
     assert "Vectors:    IVF16,PQ32x4fs, forced with --faiss (1000 vectors; nprobe " in info
-    assert f"best {vectors.POLICY.rerank} re-scored exactly" in info
+    assert f"best {vectors.IndexPolicy().rerank} re-scored exactly" in info
     snap = IndexDir(index).open()
     try:
         rows = snap.store.con.execute("SELECT passage, vector FROM vectors ORDER BY passage").fetchall()
         ids = np.array([r[0] for r in rows], np.int64)
         x = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), -1)
-        from indexer.search import FaissDense
+        from indexer.backends import FaissDense
 
         rng = np.random.default_rng(5)
         for row in rng.choice(len(ids), 30, replace=False):
@@ -356,14 +359,14 @@ def test_rescoring_lifts_pq_recall_on_clustered_data():
     ids = np.arange(8000, dtype=np.int64)
     factory = vectors.auto_factory(8000, dim=48, policy=LOW)
     index, info = vectors.build(stream(ids, x), 8000, 48, factory, policy=LOW)
-    assert factory == "IVF256,PQ24x4fs" and info["rerank"] == 100 and info["recall_at_10"] >= 0.95
+    assert factory == "IVF256,PQ24x4fs" and info.rerank == 100 and info.recall_at_10 >= 0.95
     rng = np.random.default_rng(98)
     queries = x[rng.choice(8000, 200, replace=False)] + 0.07 * rng.standard_normal((200, 48)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     rescored = by_code = 0
     for q in queries:
         truth = set(exact_top(x, ids, q, 10).tolist())
-        _, cand = vectors.search(index, q, info["rerank"])
+        _, cand = vectors.search(index, q, info.rerank)
         top = cand[np.argsort(-(x[cand] @ q), kind="stable")[:10]]  # what FaissDense does with SQLite's vectors
         rescored += len(set(top.tolist()) & truth)
         by_code += len(set(cand[:10].tolist()) & truth)
@@ -375,10 +378,9 @@ def test_automatic_pq_steps_up_to_sq8_when_codes_cannot_keep_the_promise(
 ):
     # with only the 10 best candidates by code re-scored, 4-bit codes of the fake encoder's
     # sparse hash vectors cannot reach recall 0.95 at any breadth
-    monkeypatch.setattr(vectors, "POLICY", replace(LOW, rerank=10))
     src, index = tmp_path / "src", tmp_path / "index"
     write_articles(src, 0, 1500)
-    run(src, index, fake_encoder, fake_model)
+    run(src, index, fake_encoder, fake_model, policy=replace(LOW, rerank=10))
     e = entry(index)
     assert e["faiss"] == "IVF128,SQ8" and e["auto"] is True and e["recall_at_10"] >= 0.95 and "rerank" not in e
     check_consistent(index)

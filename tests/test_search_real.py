@@ -50,7 +50,7 @@ def test_passage_offsets_point_into_the_article(searcher):
 
 
 def test_sample_corpus_is_multilingual(searcher):
-    langs = set(searcher.info()["facets"]["langs"])
+    langs = set(searcher.info().facets.langs)
     assert {"fr", "en", "de", "es"} <= langs
 
 
@@ -73,6 +73,6 @@ def test_any_sentence_transformers_model_by_local_path(tmp_path):
         m = IndexDir(index).manifest()
         assert m.model.name == str(model_dir) and m.model.dimension == 384 and m.model.backend == backend
         # all-MiniLM reads 256 tokens at most: passages are budgeted to fit with their title
-        assert m.chunker["max_tokens"] <= 256 - 58
+        assert m.chunker.max_tokens <= 256 - 58
         hits = Searcher(index).search("storks fitted with GPS trackers", SearchOptions(k=3)).hits
         assert hits[0].article_id == "en-white-stork-migration-study.html"

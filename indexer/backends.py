@@ -1,0 +1,238 @@
+"""Where a search's candidates come from: the version's own FAISS and BM25 files, or a vector store.
+
+``open_backends`` is the one place that picks them, for searches and for builds
+(which sync an external store after publishing). The index directory always
+supplies passages, grouping, duplicates and highlights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from . import vectors
+from .query import Filters
+
+if TYPE_CHECKING:
+    from .index import IndexDir, Snapshot
+    from .milvus import MilvusStore
+    from .milvus_sync import SyncReport
+
+#: per query word, its analysed term under each language, with that language's weight
+Groups = list[dict[str, float]]
+
+
+class DenseBackend(Protocol):
+    """Dense candidates: the version's FAISS index, or an external store (milvus.py)."""
+
+    def search(
+        self, snap: Snapshot, qvec: np.ndarray, n: int, filters: Filters, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``n`` (scores, ids) among passages matching ``filters`` (whose ids are ``allowed``)."""
+        ...
+
+
+class TermBackend(Protocol):
+    """A store that scores BM25 itself, per analysed term (the local index's terms and parameters)."""
+
+    def bm25_top(self, texts: list[str], n: int, filters: Filters) -> list[dict[int, float]]:
+        """Per text (terms joined by spaces), its ``n`` best passages among the filtered."""
+        ...
+
+    def bm25_scores(self, terms: list[str], pids: list[int]) -> list[dict[int, float]]:
+        """Per term, the score of each of ``pids`` that contains it."""
+        ...
+
+
+@dataclass(frozen=True)
+class LexicalScores:
+    """What the lexical side gives fusion."""
+
+    top: dict[int, float]  # the n best passages with a positive score
+    of: dict[int, float]  # the score of each extra passage asked about (dense candidates)
+    known: int  # query words that some passage holds
+
+
+class LexicalBackend(Protocol):
+    """BM25 candidates and scores."""
+
+    def scores(
+        self, snap: Snapshot, groups: Groups, n: int, filters: Filters, allowed: np.ndarray | None, extra: list[int]
+    ) -> LexicalScores:
+        """The ``n`` best passages for the grouped query terms, and the scores of ``extra``."""
+        ...
+
+
+def combine(groups: Groups, term_scores: Callable[[str], np.ndarray | None], size: int) -> np.ndarray:
+    """Sum over query words of the best weighted score among the word's variants.
+
+    ``term_scores(term)`` gives one term's scores over ``size`` passages (None: the
+    collection lacks it). The one rule both lexical backends score by.
+    """
+    total = np.zeros(size, dtype=np.float32)
+    cache: dict[str, np.ndarray | None] = {}
+    for group in groups:
+        best: np.ndarray | None = None
+        for term, weight in group.items():
+            if weight <= 0:
+                continue
+            if term not in cache:
+                cache[term] = term_scores(term)
+            scores = cache[term]
+            if scores is None:
+                continue
+            s = scores * np.float32(weight)
+            best = s if best is None else np.maximum(best, s)
+        if best is not None:
+            total += best
+    return total
+
+
+class FaissDense:
+    """The default: the published version's own FAISS index, filtered by passage ids.
+
+    For an index of PQ codes, the best ``rerank`` candidates by code are re-scored with
+    the exact vectors SQLite keeps, so scores and order are those of an exact search.
+    """
+
+    def search(
+        self, snap: Snapshot, qvec: np.ndarray, n: int, filters: Filters, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``n`` (scores, ids), exact scores for re-scored types."""
+        depth = int(snap.manifest.vectors.rerank or 0)
+        scores, ids = vectors.search(snap.vectors, qvec, max(n, depth), allowed)
+        if not depth or not len(ids):
+            return scores, ids
+        exact = snap.store.vectors(ids.tolist(), len(qvec)) @ np.asarray(qvec, np.float32)
+        top = np.argsort(-exact, kind="stable")[:n]
+        return exact[top].astype(np.float32), ids[top]
+
+
+class LocalLexical:
+    """BM25 from the version's own bm25s matrices."""
+
+    def scores(
+        self, snap: Snapshot, groups: Groups, n: int, filters: Filters, allowed: np.ndarray | None, extra: list[int]
+    ) -> LexicalScores:
+        """Every passage scored, the best ``n`` kept (restricted to ``allowed``)."""
+        lex = snap.lexical
+        everything = lex.grouped_scores(groups)
+        pos = lex.position
+        of = {pid: float(everything[i]) if (i := pos.get(pid)) is not None else 0.0 for pid in extra}
+        known = sum(1 for g in groups if lex.known(list(g)))
+        return LexicalScores(_top(lex.pids, everything, n, allowed), of, known)
+
+
+def _top(pids: np.ndarray, scores: np.ndarray, n: int, allowed: np.ndarray | None) -> dict[int, float]:
+    """The ``n`` best passages with a positive score, restricted to ``allowed`` ids."""
+    if allowed is not None:
+        scores = np.where(np.isin(pids, allowed), scores, 0.0)
+    positive = np.flatnonzero(scores > 0)
+    if len(positive) > n:
+        positive = positive[np.argpartition(-scores[positive], n - 1)[:n]]
+    return {int(pids[i]): float(scores[i]) for i in positive}
+
+
+class EngineLexical:
+    """BM25 scored by the store itself, combined by the same rule as the local index.
+
+    Candidates are each term's ``n`` best and the ``n`` best for all terms at once
+    (strong on several terms without topping any); each is then scored for every
+    term, so its sum is exact. Falls back to the local index when the store has no BM25.
+    """
+
+    def __init__(self, engine: MilvusStore) -> None:
+        self.engine = engine
+        self.local = LocalLexical()
+
+    @property
+    def active(self) -> bool:
+        """Whether the store scores BM25 (else the local index serves)."""
+        return self.engine.has_bm25
+
+    def scores(
+        self, snap: Snapshot, groups: Groups, n: int, filters: Filters, allowed: np.ndarray | None, extra: list[int]
+    ) -> LexicalScores:
+        """The store's candidates, scored term by term and combined."""
+        if not self.active:
+            return self.local.scores(snap, groups, n, filters, allowed, extra)
+        terms = list(dict.fromkeys(t for g in groups for t in g))
+        if not terms:
+            return LexicalScores({}, {pid: 0.0 for pid in extra}, 0)
+        tops = self.engine.bm25_top([*terms, " ".join(terms)], n, filters)
+        found = {t for t, hits in zip(terms, tops) if hits}
+        known = sum(1 for g in groups if found.intersection(g))
+        scored = [t for t in terms if t in found and any(g.get(t, 0.0) > 0 for g in groups)]
+        cands = set().union(*tops)
+        pids = sorted(cands | set(extra))
+        where = {pid: i for i, pid in enumerate(pids)}
+        per_term = dict(zip(scored, self.engine.bm25_scores(scored, pids)))
+
+        def term_scores(term: str) -> np.ndarray | None:
+            hits = per_term.get(term)
+            if hits is None:
+                return None
+            out = np.zeros(len(pids), np.float32)
+            for pid, score in hits.items():
+                if pid in where:
+                    out[where[pid]] = score
+            return out
+
+        total = combine(groups, term_scores, len(pids))
+        ranked = sorted((p for p in cands if total[where[p]] > 0), key=lambda p: (-total[where[p]], p))
+        # a store still syncing may name passages the version dropped
+        present = snap.store.article_keys(ranked[:n])
+        top = {p: float(total[where[p]]) for p in ranked[:n] if p in present}
+        return LexicalScores(top, {pid: float(total[where[pid]]) for pid in extra}, known)
+
+
+@dataclass
+class Backends:
+    """The candidates' sources for one searcher (or a build's sync target)."""
+
+    dense: DenseBackend
+    lexical: LexicalBackend
+    store: MilvusStore | None = None  # the external store, when there is one
+
+    @property
+    def engine_bm25(self) -> bool:
+        """Whether BM25 candidates come from the external store."""
+        return isinstance(self.lexical, EngineLexical) and self.lexical.active
+
+    def check(self, snap: Snapshot, idx: IndexDir) -> None:
+        """Refuse an external store that holds another index's or another model's vectors."""
+        if self.store is not None:
+            self.store.check(snap.manifest, idx.path)
+
+    def sync(self, idx: IndexDir) -> SyncReport | None:
+        """Bring the external store in step with the live version (the caller holds the build lock)."""
+        if self.store is None:
+            return None
+        from .milvus_sync import sync_index
+
+        return sync_index(self.store, idx)
+
+    def close(self) -> None:
+        """Release the external store's connection (a Milvus Lite server stops with its last user)."""
+        if self.store is not None:
+            self.store.close()
+
+
+def open_backends(store: str | None, *, index: IndexDir | None = None) -> Backends:
+    """The backends for ``store`` (a ``milvus://`` or ``milvus-lite://`` URI), or the index's own files.
+
+    A bad URI fails before anything is opened; ``index``, when given, is checked
+    next (its own message for a missing or damaged index), then the store is reached.
+    """
+    if store is None:
+        return Backends(FaissDense(), LocalLexical())
+    from .milvus import MilvusStore, parse_uri
+
+    target = parse_uri(store)
+    if index is not None:
+        index.manifest()
+    ms = MilvusStore(target)
+    return Backends(ms, EngineLexical(ms), ms)

@@ -1,0 +1,119 @@
+"""What the CLI prints for people: build reports, progress, hits, index facts."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from .build import BuildProgress, BuildReport
+    from .milvus_sync import SyncReport
+    from .search import IndexInfo, SearchResult
+
+
+def print_sync(r: SyncReport) -> None:
+    """A store sync's outcome."""
+    if r.up_to_date:
+        click.echo(f"Store {r.store} is up to date (version {r.version}, {r.passages} passages)")
+        return
+    how = f"created ({r.recreated})" if r.recreated else "updated"
+    lexical = "its own BM25" if r.bm25 else "BM25 from the index"
+    click.echo(f"Store {r.store} {how} — version {r.version}")
+    counts = f"{r.inserted} inserted, {r.deleted} deleted; now {r.passages} passages"
+    click.echo(f"  {counts} ({lexical}), {r.seconds:.1f} s")
+
+
+class ProgressBar:
+    """A tqdm bar over files, with the embedding rate."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def __call__(self, p: BuildProgress) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(
+                total=p.files_total, unit="file", file=sys.stderr, dynamic_ncols=True, disable=None, leave=False
+            )
+        self.bar.n = p.files_done
+        rate = p.passages_embedded / p.elapsed if p.elapsed > 0 else 0.0
+        self.bar.set_postfix_str(f"{p.passages_embedded} passages embedded, {rate:.1f} passages/s", refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        """Remove the bar."""
+        if self.bar is not None:
+            self.bar.close()
+
+
+def print_report(r: BuildReport, target: Path) -> None:
+    """A build's outcome."""
+    if not r.published:
+        click.echo(f"Index {target} is up to date (version {r.version}): no article added, changed or removed")
+    else:
+        kind = f"full build ({r.reason})" if r.full else "incremental update"
+        click.echo(f"Index {target} — version {r.version}, {kind}")
+    click.echo(
+        f"  articles: {r.added} added, {r.updated} updated, {r.removed} removed, "
+        f"{r.unchanged} unchanged, {len(r.skipped)} skipped"
+    )
+    click.echo(f"  now {r.articles} articles, {r.passages} passages")
+    click.echo(
+        f"  embedded {r.embedded} passages ({r.tokens:,} tokens, {r.tokens_per_second:,.0f} tokens/s), "
+        f"reused {r.reused}; {r.seconds:.1f} s"
+    )
+    if r.skipped:
+        click.echo("Skipped:")
+        for s in r.skipped:
+            click.echo(f"  {s.path}: {s.reason}")
+    if r.store is not None:
+        print_sync(r.store)
+
+
+def print_hits(result: SearchResult) -> None:
+    """Hits as readable text, with their best sentences."""
+    click.echo(f"Query: {result.query}  ({len(result.hits)} results, {result.mode}, {result.took_ms:.0f} ms)")
+    if result.truncated:
+        click.echo("  (the query was shortened to its first 2,000 characters)")
+    if not result.hits:
+        click.echo("  no results")
+    for h in result.hits:
+        facts = " · ".join(x for x in (h.source, h.date, h.lang) if x)
+        click.echo(f"\n{h.rank:>3}. {h.title or h.article_id}  [{h.score:.3f}]" + (f"  {facts}" if facts else ""))
+        click.echo(f"     {h.article_id} (characters {h.start}–{h.end})" + (f"  {h.url}" if h.url else ""))
+        # the sentence(s) that answer, rather than the passage's opening
+        best = " … ".join(h.text[s - h.start : e - h.start] for s, e in h.highlights)
+        snippet = best or h.text
+        snippet = " ".join(snippet.split())
+        snippet = snippet if len(snippet) <= 400 else snippet[:400].rsplit(" ", 1)[0] + " …"
+        click.echo(textwrap.indent(textwrap.fill(snippet, width=96), "     "))
+        if h.duplicates:
+            click.echo(f"     also in: {', '.join(h.duplicates)}")
+    click.echo("")
+
+
+def print_info(path: Path, info: IndexInfo) -> None:
+    """``indexer info``'s text: the manifest, counts and facets."""
+    m, counts, facets = info.manifest, info.counts, info.facets
+    click.echo(f"Index:      {path}")
+    click.echo(f"Version:    {m.version} (format v{m.format_version}, indexer {m.package_version})")
+    click.echo(f"Built at:   {m.built_at} (created {m.created_at})")
+    click.echo(f"Model:      {m.model.name} [{m.model.backend}], {m.model.dimension} dimensions, {m.model.fingerprint}")
+    click.echo(f"Chunker:    {m.chunker.to_dict()}")
+    v = m.vectors
+    tuned = [f"{k} {value}" for k, value in (("nprobe", v.nprobe), ("efSearch", v.efSearch)) if value is not None]
+    tuned += [f"best {v.rerank} re-scored exactly"] if v.rerank else []
+    tuned += [f"recall@10 {v.recall_at_10}"] if v.recall_at_10 < 1.0 else []
+    how = "automatic" if v.auto else "forced with --faiss"
+    click.echo(f"Vectors:    {v.faiss}, {how} ({'; '.join([str(v.count) + ' vectors', *tuned])})")
+    click.echo(f"Articles:   {counts['articles']}")
+    click.echo(f"Passages:   {counts['passages']}")
+    click.echo(f"Languages:  {', '.join(facets.langs) or '-'}")
+    click.echo(f"Sources:    {', '.join(facets.sources) or '-'}")
+    if facets.dates:
+        click.echo(f"Dates:      {' to '.join(facets.dates)}")

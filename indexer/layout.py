@@ -1,0 +1,81 @@
+"""Where everything lives in an index directory; the one place that knows its layout.
+
+    index/
+      manifest.json          the switch (replaced atomically by each build)
+      versions/<name>/       one immutable data folder per published version (with a manifest copy)
+      versions/<name>.partial/  a version being written; never read, removed by the next build
+      .work/                 build lock and the resumable embedding cache
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+VERSIONS = "versions"
+WORK = ".work"
+PARTIAL = ".partial"
+LOCK = "build.lock"
+RESUME = "embeddings.sqlite"
+
+
+@dataclass(frozen=True)
+class IndexLayout:
+    """The paths of one index directory."""
+
+    root: Path
+
+    @property
+    def manifest(self) -> Path:
+        """The switch: names the live version."""
+        return self.root / MANIFEST
+
+    @property
+    def versions(self) -> Path:
+        """The folder of data folders."""
+        return self.root / VERSIONS
+
+    @property
+    def work(self) -> Path:
+        """Private build state: lock and resume cache."""
+        return self.root / WORK
+
+    @property
+    def lock(self) -> Path:
+        """The build lock's file."""
+        return self.work / LOCK
+
+    @property
+    def resume(self) -> Path:
+        """The resumable embedding cache."""
+        return self.work / RESUME
+
+    def version(self, name: str) -> Path:
+        """The data folder of a published version."""
+        return self.versions / name
+
+    def partial(self, name: str) -> Path:
+        """Where a build writes the version ``name`` before publishing it."""
+        return self.versions / f"{name}{PARTIAL}"
+
+    def manifest_temporaries(self) -> list[Path]:
+        """Temporaries a build killed while replacing the manifest left behind."""
+        return list(self.root.glob(f".{MANIFEST}.*.tmp"))
+
+    def has_published(self) -> bool:
+        """Whether some complete (not ``.partial``) data folder exists."""
+        return self.versions.is_dir() and any(not p.name.endswith(PARTIAL) for p in self.versions.iterdir())
+
+    def looks_like_index(self) -> bool:
+        """A folder holding an index (published or being built), so sources never include one."""
+        return self.versions.is_dir() and (self.manifest.is_file() or self.work.is_dir())
+
+    def foreign_entries(self) -> list[str]:
+        """Names in the folder that no index puts there (refused as a build target when not empty)."""
+        return [p.name for p in self.root.iterdir() if p.name not in (WORK, VERSIONS)]
+
+
+def is_partial(folder: Path) -> bool:
+    """Whether a data folder is an unpublished build's."""
+    return folder.name.endswith(PARTIAL)

@@ -1,0 +1,134 @@
+"""Writing one new version's database: the only code that changes a store.
+
+The file is private until published and thrown away if the build dies, so
+durability comes from one fsync at the end (build.py), not a journal.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .records import Article, Chunk, StoredVector
+from .store import SCHEMA, SCHEMA_VERSION, counts, select_in, vectors_by_text_hash
+
+
+class Writer:
+    """Writes one new version's database; only ever a private, unpublished file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.con = sqlite3.connect(path, isolation_level=None)
+        self.con.execute("PRAGMA journal_mode = OFF")
+        self.con.execute("PRAGMA synchronous = OFF")
+        self.con.execute("PRAGMA cache_size = -65536")
+        # on a copy of an older version this adds what the newer schema has (CREATE … IF NOT EXISTS)
+        self.con.executescript(SCHEMA)
+        self.con.execute("INSERT OR REPLACE INTO info VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self.con.execute("BEGIN")
+
+    def vectors_by_text_hash(self, hashes: Sequence[str]) -> dict[str, StoredVector]:
+        """Vectors this version already holds, by the hash of their embedded text."""
+        return vectors_by_text_hash(self.con, hashes)
+
+    def delete_article(self, rowid: int) -> list[int]:
+        """Remove an article and its passages; returns the passage ids to drop from FAISS."""
+        ids = [r[0] for r in self.con.execute("SELECT id FROM passages WHERE article = ?", (rowid,))]
+        for table in ("vectors", "terms", "sentences"):
+            sql = f"DELETE FROM {table} WHERE passage IN (SELECT id FROM passages WHERE article = ?)"
+            self.con.execute(sql, (rowid,))
+        self.con.execute("DELETE FROM passages WHERE article = ?", (rowid,))
+        self.con.execute("DELETE FROM minhash WHERE article = ?", (rowid,))
+        self.con.execute("DELETE FROM bands WHERE article = ?", (rowid,))
+        self.con.execute("DELETE FROM articles WHERE rowid = ?", (rowid,))
+        return ids
+
+    def add_article(
+        self,
+        a: Article,
+        content_hash: str,
+        chunks: Sequence[Chunk],
+        hashes: Sequence[str],
+        vectors: np.ndarray,
+        terms: Sequence[Sequence[str]],
+        signature: np.ndarray,
+        sentence_blobs: Sequence[bytes | None] | None = None,
+    ) -> list[int]:
+        """Insert an article with its passages, vectors, BM25 terms and MinHash; returns the passage ids."""
+        from .dedup import band_keys
+
+        cur = self.con.execute(
+            """INSERT INTO articles (id, title, text, url, date, source, author, lang, path, meta, content_hash)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (a.id, a.title, a.text, a.url, a.date, a.source, a.author, a.lang, a.path,
+             json.dumps(a.meta, ensure_ascii=False, default=str), content_hash),
+        )  # fmt: skip
+        rowid = int(cur.lastrowid or 0)
+        self.con.execute("UPDATE articles SET dup_group = rowid WHERE rowid = ?", (rowid,))
+        ids = []
+        blobs = sentence_blobs or [None] * len(chunks)
+        for c, h, v, t, blob in zip(chunks, hashes, vectors, terms, blobs):
+            cur = self.con.execute(
+                "INSERT INTO passages (article, ord, start, end, n_tokens, text_hash) VALUES (?, ?, ?, ?, ?, ?)",
+                (rowid, c.ordinal, c.start, c.end, c.n_tokens, h),
+            )
+            pid = int(cur.lastrowid or 0)
+            self.con.execute("INSERT INTO vectors VALUES (?, ?)", (pid, np.asarray(v, np.float32).tobytes()))
+            self.con.execute("INSERT INTO terms VALUES (?, ?)", (pid, " ".join(t)))
+            if blob is not None:
+                self.con.execute("INSERT INTO sentences VALUES (?, ?)", (pid, blob))
+            ids.append(pid)
+        self.con.execute("INSERT INTO minhash VALUES (?, ?)", (rowid, signature.astype(np.uint64).tobytes()))
+        self.con.executemany(
+            "INSERT INTO bands VALUES (?, ?, ?)", [(i, key, rowid) for i, key in enumerate(band_keys(signature))]
+        )
+        return ids
+
+    def counts(self) -> dict[str, int]:
+        """Articles and passages held so far."""
+        return counts(self.con)
+
+    def all_vectors(self, dim: int, batch: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) in batches, for building a vector index from scratch."""
+        cur = self.con.execute("SELECT passage, vector FROM vectors ORDER BY passage")
+        while True:
+            rows = cur.fetchmany(batch)
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+            yield ids, vecs
+
+    def all_terms(self) -> Iterator[tuple[int, str]]:
+        """(passage id, space-separated analysed terms) of every passage, by id (lexical.py)."""
+        yield from self.con.execute("SELECT passage, terms FROM terms ORDER BY passage")
+
+    # ------------------------------------------------------- near-duplicates
+    def band_pairs(self) -> list[tuple[int, int]]:
+        """Article pairs sharing an LSH band key: the near-duplicate candidates (dedup.py)."""
+        return self.con.execute(
+            """WITH shared AS (SELECT band, bucket FROM bands GROUP BY band, bucket HAVING count(*) > 1)
+               SELECT DISTINCT x.article, y.article FROM shared s
+               JOIN bands x ON x.band = s.band AND x.bucket = s.bucket
+               JOIN bands y ON y.band = s.band AND y.bucket = s.bucket AND y.article > x.article"""
+        ).fetchall()
+
+    def signatures(self, rowids: Sequence[int]) -> dict[int, np.ndarray]:
+        """MinHash signatures of articles."""
+        rows = select_in(self.con, "SELECT article, sig FROM minhash WHERE article IN ({marks})", rowids)
+        return {int(a): np.frombuffer(blob, dtype=np.uint64) for a, blob in rows}
+
+    def set_duplicate_groups(self, groups: dict[int, int]) -> None:
+        """Every article its own group, except those given: article row → its cluster's first row."""
+        self.con.execute("UPDATE articles SET dup_group = rowid")
+        self.con.executemany("UPDATE articles SET dup_group = ? WHERE rowid = ?", [(g, a) for a, g in groups.items()])
+
+    def commit_and_close(self) -> None:
+        """Commit, let SQLite refresh its statistics, close."""
+        self.con.execute("COMMIT")
+        self.con.execute("PRAGMA optimize")
+        self.con.close()
