@@ -11,9 +11,9 @@ from .build import BuildReport, BuildSettings, build
 from .chunking import ChunkSettings
 from .corpus import ReadSettings, read_sources
 from .errors import IndexerError
+from .query import Filters
 from .records import Article, Chunk, Hit
 from .search import Searcher, SearchOptions, SearchResult
-from .query import Filters
 
 __all__ = [
     "Article",

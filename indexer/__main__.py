@@ -1,3 +1,5 @@
+"""``python -m indexer`` runs the CLI."""
+
 from .cli import main
 
 if __name__ == "__main__":

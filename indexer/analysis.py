@@ -84,6 +84,7 @@ def _stemmer(lang: str) -> Callable[[list[str]], list[str]] | None:
 
 @lru_cache(maxsize=64)
 def stopwords(lang: str) -> frozenset[str]:
+    """Stop words of ``lang`` (with question words), empty where bm25s has none."""
     import bm25s.stopwords
 
     name = _STOPWORDS.get(lang)

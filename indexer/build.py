@@ -15,13 +15,11 @@ A killed or failed build leaves the live version untouched.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +30,18 @@ from .analysis import ANALYZER_VERSION, analyze
 from .backends import open_backends
 from .chunking import ChunkSettings, chunk_article
 from .corpus import ReadSettings
-from .embedding import Embedder, Encoder, body_offset, passage_text
-from .errors import BuildError, IndexerError, IndexNotFoundError
+from .draft import Context, Draft, passage_inputs, prepare, publish
+from .embedding import Encoder, passage_text
+from .errors import BuildError, IndexerError
 from .faults import crash_point
 from .highlight import pack_sentences
-from .index import IndexDir, Snapshot
+from .index import IndexDir
 from .manifest import FORMAT_VERSION, LexicalInfo, Manifest, ModelInfo, now
-from .models import DEFAULT_MODEL, ResolvedModel, resolve
+from .models import ResolvedModel
 from .records import Article, KnownArticle, PendingArticle, Skipped, StoredVector
 from .resume import ResumeCache, VectorReuse, drop_resume_cache
-from .settings import DEFAULT_BACKEND
-from .store import DB_FILE, SCHEMA_VERSION, Store, article_hash, text_hash
-from .vector_plan import DEFAULT_POLICY, IndexPolicy, VectorIndexInfo, outdated
-from .writer import Writer
+from .store import SCHEMA_VERSION, article_hash, text_hash
+from .vector_plan import IndexPolicy, VectorIndexInfo, outdated
 
 WINDOW = 256  # passages gathered before embedding, so batches can be sorted by length
 EMBED_BATCH = 64  # passages per model call; the resume cache commits after each
@@ -106,156 +103,11 @@ class BuildReport:
         return self.tokens / self.embed_seconds if self.embed_seconds > 0 else 0.0
 
 
-# ------------------------------------------------------------------ context
-@dataclass(frozen=True)
-class _Context:
-    """Everything fixed before a build starts: what it builds with, and against what."""
-
-    idx: IndexDir
-    settings: BuildSettings
-    model: ResolvedModel
-    encoder: Encoder
-    backend: str
-    dim: int
-    faiss: str | None  # the checked --faiss value
-    policy: IndexPolicy
-    chunk: ChunkSettings
-    prev: Manifest | None  # the live version's manifest (None: none, or --full)
-    reason: str  # why the live version cannot be updated in place ("" when it can)
-
-    @property
-    def incremental(self) -> bool:
-        """Whether the live version is updated rather than rebuilt."""
-        return self.prev is not None and not self.reason
-
-    @property
-    def previous_vectors(self) -> VectorIndexInfo | None:
-        """The live version's vector entry, when it still describes vectors of this size."""
-        return self.prev.vectors if self.prev is not None and self.prev.model.dimension == self.dim else None
-
-
-def _context(
-    idx: IndexDir, settings: BuildSettings, encoder: Encoder | None, model: ResolvedModel | None
-) -> _Context:
-    prev = None if settings.full else _live_manifest(idx)
-    resolved = model or resolve(settings.model or (prev.model.name if prev else DEFAULT_MODEL))
-    backend = settings.backend or (prev.model.backend if prev else DEFAULT_BACKEND)
-    enc: Encoder = encoder or Embedder(resolved, backend=backend)
-    dim = int(enc.dimension)
-    # checked before any work: a typo in --faiss must not cost an embedding run
-    faiss = None if settings.faiss is None else vectors.check_factory(settings.faiss, dim)
-    requested = settings.chunk or (prev.chunker if prev is not None else ChunkSettings())
-    # leave room for the special tokens, the prompt and a title within the model's window
-    room = int(enc.max_seq_length) - 2 - 8 - 48
-    chunk = replace(requested, max_tokens=max(8, min(requested.max_tokens, room)))
-    reason = _incompatibility(prev, resolved, backend, chunk)
-    policy = settings.policy or (prev.policy if prev is not None else DEFAULT_POLICY)
-    return _Context(idx, settings, resolved, enc, backend, dim, faiss, policy, chunk, prev, reason)
-
-
-def _live_manifest(idx: IndexDir) -> Manifest | None:
-    try:
-        return idx.manifest()
-    except IndexNotFoundError:
-        return None  # a damaged or newer-format index raises: "indexer build --full" is the fix
-
-
-def _incompatibility(prev: Manifest | None, model: ResolvedModel, backend: str, chunk: ChunkSettings) -> str:
-    """Why the live version's passages or vectors cannot be kept ("" when they can)."""
-    if prev is None:
-        return ""
-    if prev.model.fingerprint != model.fingerprint or prev.model.name != model.name:
-        return f"model changed ({prev.model.name} → {model.name})"
-    if prev.model.backend != backend:
-        return f"backend changed ({prev.model.backend} → {backend})"
-    if prev.chunker != chunk:
-        return "chunker settings changed"
-    if prev.lexical.analyzer != ANALYZER_VERSION:
-        return "text analysis changed"
-    return ""
-
-
-# ------------------------------------------------------------------- draft
-class _Draft:
-    """The version being written: its folder, its database (made on the first change), its vector index."""
-
-    def __init__(self, ctx: _Context) -> None:
-        ctx.idx.versions.mkdir(parents=True, exist_ok=True)
-        ctx.idx.clean_partials()
-        self.name = _version_name(ctx.idx.versions)
-        self.folder = ctx.idx.layout.partial(self.name)
-        self.folder.mkdir()
-        self.live: Snapshot | None = None
-        self.previous: Store | None = None  # the old version's database, for vectors of identical passages
-        self._writer: Writer | None = None
-        self.vindex: Any = None  # the live FAISS index, edited in place; None: built at finalize
-        try:
-            self._open(ctx)
-        except BaseException:
-            self.close()
-            shutil.rmtree(self.folder, ignore_errors=True)
-            raise
-
-    def _open(self, ctx: _Context) -> None:
-        if ctx.incremental:
-            self.live = ctx.idx.open()  # opening checks the live version
-            self.vindex = self.live.vectors
-        else:
-            # built from the stored vectors once all are in (finalize): memory stays bounded,
-            # and the index type fits the final size
-            self.writer()
-            prev, same = ctx.prev, (ctx.model.fingerprint, ctx.backend)
-            if prev is not None and (prev.model.fingerprint, prev.model.backend) == same:
-                try:
-                    self.previous = Store(ctx.idx.layout.version(prev.version) / DB_FILE)
-                except (OSError, sqlite3.DatabaseError):
-                    self.previous = None
-
-    @property
-    def changed(self) -> bool:
-        """Whether anything was written, so there is a version to publish."""
-        return self._writer is not None
-
-    def writer(self) -> Writer:
-        """The new version's database, copied from the live one on the first change."""
-        if self._writer is None:
-            if self.live is not None:
-                shutil.copyfile(self.live.path / DB_FILE, self.folder / DB_FILE)
-            self._writer = Writer(self.folder / DB_FILE)
-        return self._writer
-
-    def vectors_by_text_hash(self, hashes: Sequence[str]) -> dict[str, StoredVector]:
-        """Vectors the new version already holds (asked only once something changes)."""
-        return self.writer().vectors_by_text_hash(hashes)
-
-    def known(self) -> dict[str, KnownArticle]:
-        """The live version's articles (none for a rebuild)."""
-        return self.live.store.known_articles() if self.live is not None else {}
-
-    def remove(self, rowid: int) -> None:
-        """Delete an article; an index type that cannot remove (HNSW) is rebuilt at finalize."""
-        dropped = self.writer().delete_article(rowid)
-        if self.vindex is not None and not vectors.remove(self.vindex, dropped):
-            self.vindex = None
-
-    def close(self) -> None:
-        """Release the live and previous versions."""
-        for db in (self.live, self.previous):
-            if db is not None:
-                db.close()
-
-
-def _version_name(versions: Path) -> str:
-    """Next version folder name: numbers increase even across --full rebuilds."""
-    numbers = [int(p.name.split("-", 1)[0]) for p in versions.iterdir() if p.name.split("-", 1)[0].isdigit()]
-    return f"{max(numbers, default=0) + 1:06d}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
-
-
 # ---------------------------------------------------------- 1. plan
 class _Run:
     """One build: the steps, run in order by ``run``."""
 
-    def __init__(self, ctx: _Context, progress: Callable[[BuildProgress], None] | None) -> None:
+    def __init__(self, ctx: Context, progress: Callable[[BuildProgress], None] | None) -> None:
         self.ctx = ctx
         self.progress = progress
         self.report = BuildReport(full=not ctx.incremental)
@@ -266,7 +118,7 @@ class _Run:
     def run(self, sources: list[Path]) -> BuildReport:
         """Plan, embed, write, finalize, publish (or keep the live version when nothing changed)."""
         ctx, rep = self.ctx, self.report
-        draft = _Draft(ctx)
+        draft = Draft(ctx)
         try:
             cache = ResumeCache(ctx.idx.layout.resume, f"{ctx.model.fingerprint}|{ctx.backend}")
             try:
@@ -279,7 +131,7 @@ class _Run:
             if not draft.changed:
                 return self._unchanged(draft)
             manifest = self._finalize(draft, sources)
-            _publish(ctx.idx, draft.folder, manifest)
+            publish(ctx.idx, draft.folder, manifest)
         except BaseException:
             shutil.rmtree(draft.folder, ignore_errors=True)
             raise
@@ -292,7 +144,7 @@ class _Run:
         rep.seconds = time.perf_counter() - self.started
         return rep
 
-    def _plan(self, sources: list[Path], draft: _Draft, reuse: VectorReuse) -> None:
+    def _plan(self, sources: list[Path], draft: Draft, reuse: VectorReuse) -> None:
         """Read every source; queue new and changed articles in windows; remove vanished ones."""
         rep, known = self.report, draft.known()
         seen: set[str] = set()
@@ -347,7 +199,7 @@ class _Run:
                 f"{skipped[0].reason}); the previous index is unchanged"
             )
 
-    def _needs_new_version(self, draft: _Draft) -> bool:
+    def _needs_new_version(self, draft: Draft) -> bool:
         """Nothing in the sources changed, but the vector index type or the database schema must."""
         ctx = self.ctx
         if draft.live is None or ctx.prev is None:
@@ -357,7 +209,7 @@ class _Run:
         vectors_change = outdated(n, dim=ctx.dim, forced=ctx.faiss, previous=ctx.prev.vectors, policy=policy)
         return vectors_change or draft.live.store.schema_version < SCHEMA_VERSION
 
-    def _unchanged(self, draft: _Draft) -> BuildReport:
+    def _unchanged(self, draft: Draft) -> BuildReport:
         """Keep the live version; tidy what a build killed after its switch left behind."""
         assert draft.live is not None and self.ctx.prev is not None
         rep = self.report
@@ -372,7 +224,7 @@ class _Run:
     # ------------------------------------------------------- 2. embed
     def _embed(self, window: list[PendingArticle], reuse: VectorReuse) -> dict[str, StoredVector]:
         """Vectors (and sentence vectors) for every passage of the window, by text hash."""
-        texts, spans, hashes = _passage_inputs(window)
+        texts, spans, hashes = passage_inputs(window)
         found = reuse.lookup(hashes)
         todo = sorted({h: i for i, h in enumerate(hashes) if h not in found}.values(), key=lambda i: len(texts[i]))
         rep, enc = self.report, self.ctx.encoder
@@ -405,7 +257,7 @@ class _Run:
         return found
 
     # ------------------------------------------------------- 3. write
-    def _write(self, draft: _Draft, window: list[PendingArticle], found: dict[str, StoredVector]) -> None:
+    def _write(self, draft: Draft, window: list[PendingArticle], found: dict[str, StoredVector]) -> None:
         """Put the window's articles into the new version, replacing their old versions."""
         for p in window:
             if p.previous is not None:
@@ -426,7 +278,7 @@ class _Run:
                 vectors.add(draft.vindex, np.asarray(ids, dtype=np.int64), vecs)
 
     # ---------------------------------------------------- 4. finalize
-    def _finalize(self, draft: _Draft, sources: list[Path]) -> Manifest:
+    def _finalize(self, draft: Draft, sources: list[Path]) -> Manifest:
         """Duplicates, BM25 and the vector index of the whole new version; returns its manifest."""
         ctx, rep, writer = self.ctx, self.report, draft.writer()
         counts = writer.counts()
@@ -482,48 +334,6 @@ class _Run:
         )
 
 
-@dataclass(frozen=True)
-class _Spans:
-    """A passage's sentences: relative to the passage, and within its embedded text (after the title)."""
-
-    relative: list[tuple[int, int]]
-    embedded: list[tuple[int, int]]
-
-
-def _passage_inputs(window: list[PendingArticle]) -> tuple[list[str], list[_Spans], list[str]]:
-    """Each passage's embedded text, sentence spans and text hash, in window order."""
-    texts, spans = [], []
-    for p in window:
-        shift = body_offset(p.article.title)
-        for c in p.chunks:
-            texts.append(passage_text(p.article.title, c.text))
-            rel = [(a - c.start, b - c.start) for a, b in c.sentences]
-            spans.append(_Spans(rel, [(a + shift, b + shift) for a, b in rel]))
-    return texts, spans, [text_hash(t) for t in texts]
-
-
-# ---------------------------------------------------------- 5. publish
-def _publish(idx: IndexDir, folder: Path, manifest: Manifest) -> None:
-    """Flush the version folder to disk and switch the manifest to it."""
-    (folder / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
-    _fsync_tree(folder)
-    idx.publish(folder, manifest)
-
-
-def _fsync_tree(folder: Path) -> None:
-    for p in folder.iterdir():
-        if p.is_dir():
-            _fsync_tree(p)
-        elif p.is_file():
-            with open(p, "rb") as f:
-                os.fsync(f.fileno())
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _cannot_write(path: Path, exc: BaseException) -> BuildError:
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
     return BuildError(
@@ -572,7 +382,7 @@ def build(
         lock = idx.lock()
         try:
             try:
-                report = _Run(_context(idx, settings, encoder, model), progress).run(srcs)
+                report = _Run(prepare(idx, settings, encoder, model), progress).run(srcs)
             except (OSError, sqlite3.OperationalError) as exc:
                 # a full disk, a read-only file system, a permission: the new version's folder
                 # is already gone and the live one untouched, which is what the user must know

@@ -11,6 +11,7 @@ from .records import Article, Chunk
 
 @dataclass(frozen=True)
 class ChunkSettings:
+    """How articles are cut into passages; recorded in the manifest."""
     max_tokens: int = 200  # per passage body; the title is prefixed on top for embedding
     overlap_sentences: int = 1
 

@@ -34,6 +34,7 @@ class ProgressBar:
         self.bar: Any = None
 
     def __call__(self, p: BuildProgress) -> None:
+        """Show a build's progress."""
         from tqdm import tqdm
 
         if self.bar is None:

@@ -38,12 +38,14 @@ NUMBERING = {"json": ("#{}", "item {}"), "jsonl": ("#L{}", "line {}"), "csv": ("
 
 @dataclass(frozen=True)
 class ReadSettings:
+    """How source files are read."""
     follow_symlinks: bool = False  # follow links that lead outside the source roots
     max_file_mb: float = 20.0  # whole files (all but JSONL); JSONL is streamed, this bounds its lines
     detect_language: bool = True
 
     @property
     def max_bytes(self) -> int:
+        """The size limit in bytes."""
         return int(self.max_file_mb * 2**20)
 
 
@@ -186,9 +188,11 @@ def normalize_date(value: Any) -> str | None:
 
 
 def _parse_full_date(text: str) -> datetime | None:
-    """dateutil's reading of ``text`` if it names a day: it fills a missing year, month or
-    day from today ("2025" → today's date in 2025), so a date read differently with two
-    different defaults was incomplete."""
+    """Dateutil's reading of ``text`` if it names a whole day, else None.
+
+    Dateutil fills a missing year, month or day from today ("2025" → today's date in
+    2025), so a date read differently with two different defaults was incomplete.
+    """
     try:
         from dateutil import parser as dateparser
 

@@ -8,11 +8,13 @@ class IndexerError(Exception):
 
 
 class IndexNotFoundError(IndexerError):
+    """No index at the path."""
     def __init__(self, path: object) -> None:
         super().__init__(f'no index at {path} — run "indexer build" to create it')
 
 
 class IndexCorruptError(IndexerError):
+    """The index exists but cannot be read as it was written."""
     def __init__(self, path: object, detail: str) -> None:
         super().__init__(f'the index at {path} is damaged ({detail}) — rebuild it with "indexer build --full"')
 
@@ -30,6 +32,7 @@ class ModelNotFoundError(IndexerError):
 
 
 class SourceNotFoundError(IndexerError):
+    """A source path that does not exist."""
     def __init__(self, path: object) -> None:
         super().__init__(f"source not found: {path} — pass an existing file or folder")
 

@@ -17,6 +17,7 @@ from .search import Searcher, SearchOptions
 
 @dataclass(frozen=True)
 class LabelledQuery:
+    """A question and the ids of the articles that answer it."""
     query: str
     relevant: frozenset[str]  # article ids
     answer: str | None = None  # text the returned passage should contain, when known
@@ -25,6 +26,7 @@ class LabelledQuery:
 
 @dataclass(frozen=True)
 class Metrics:
+    """Retrieval quality and latency of one mode over a query set."""
     queries: int
     r1: float
     r5: float
@@ -37,6 +39,7 @@ class Metrics:
     highlight_accuracy: float | None = None  # top-1 right: share whose highlight holds the answer
 
     def to_json(self) -> dict[str, float | int | None]:
+        """The metrics, rounded, as ``--json`` prints them."""
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
 
 

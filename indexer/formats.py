@@ -170,6 +170,7 @@ def _json_type(value: Any) -> str:
 
 
 def parse_json(text: str) -> Iterator[tuple[int | None, Record | RecordError]]:
+    """Records of a JSON file: an object, a list of objects, or ``{"articles": [...]}``."""
     try:
         value = json.loads(text)
     except RecursionError:
@@ -182,6 +183,7 @@ def parse_json(text: str) -> Iterator[tuple[int | None, Record | RecordError]]:
 
 
 def parse_jsonl_line(line: str, lineno: int) -> Record | RecordError | None:
+    """The record of one JSONL line (None for a blank line)."""
     if not line.strip():
         return None
     try:
@@ -275,6 +277,7 @@ def _csv_delimiter(text: str) -> str:
 
 
 def parse_csv(text: str, max_field: int) -> Iterator[tuple[int, Record | RecordError]]:
+    """Records of a CSV file, one per row, with the delimiter sniffed."""
     csv.field_size_limit(min(max_field, sys.maxsize))
     # strict: a broken quote is an error for its row instead of silently swallowing the next rows
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_csv_delimiter(text), strict=True)

@@ -26,6 +26,7 @@ DENSE_WEIGHT = 0.6
 
 
 def minmax(scores: Mapping[int, float]) -> dict[int, float]:
+    """Scores scaled to [0, 1] (all 1.0 when they are equal)."""
     if not scores:
         return {}
     vals = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))

@@ -1,10 +1,10 @@
 """Where everything lives in an index directory; the one place that knows its layout.
 
-    index/
-      manifest.json          the switch (replaced atomically by each build)
-      versions/<name>/       one immutable data folder per published version (with a manifest copy)
-      versions/<name>.partial/  a version being written; never read, removed by the next build
-      .work/                 build lock and the resumable embedding cache
+index/
+manifest.json          the switch (replaced atomically by each build)
+versions/<name>/       one immutable data folder per published version (with a manifest copy)
+versions/<name>.partial/  a version being written; never read, removed by the next build
+.work/                 build lock and the resumable embedding cache
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ class FileLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
+        """Take the lock, or raise ``LockHeld`` naming its holder."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         flags = fcntl.LOCK_EX | (0 if self.blocking else fcntl.LOCK_NB)
@@ -44,6 +45,7 @@ class FileLock:
         self._fd = fd
 
     def release(self) -> None:
+        """Release the lock (a no-op when not held)."""
         if self._fd is not None:
             fd, self._fd = self._fd, None
             try:

@@ -26,6 +26,7 @@ FORMAT_VERSION = 2
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """The model an index was built with, and its fingerprint."""
     name: str
     fingerprint: str
     dimension: int
@@ -118,6 +119,7 @@ class Manifest:
 
 
 def now() -> str:
+    """The current UTC time, to the second, in ISO 8601."""
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
@@ -187,6 +189,7 @@ def _relative_name(rel: str) -> bool:
 
 
 def fsync_dir(path: Path) -> None:
+    """Flush a folder to disk, so a rename inside it is durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

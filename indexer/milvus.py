@@ -200,6 +200,7 @@ class MilvusStore:
         return self._meta
 
     def write_meta(self, doc: dict[str, Any]) -> None:
+        """Replace the collection's record of what it holds."""
         row = {"key": "state", "value": json.dumps(doc), "v": [0.0, 0.0]}
         self.call("writing metadata", self.client.upsert, self.meta_name, [row])
         self._meta = doc
@@ -216,6 +217,7 @@ class MilvusStore:
         return bool(meta and meta.get("bm25")) and self.uri.bm25
 
     def count(self) -> int:
+        """Passages in the collection."""
         rows = self.call("counting", self.client.query, self.name, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
 

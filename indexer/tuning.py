@@ -56,6 +56,7 @@ class Truth:
         self.ids = np.full((len(qids), width), -1, np.int64)
 
     def update(self, ids: np.ndarray, vecs: np.ndarray) -> None:
+        """Fold a batch of stored vectors into each query's exact top 10."""
         if not len(ids):
             return
         import faiss
@@ -90,9 +91,11 @@ class Truth:
 
 
 def tune(index: Any, truth: Truth, *, ivf: Any, hnsw: Any, target: float, depth: int = K) -> dict[str, Any]:
-    """Set on ``index`` the smallest nprobe (``ivf``) or efSearch (``hnsw``) whose recall@10
-    reaches ``target`` (among the top ``depth`` candidates, for re-scored types); returns that
-    setting and its recall, for the manifest."""
+    """Set on ``index`` the smallest search breadth whose recall@10 reaches ``target``.
+
+    That is nprobe (``ivf``) or efSearch (``hnsw``), counting the top ``depth`` candidates
+    for re-scored types; returns the setting and its recall, for the manifest.
+    """
     depth = max(K, depth)
     if ivf is not None:
         name, steps = "nprobe", [s for s in STEPS if s < ivf.nlist] + [ivf.nlist]

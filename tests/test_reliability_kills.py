@@ -189,8 +189,8 @@ CRASH_POINTS = [
 def test_kill_at_named_point(base, point):
     index = _restore(base, point.replace(":", "-"))
     res = cli(*build_args(base.src_b, index, *CHUNK), env=cli_env(INDEXER_CRASH_AT=point))
-    if res.returncode == 0 and point == "lexical":
-        pytest.skip("this build has no lexical crash point")
+    # every point is on the path of this build (the lexical one included): a build that ends
+    # normally means a crash point was lost or renamed, which would hide a kill window
     assert res.returncode == -signal.SIGKILL, (res.returncode, res.stdout, res.stderr)
     phase, rows = _after_kill(base, index)
     if point.startswith("embed:"):
