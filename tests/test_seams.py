@@ -71,7 +71,7 @@ def test_a_mistyped_manifest_entry_is_refused(small, entry, value):
     data = json.loads((index / "manifest.json").read_text())
     data[entry] = value
     (index / "manifest.json").write_text(json.dumps(data))
-    with pytest.raises(IndexCorruptError, match="manifest.json is incomplete"):
+    with pytest.raises(IndexCorruptError, match=r"manifest\.json is incomplete"):
         IndexDir(index).manifest()
 
 
