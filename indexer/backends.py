@@ -184,7 +184,7 @@ class EngineLexical:
         total = combine(groups, term_scores, len(pids))
         ranked = sorted((p for p in cands if total[where[p]] > 0), key=lambda p: (-total[where[p]], p))
         # a store still syncing may name passages the version dropped
-        present = snap.store.article_keys(ranked[:n])
+        present = snap.columns.article_keys(ranked[:n])
         top = {p: float(total[where[p]]) for p in ranked[:n] if p in present}
         return LexicalScores(top, {pid: float(total[where[pid]]) for pid in extra}, known)
 

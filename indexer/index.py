@@ -16,6 +16,7 @@ from typing import Any
 
 from . import manifest as manifest_mod
 from . import vectors
+from .columns import Columns
 from .errors import BuildError, IndexCorruptError, IndexLockedError
 from .faults import crash_point
 from .layout import MANIFEST, IndexLayout, is_partial
@@ -69,6 +70,7 @@ class Snapshot:
     _langs: dict[str, int] | None = None
     _facets: Facets | None = None
     _clusters: frozenset[int] | None = None
+    _columns: Columns | None = None
 
     @property
     def lexical(self) -> LexicalIndex:
@@ -96,10 +98,17 @@ class Snapshot:
         return self._facets
 
     @property
+    def columns(self) -> Columns:
+        """Filterable metadata as arrays, read on first use: a filter is then a mask, not a query."""
+        if self._columns is None:
+            self._columns = Columns.load(self.store.con)
+        return self._columns
+
+    @property
     def clusters(self) -> frozenset[int]:
         """Near-duplicate groups with more than one article, cached: a singleton's copies need no lookup."""
         if self._clusters is None:
-            self._clusters = self.store.clustered_groups()
+            self._clusters = self.columns.clustered_groups()
         return self._clusters
 
     def info(self) -> IndexInfo:

@@ -362,7 +362,7 @@ class MilvusStore:
         )
         # while a sync catches up with a newly published version, the collection may still
         # name passages that version dropped: they are left out, never looked up
-        present = snap.store.article_keys([h["id"] for h in res[0]])
+        present = snap.columns.article_keys([h["id"] for h in res[0]])
         hits = [h for h in res[0] if h["id"] in present]
         return (
             np.fromiter((h["distance"] for h in hits), np.float32, count=len(hits)),

@@ -55,9 +55,10 @@ class Filters:
             clauses.append("a.date >= ?")
             params.append(self.date_from)
         if self.date_to:
-            # full timestamps sort after their date; compare on the date part
-            clauses.append("substr(a.date, 1, 10) <= ?")
-            params.append(self.date_to)
+            # a full timestamp sorts after its day but before "<day>\uffff", so the bound keeps
+            # every time of the last day and still lets SQLite search the date index
+            clauses.append("a.date <= ?")
+            params.append(self.date_to + "\uffff")
         return (" AND ".join(clauses) or "1"), params
 
 

@@ -208,6 +208,7 @@ class Searcher:
         That is the model, the lexical index, the language identifier, stemmers and sentence vectors.
         """
         self.search("warm up the search engine", SearchOptions(k=3))
+        _ = self.snapshot().columns
 
     # ------------------------------------------------------------ search
     def search(self, query: str, options: SearchOptions | None = None) -> SearchResult:
@@ -218,7 +219,7 @@ class Searcher:
         text, truncated = clean_query(query)
         snap = self.snapshot()
         filters = self._check_filters(snap, options.filters)
-        allowed = snap.store.passage_ids(filters) if filters else None
+        allowed = snap.columns.passage_ids(filters) if filters else None
         clock.mark("filters")
         qvec = self.query_vector(text) if options.mode != "bm25" else None
         clock.mark("embed")
@@ -291,7 +292,7 @@ class Searcher:
         for pid in dense:
             if pid not in lex:
                 lex[pid] = side.of.get(pid, 0.0)
-        langs = snap.store.passage_langs(list(dense))
+        langs = snap.columns.langs_of(list(dense))
         cov = fusion.coverage(side.known, len(lq.groups))
         weights = {pid: cov * fusion.language_weight(lq.probs, langs.get(pid), lq.scripts) for pid in dense}
         fused = fusion.convex(dense, lex, weights)
@@ -382,7 +383,7 @@ def _group(snap: Snapshot, ranked: list[tuple[int, float]], per_article: int) ->
 
     Near-duplicate articles (syndicated copies) count as one, represented by the best-ranked copy.
     """
-    keys = snap.store.article_keys([pid for pid, _ in ranked])
+    keys = snap.columns.article_keys([pid for pid, _ in ranked])
     chosen: dict[int, int] = {}  # duplicate group -> the article representing it
     count: dict[int, int] = {}
     out = []

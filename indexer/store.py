@@ -235,13 +235,6 @@ class Store:
             out.setdefault(rowid, []).append(other)
         return out
 
-    def clustered_groups(self) -> frozenset[int]:
-        """Near-duplicate groups that hold more than one article."""
-        rows = self.con.execute(
-            "SELECT dup_group FROM articles WHERE dup_group IS NOT NULL GROUP BY dup_group HAVING count(*) > 1"
-        )
-        return frozenset(int(r[0]) for r in rows)
-
     def passage_terms(self, ids: Sequence[int]) -> dict[int, str]:
         """Analysed BM25 terms of passages, space separated."""
         return dict(select_in(self.con, "SELECT passage, terms FROM terms WHERE passage IN ({marks})", ids))

@@ -405,7 +405,7 @@ def test_a_collection_indexer_did_not_write_is_left_alone(tmp_path, lite, fake_e
 
 @needs_milvus
 def test_cli_build_export_search_with_store(tmp_path, lite, fake_encoder, fake_model, monkeypatch):
-    for mod in ("indexer.build", "indexer.search"):  # sys.modules: indexer.build is also a function's name
+    for mod in ("indexer.draft", "indexer.search"):  # where the build and the search load their model
         monkeypatch.setattr(sys.modules[mod], "Embedder", lambda *a, **k: fake_encoder)
         monkeypatch.setattr(sys.modules[mod], "resolve", lambda *a, **k: fake_model)
     runner = CliRunner()

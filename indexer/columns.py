@@ -1,0 +1,106 @@
+"""A version's filterable metadata as numpy columns, so a filter costs a vector operation, not a query.
+
+Restricting a search to a language, a few sources or a date range used to fetch
+the matching passage ids from SQLite on every query: hundreds of thousands of
+rows for a common language in a large archive, and a table scan for a broad date
+range. A published version never changes, so its passage → article map and each
+article's language, source and day are read once (on the first filtered search,
+or at warm-up) and every filter after that is a mask over them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .query import Filters
+from .store import ArticleKey
+
+
+def _day(value: str | None) -> int:
+    """``2024-05-17…`` → 20240517; 0 when the article has no (readable) date."""
+    if not value or len(value) < 10:
+        return 0
+    digits = value[:4] + value[5:7] + value[8:10]
+    return int(digits) if digits.isdigit() else 0
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Passage ids (sorted) with their article's position; per article its row, group, lang, source, day."""
+
+    pids: np.ndarray  # int64, sorted
+    article: np.ndarray  # int32: each passage's row in the article columns
+    rowid: np.ndarray  # int64: the article's row id in SQLite
+    group: np.ndarray  # int64: its near-duplicate group (the rowid of the cluster's first article)
+    langs: list[str]  # distinct languages; ``lang`` holds indexes into it (-1: none)
+    lang: np.ndarray
+    sources: list[str]
+    source: np.ndarray
+    day: np.ndarray  # int32 YYYYMMDD, 0 without a date
+
+    @classmethod
+    def load(cls, con: sqlite3.Connection) -> Columns:
+        """Read the columns of a version's database (two sequential scans)."""
+        rows = con.execute(
+            "SELECT rowid, lang, source, date, coalesce(dup_group, rowid) FROM articles ORDER BY rowid"
+        ).fetchall()
+        rowids = np.fromiter((r[0] for r in rows), np.int64, count=len(rows))
+        group = np.fromiter((r[4] for r in rows), np.int64, count=len(rows))
+        langs = sorted({r[1] for r in rows if r[1] is not None})
+        sources = sorted({r[2] for r in rows if r[2] is not None})
+        li, si = {v: i for i, v in enumerate(langs)}, {v: i for i, v in enumerate(sources)}
+        lang = np.fromiter((li.get(r[1], -1) for r in rows), np.int32, count=len(rows))
+        source = np.fromiter((si.get(r[2], -1) for r in rows), np.int32, count=len(rows))
+        day = np.fromiter((_day(r[3]) for r in rows), np.int32, count=len(rows))
+        prow = con.execute("SELECT id, article FROM passages ORDER BY id").fetchall()
+        pids = np.fromiter((r[0] for r in prow), np.int64, count=len(prow))
+        owners = np.fromiter((r[1] for r in prow), np.int64, count=len(prow))
+        article = np.searchsorted(rowids, owners).astype(np.int32)
+        return cls(pids, article, rowids, group, langs, lang, sources, source, day)
+
+    def articles_matching(self, filters: Filters) -> np.ndarray:
+        """A boolean mask over the articles that ``filters`` (normalised) keep."""
+        keep = np.ones(len(self.lang), dtype=bool)
+        if filters.langs:
+            codes = [i for i, v in enumerate(self.langs) if v in filters.langs]
+            keep &= np.isin(self.lang, codes)
+        if filters.sources:
+            codes = [i for i, v in enumerate(self.sources) if v in filters.sources]
+            keep &= np.isin(self.source, codes)
+        if filters.date_from:
+            keep &= self.day >= _day(filters.date_from)
+        if filters.date_to:
+            keep &= (self.day > 0) & (self.day <= _day(filters.date_to))
+        return keep
+
+    def passage_ids(self, filters: Filters) -> np.ndarray:
+        """Sorted ids of the passages whose article ``filters`` keep."""
+        return self.pids[self.articles_matching(filters)[self.article]]
+
+    def _rows(self, pids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The article rows of ``pids`` that the version holds, and which of ``pids`` those are."""
+        want = np.asarray(pids, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.pids, want), max(len(self.pids) - 1, 0))
+        held = self.pids[pos] == want if len(self.pids) else np.zeros(len(want), bool)
+        return self.article[pos[held]], held
+
+    def article_keys(self, pids: Sequence[int]) -> dict[int, ArticleKey]:
+        """Passage id → its article row and near-duplicate group (ids the version lacks are left out)."""
+        rows, held = self._rows(pids)
+        kept = np.asarray(pids, dtype=np.int64)[held].tolist()
+        return {p: ArticleKey(r, g) for p, r, g in zip(kept, self.rowid[rows].tolist(), self.group[rows].tolist())}
+
+    def langs_of(self, pids: Sequence[int]) -> dict[int, str | None]:
+        """Passage id → its article's language."""
+        rows, held = self._rows(pids)
+        kept = np.asarray(pids, dtype=np.int64)[held].tolist()
+        return {p: (self.langs[c] if c >= 0 else None) for p, c in zip(kept, self.lang[rows].tolist())}
+
+    def clustered_groups(self) -> frozenset[int]:
+        """Near-duplicate groups holding more than one article."""
+        groups, counts = np.unique(self.group, return_counts=True)
+        return frozenset(groups[counts > 1].tolist())
