@@ -66,26 +66,34 @@ class LexicalBackend(Protocol):
         ...
 
 
-def combine(groups: Groups, term_scores: Callable[[str], np.ndarray | None], size: int) -> np.ndarray:
-    """Sum over query words of the best weighted score among the word's variants.
+#: one term's postings: positions of the passages holding it, and their BM25 scores
+Postings = tuple[np.ndarray, np.ndarray]
 
-    ``term_scores(term)`` gives one term's scores over ``size`` passages (None: the
-    collection lacks it). The one rule both lexical backends score by.
+
+def combine(groups: Groups, postings: Callable[[str], Postings | None], size: int) -> np.ndarray:
+    """Sum over query words of the best weighted score among the word's variants, for ``size`` passages.
+
+    ``postings(term)`` gives one term's postings (None: the collection lacks it). The one
+    rule both lexical backends score by; its cost follows the postings touched, plus
+    one pass over the passages per query word.
     """
     total = np.zeros(size, dtype=np.float32)
-    cache: dict[str, np.ndarray | None] = {}
+    cache: dict[str, Postings | None] = {}
     for group in groups:
         best: np.ndarray | None = None
         for term, weight in group.items():
             if weight <= 0:
                 continue
             if term not in cache:
-                cache[term] = term_scores(term)
-            scores = cache[term]
-            if scores is None:
+                cache[term] = postings(term)
+            found = cache[term]
+            if found is None:
                 continue
-            s = scores * np.float32(weight)
-            best = s if best is None else np.maximum(best, s)
+            idx, val = found
+            if best is None:
+                best = np.zeros(size, dtype=np.float32)
+            # a term's postings name each passage once, so this is an element-wise max
+            best[idx] = np.maximum(best[idx], val * np.float32(weight))
         if best is not None:
             total += best
     return total
@@ -127,10 +135,12 @@ class LocalLexical:
 
 
 def _top(pids: np.ndarray, scores: np.ndarray, n: int, allowed: np.ndarray | None) -> dict[int, float]:
-    """The ``n`` best passages with a positive score, restricted to ``allowed`` ids."""
-    if allowed is not None:
-        scores = np.where(np.isin(pids, allowed), scores, 0.0)
+    """The ``n`` best passages with a positive score, restricted to ``allowed`` ids (sorted)."""
     positive = np.flatnonzero(scores > 0)
+    if allowed is not None and len(positive):
+        # only the scored passages are looked up among the allowed ones, not every passage
+        at = np.minimum(np.searchsorted(allowed, pids[positive]), max(len(allowed) - 1, 0))
+        positive = positive[allowed[at] == pids[positive]] if len(allowed) else positive[:0]
     if len(positive) > n:
         positive = positive[np.argpartition(-scores[positive], n - 1)[:n]]
     return {int(pids[i]): float(scores[i]) for i in positive}
@@ -171,17 +181,14 @@ class EngineLexical:
         where = {pid: i for i, pid in enumerate(pids)}
         per_term = dict(zip(scored, self.engine.bm25_scores(scored, pids)))
 
-        def term_scores(term: str) -> np.ndarray | None:
+        def term_postings(term: str) -> Postings | None:
             hits = per_term.get(term)
             if hits is None:
                 return None
-            out = np.zeros(len(pids), np.float32)
-            for pid, score in hits.items():
-                if pid in where:
-                    out[where[pid]] = score
-            return out
+            kept = [(where[pid], score) for pid, score in hits.items() if pid in where]
+            return np.array([k for k, _ in kept], np.int64), np.array([s for _, s in kept], np.float32)
 
-        total = combine(groups, term_scores, len(pids))
+        total = combine(groups, term_postings, len(pids))
         ranked = sorted((p for p in cands if total[where[p]] > 0), key=lambda p: (-total[where[p]], p))
         # a store still syncing may name passages the version dropped
         present = snap.columns.article_keys(ranked[:n])

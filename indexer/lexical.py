@@ -54,17 +54,17 @@ class LexicalIndex:
         """The terms the collection holds."""
         return [t for t in terms if t in self.vocab]
 
+    def postings(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Positions (in ``pids``) of the passages holding ``term``, with its BM25 score in each."""
+        tid = self.vocab.get(term)
+        if tid is None or self.bm25 is None:
+            return None
+        m = self.bm25.scores
+        start, end = int(m["indptr"][tid]), int(m["indptr"][tid + 1])
+        return m["indices"][start:end], m["data"][start:end]
+
     def grouped_scores(self, groups: list[dict[str, float]]) -> np.ndarray:
         """Sum over query words of the best weighted score among the word's variants (every passage)."""
         from .backends import combine
 
-        bm25 = self.bm25
-        if bm25 is None:
-            return np.zeros(len(self.pids), dtype=np.float32)
-
-        def term_scores(term: str) -> np.ndarray | None:
-            if term not in self.vocab:
-                return None
-            return np.asarray(bm25.get_scores([term]), dtype=np.float32)
-
-        return combine(groups, term_scores, len(self.pids))
+        return combine(groups, self.postings, len(self.pids))

@@ -236,9 +236,13 @@ def test_a_bad_store_uri_fails_before_the_index_is_opened(tmp_path):
 
 
 def test_grouped_bm25_takes_each_words_best_variant():
-    scores = {"port": np.array([1.0, 0.0, 2.0]), "hafen": np.array([0.0, 3.0, 1.0]), "ship": np.array([1.0, 1.0, 0])}
+    postings = {
+        "port": (np.array([0, 2]), np.array([1.0, 2.0], np.float32)),
+        "hafen": (np.array([1, 2]), np.array([3.0, 1.0], np.float32)),
+        "ship": (np.array([0, 1]), np.array([1.0, 1.0], np.float32)),
+    }
     groups = [{"port": 1.0, "hafen": 0.5}, {"ship": 1.0, "missing": 1.0}]
-    total = combine(groups, lambda t: scores.get(t), 3)
+    total = combine(groups, postings.get, 3)
     assert np.allclose(total, [1.0 + 1.0, 1.5 + 1.0, 2.0 + 0.0])
 
 
