@@ -100,7 +100,9 @@ class Columns:
         kept = np.asarray(pids, dtype=np.int64)[held].tolist()
         return {p: (self.langs[c] if c >= 0 else None) for p, c in zip(kept, self.lang[rows].tolist())}
 
-    def clustered_groups(self) -> frozenset[int]:
-        """Near-duplicate groups holding more than one article."""
-        groups, counts = np.unique(self.group, return_counts=True)
-        return frozenset(groups[counts > 1].tolist())
+    def clusters(self) -> dict[int, list[int]]:
+        """Near-duplicate group → the row ids of its articles, for groups holding more than one."""
+        order = np.argsort(self.group, kind="stable")
+        groups, starts, counts = np.unique(self.group[order], return_index=True, return_counts=True)
+        rows = self.rowid[order]
+        return {int(g): rows[s : s + c].tolist() for g, s, c in zip(groups, starts, counts) if c > 1}

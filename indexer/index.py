@@ -10,9 +10,12 @@ import hashlib
 import os
 import shutil
 import sqlite3
-from dataclasses import dataclass, replace
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from . import manifest as manifest_mod
 from . import vectors
@@ -23,10 +26,12 @@ from .layout import MANIFEST, IndexLayout, is_partial
 from .lexical import LEXICAL_DIR, LexicalIndex
 from .locking import FileLock, LockHeld
 from .manifest import Manifest
+from .query import Filters
 from .records import Facets
 from .store import DB_FILE, Store
 
 _CHUNK = 1 << 20
+_ALLOWED_CACHE = 8  # filters whose passage ids a version keeps
 
 
 def file_digest(path: Path, *, sync: bool = False) -> str:
@@ -69,8 +74,9 @@ class Snapshot:
     _lexical: Any = None
     _langs: dict[str, int] | None = None
     _facets: Facets | None = None
-    _clusters: frozenset[int] | None = None
+    _clusters: dict[int, list[int]] | None = None
     _columns: Columns | None = None
+    _allowed: OrderedDict[Filters, np.ndarray] = field(default_factory=OrderedDict)
 
     @property
     def lexical(self) -> LexicalIndex:
@@ -104,11 +110,24 @@ class Snapshot:
             self._columns = Columns.load(self.store.con)
         return self._columns
 
+    def allowed(self, filters: Filters) -> np.ndarray:
+        """Sorted ids of the passages that ``filters`` (normalised) keep; the last few filters are cached.
+
+        A page session repeats its sidebar filters on every question, so they are computed once.
+        """
+        ids = self._allowed.get(filters)
+        if ids is None:
+            ids = self.columns.passage_ids(filters)
+            self._allowed[filters] = ids
+            while len(self._allowed) > _ALLOWED_CACHE:
+                self._allowed.popitem(last=False)
+        return ids
+
     @property
-    def clusters(self) -> frozenset[int]:
-        """Near-duplicate groups with more than one article, cached: a singleton's copies need no lookup."""
+    def clusters(self) -> dict[int, list[int]]:
+        """Near-duplicate group → its articles' rows, for groups of two or more (a singleton has no copies)."""
         if self._clusters is None:
-            self._clusters = self.columns.clustered_groups()
+            self._clusters = self.columns.clusters()
         return self._clusters
 
     def info(self) -> IndexInfo:

@@ -219,7 +219,7 @@ class Searcher:
         text, truncated = clean_query(query)
         snap = self.snapshot()
         filters = self._check_filters(snap, options.filters)
-        allowed = snap.columns.passage_ids(filters) if filters else None
+        allowed = snap.allowed(filters) if filters else None
         clock.mark("filters")
         qvec = self.query_vector(text) if options.mode != "bm25" else None
         clock.mark("embed")
@@ -318,9 +318,7 @@ class Searcher:
             stored = [unpack_sentences(blobs[p], dim) if p in blobs else None for p, _, _ in page]
             spans = self.highlighter().best(qvec, terms, passages, stored)
         clock.mark("highlights")
-        # only articles of a cluster have copies to list: singletons need no lookup at all
-        clustered = [key.article for _, _, key in page if key.group != key.article or key.group in snap.clusters]
-        dups = snap.store.duplicates_of(clustered) if clustered else {}
+        dups = _duplicates(snap, [key for _, _, key in page])
         clock.mark("duplicates")
         hits = []
         for rank, ((pid, score, key), marks) in enumerate(zip(page, spans), start=offset + 1):
@@ -399,3 +397,22 @@ def _group(snap: Snapshot, ranked: list[tuple[int, float]], per_article: int) ->
             out.append((pid, float(score), key))
         count[article] = count.get(article, 0) + 1
     return out
+
+
+def _duplicates(snap: Snapshot, keys: list[ArticleKey]) -> dict[int, list[str]]:
+    """For each article shown, the ids of the other articles of its near-duplicate cluster (oldest first).
+
+    The clusters come from the version's columns, so only the copies' ids and dates are
+    read, by row id, in one statement for the whole page; a singleton costs nothing.
+    """
+    members = {key.article: snap.clusters.get(key.group, []) for key in keys}
+    wanted = sorted({row for rows in members.values() for row in rows})
+    if not wanted:
+        return {}
+    facts = snap.store.article_ids(wanted)
+    out = {}
+    for article, rows in members.items():
+        others = [facts[r] for r in rows if r != article and r in facts]
+        out[article] = [aid for _, aid in sorted(others, key=lambda f: (f[0] is not None, f[0] or "", f[1]))]
+    return out
+

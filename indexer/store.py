@@ -218,6 +218,11 @@ class Store:
                  FROM passages p JOIN articles a ON a.rowid = p.article WHERE p.id IN ({marks})"""
         return {r[0]: ArticleKey(r[1], r[2]) for r in select_in(self.con, sql, ids)}
 
+    def article_ids(self, rowids: Sequence[int]) -> dict[int, tuple[str | None, str]]:
+        """Article row → (date, id), read by primary key."""
+        rows = select_in(self.con, "SELECT rowid, date, id FROM articles WHERE rowid IN ({marks})", rowids)
+        return {int(r[0]): (r[1], r[2]) for r in rows}
+
     def duplicates(self, article_rowid: int) -> list[str]:
         """Ids of the other articles in the same near-duplicate cluster."""
         return self.duplicates_of([article_rowid]).get(article_rowid, [])
