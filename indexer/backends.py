@@ -7,9 +7,11 @@ supplies passages, grouping, duplicates and highlights.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -106,12 +108,30 @@ class FaissDense:
     the exact vectors SQLite keeps, so scores and order are those of an exact search.
     """
 
+    def __init__(self) -> None:
+        # FAISS selectors of the last filters' allowed ids (the arrays a version caches per filter)
+        self._selectors: OrderedDict[int, tuple[np.ndarray, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _selector(self, allowed: np.ndarray) -> Any:
+        with self._lock:
+            kept = self._selectors.get(id(allowed))
+            if kept is not None and kept[0] is allowed:
+                return kept[1]
+        sel = vectors.selector(allowed)
+        with self._lock:
+            self._selectors[id(allowed)] = (allowed, sel)
+            while len(self._selectors) > 8:
+                self._selectors.popitem(last=False)
+        return sel
+
     def search(
         self, snap: Snapshot, qvec: np.ndarray, n: int, filters: Filters, allowed: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``n`` (scores, ids), exact scores for re-scored types."""
         depth = int(snap.manifest.vectors.rerank or 0)
-        scores, ids = vectors.search(snap.vectors, qvec, max(n, depth), allowed)
+        sel = self._selector(allowed) if allowed is not None and len(allowed) else None
+        scores, ids = vectors.search(snap.vectors, qvec, max(n, depth), allowed, sel=sel)
         if not depth or not len(ids):
             return scores, ids
         exact = snap.store.vectors(ids.tolist(), len(qvec)) @ np.asarray(qvec, np.float32)

@@ -277,40 +277,53 @@ def save(index: Any, path: Path) -> None:
 
 
 # ------------------------------------------------------------------ search
-_EXACT_SHARE = 0.05  # HNSW: a filter keeping less than this share is answered by an exact scan
+_EXACT_SHARE = 0.05  # exact or HNSW: a filter keeping less than this share is answered by an exact scan
 
 
-def search(index: Any, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def selector(allowed: np.ndarray) -> Any:
+    """A FAISS selector of ``allowed`` ids; building one for 300k ids takes ~20 ms, so callers keep it."""
+    return _faiss().IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+
+
+def search(
+    index: Any, query: np.ndarray, k: int, allowed: np.ndarray | None = None, *, sel: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` (scores, ids) for one query; ``allowed`` restricts the search to those ids.
 
     The filter runs inside FAISS, so ``k`` hits come back whenever ``k`` ids match:
     an IVF search probes more lists when the filter thins them out (all of them if
-    it must), an HNSW search widens its beam or scans the allowed vectors exactly.
+    it must), an HNSW search widens its beam, and an exact index or HNSW scans the
+    allowed vectors directly when they are few. ``sel`` is ``selector(allowed)``, if kept.
     """
     faiss = _faiss()
     q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
     k = max(1, min(k, index.ntotal))
-    sel, share = None, 1.0
+    share = 1.0
     if allowed is not None:
         if len(allowed) == 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
         allowed = np.ascontiguousarray(allowed, dtype=np.int64)
         k = min(k, len(allowed))
-        sel = faiss.IDSelectorBatch(allowed)
         share = len(allowed) / max(1, index.ntotal)
     ivf = faiss.try_extract_index_ivf(index)
     hnsw = _hnsw(index)
+    if allowed is not None and ivf is None and share < _EXACT_SHARE:
+        return _scan(index, q, k, allowed)  # a few allowed vectors: decoding them beats any scan
+    if allowed is not None and sel is None:
+        sel = selector(allowed)
     if ivf is not None:
-        # params replace the index's own settings, so nprobe is passed on explicitly
-        nprobe = min(ivf.nlist, math.ceil(ivf.nprobe / share))
+        # The tuned nprobe alone keeps recall@10 ≥ 0.97 under filters keeping 0.35–31 % of 1M
+        # e5-like passages (the candidates are then all allowed ones, from deeper in the ranking);
+        # 1/√share more lists is the margin for filters whose passages lie away from the query's
+        # lists (another language than the question's), at most 2× the lists for a share of 1/4.
+        # params replace the index's own settings, so nprobe is passed on explicitly.
+        nprobe = min(ivf.nlist, math.ceil(ivf.nprobe / math.sqrt(share)))
         while True:
             scores, ids = index.search(q, k, params=faiss.SearchParametersIVF(sel=sel, nprobe=nprobe))
             if (ids[0] >= 0).sum() >= k or nprobe >= ivf.nlist:
                 break
             nprobe = min(ivf.nlist, nprobe * 4)
     elif hnsw is not None:
-        if allowed is not None and share < _EXACT_SHARE:
-            return _scan(index, q, k, allowed)
         # a filter hides nodes the beam still walks through: widen it, at most 4x (then it costs
         # more than the exact scan of the allowed vectors would)
         ef = max(k, min(math.ceil(hnsw.efSearch / share), 4 * hnsw.efSearch))
