@@ -93,13 +93,16 @@ class Highlighter:
                 out.append([(start + sp[0][0], start + sp[0][1])])
                 continue
             vecs = iter(kept[1]) if kept is not None and len(kept[0]) else fresh
-            scores = []
-            for s, e in sp:
-                score = float(np.dot(next(vecs), qvec)) if qvec is not None else 0.0
-                if wanted:
-                    found = wanted & set(analyze(text[s:e], lang))
-                    score += LEXICAL_BONUS * len(found) / len(wanted)
-                scores.append(score)
+            scores = [float(np.dot(next(vecs), qvec)) if qvec is not None else 0.0 for _ in sp]
+            if wanted:
+                # the bonus is at most LEXICAL_BONUS, so a sentence further than that (and the
+                # tie margin) below the best vector score can be neither best nor kept: only the
+                # others are analysed, which is most of a highlight's cost
+                floor = max(scores) - LEXICAL_BONUS - KEEP_WITHIN
+                for i, (s, e) in enumerate(sp):
+                    if scores[i] >= floor:
+                        found = wanted & set(analyze(text[s:e], lang))
+                        scores[i] += LEXICAL_BONUS * len(found) / len(wanted)
             top = max(scores)
             if top <= 0:  # nothing to go on (lexical-only search without a matching term)
                 out.append([])
