@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import sqlite3
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -77,6 +78,13 @@ class Snapshot:
     _clusters: dict[int, list[int]] | None = None
     _columns: Columns | None = None
     _allowed: OrderedDict[Filters, np.ndarray] = field(default_factory=OrderedDict)
+    damage: IndexCorruptError | None = None  # set when a file verified after opening failed its check
+    checked: threading.Event = field(default_factory=threading.Event)  # set once every file is verified
+
+    def raise_if_damaged(self) -> None:
+        """Refuse a version whose deferred check found a file that differs from its checksum."""
+        if self.damage is not None:
+            raise self.damage
 
     @property
     def lexical(self) -> LexicalIndex:
@@ -180,25 +188,32 @@ class IndexDir:
             return (0, 0)
         return (st.st_ino, st.st_mtime_ns)
 
-    def open(self) -> Snapshot:
-        """Open the live version; retried once if a build switches versions meanwhile."""
+    def open(self, *, defer: frozenset[str] = frozenset()) -> Snapshot:
+        """Open the live version; retried once if a build switches versions meanwhile.
+
+        Files named in ``defer`` (e.g. the database, by far the largest) are verified
+        in a background thread instead of before the version is returned: a search
+        process moving to a new version answers at once, and refuses the version
+        (``Snapshot.raise_if_damaged``) as soon as the check fails.
+        """
         for attempt in range(3):
             stamp = self.stamp()
             m = self.manifest()
             folder = self.layout.version(m.version)
             try:
-                return self._open_version(m, folder, stamp)
+                return self._open_version(m, folder, stamp, defer)
             except IndexCorruptError:
                 if self.stamp() == stamp or attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
-    def _open_version(self, m: Manifest, folder: Path, stamp: tuple[int, int]) -> Snapshot:
+    def _open_version(self, m: Manifest, folder: Path, stamp: tuple[int, int], defer: frozenset[str]) -> Snapshot:
         db, vec = folder / DB_FILE, folder / vectors.VECTORS_FILE
         for f in (db, vec):
             if not f.is_file():
                 raise IndexCorruptError(self.path, f"{f.relative_to(self.path)} is missing")
-        self._verify(m, folder)
+        later = {rel: digest for rel, digest in m.files.items() if rel in defer}
+        self._verify({rel: d for rel, d in m.files.items() if rel not in later}, folder)
         try:
             store = Store(db)
         except sqlite3.DatabaseError as exc:
@@ -220,16 +235,29 @@ class IndexDir:
                 f"{index.ntotal} vectors of dimension {index.d} for {counts['passages']} passages "
                 f"of dimension {m.model.dimension}",
             )
-        return Snapshot(m, folder, store, index, stamp)
+        snap = Snapshot(m, folder, store, index, stamp)
+        if later:
+            threading.Thread(target=self._verify_later, args=(snap, later), daemon=True).start()
+        else:
+            snap.checked.set()
+        return snap
 
-    def _verify(self, m: Manifest, folder: Path) -> None:
+    def _verify_later(self, snap: Snapshot, files: dict[str, str]) -> None:
+        try:
+            self._verify(files, snap.path)
+        except IndexCorruptError as exc:
+            snap.damage = exc
+        finally:
+            snap.checked.set()
+
+    def _verify(self, files: dict[str, str], folder: Path) -> None:
         """Refuse a version whose files differ from the checksums it was published with.
 
         Reading every byte costs about as much as FAISS loading its vectors does anyway;
         without it a garbled vector file would be searched and answer nonsense silently.
         Versions published before checksums existed (no ``files``) are not checked.
         """
-        for rel, expected in m.files.items():
+        for rel, expected in files.items():
             path = folder / rel
             try:
                 inside = path.resolve().is_relative_to(folder.resolve())

@@ -24,7 +24,7 @@ from .models import resolve
 from .query import Filters
 from .records import Article, Hit
 from .settings import MAX_K, MODES
-from .store import ArticleKey
+from .store import DB_FILE, ArticleKey
 
 __all__ = ["MAX_K", "MODES", "IndexInfo", "SearchOptions", "SearchResult", "Searcher"]
 
@@ -146,7 +146,10 @@ class Searcher:
         """The live version, reopened if a build has published a new one."""
         with self._lock:
             if self._snap is None or self.idx.stamp() != self._snap.stamp:
-                snap = self.idx.open()
+                # moving to a new version: its database (most of its bytes) is verified in the
+                # background, so the first question after a publish does not wait for it
+                defer = frozenset({DB_FILE}) if self._snap is not None else frozenset()
+                snap = self.idx.open(defer=defer)
                 try:
                     self.backends.check(snap, self.idx)  # an external store: same index, same model
                 except BaseException:
@@ -156,6 +159,7 @@ class Searcher:
                     self._encoder = None  # rebuilt with another model: load that one
                     self._qcache.clear()
                 self._snap = snap
+            self._snap.raise_if_damaged()
             return self._snap
 
     @property

@@ -263,3 +263,46 @@ def test_store_reads_are_batched_whatever_the_number_of_ids(small):
         assert store.vectors(many[:5], 64).shape == (5, 64)
     finally:
         snap.close()
+
+
+# ------------------------------------------------------- deferred checks
+def test_moving_to_a_new_version_does_not_wait_for_its_database_check(small, fake_encoder, fake_model, monkeypatch):
+    src, index = small
+    s = Searcher(index, encoder=fake_encoder)
+    write(src / "new.txt", "New\nVolcanic ash closed the airport for a day.")
+    build([src], index, encoder=fake_encoder, model=fake_model)
+    import threading
+
+    from indexer import index as index_mod
+
+    hashed: list[tuple[str, bool]] = []
+    real = index_mod.file_digest
+
+    def recording(path, **kw):
+        hashed.append((path.name, threading.current_thread() is threading.main_thread()))
+        return real(path, **kw)
+
+    monkeypatch.setattr(index_mod, "file_digest", recording)
+    assert s.search("volcanic ash airport").hits[0].article_id == "new.txt"  # the new version, at once
+    s.snapshot().checked.wait(10)
+    assert (DB_FILE, False) in hashed and (DB_FILE, True) not in hashed  # checked, but not by the query
+    assert ("vectors.faiss", True) in hashed  # the files loaded in full are checked before use
+
+
+def test_a_damaged_new_version_is_refused_once_its_check_fails(small, fake_encoder, fake_model):
+    src, index = small
+    s = Searcher(index, encoder=fake_encoder)
+    write(src / "new.txt", "New\nVolcanic ash closed the airport for a day.")
+    build([src], index, encoder=fake_encoder, model=fake_model)
+    db = index / "versions" / IndexDir(index).manifest().version / DB_FILE
+    data = bytearray(db.read_bytes())
+    data[-100] ^= 0xFF  # one byte of the last page: SQLite may not notice, the checksum does
+    db.write_bytes(bytes(data))
+    try:
+        s.search("volcanic ash")
+    except IndexCorruptError:
+        pass  # refused at once is fine too
+    snap = s._snap
+    assert snap is not None and snap.checked.wait(10)
+    with pytest.raises(IndexCorruptError, match="does not match its checksum"):
+        s.search("volcanic ash")
