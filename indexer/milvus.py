@@ -270,16 +270,15 @@ class MilvusStore:
         meta.add_field("v", pm.DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field in every collection
         ip = self.client.prepare_index_params()
         ip.add_index("v", index_type="FLAT", metric_type="IP")
-        self.call(
-            "creating the metadata collection",
-            self.client.create_collection,
-            self.meta_name,
-            schema=meta,
-            index_params=ip,
-            consistency_level="Strong",
-        )
+        self._create_collection("creating the metadata collection", self.meta_name, meta, ip)
         return bm25
 
+    def _create_collection(self, what: str, name: str, schema: Any, index_params: Any) -> None:
+        # Strong consistency: a search right after a sync sees every row it wrote and none it deleted
+        self.call(
+            what, self.client.create_collection, name, schema=schema, index_params=index_params,
+            consistency_level="Strong",
+        )  # fmt: skip
 
     def _create_main(self, dim: int, *, bm25: bool) -> None:
         pm = self.pm
@@ -320,15 +319,7 @@ class MilvusStore:
             )
         if self.call("listing collections", self.client.has_collection, self.name):
             self.call("dropping", self.client.drop_collection, self.name)
-        # Strong consistency: a search right after a sync sees every row it wrote and none it deleted
-        self.call(
-            "creating the collection",
-            self.client.create_collection,
-            self.name,
-            schema=s,
-            index_params=ip,
-            consistency_level="Strong",
-        )
+        self._create_collection("creating the collection", self.name, s, ip)
 
     def insert(self, rows: list[dict[str, Any]]) -> None:
         """Insert passage rows (see milvus_sync.py for their fields)."""
