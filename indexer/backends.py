@@ -17,6 +17,7 @@ import numpy as np
 
 from . import vectors
 from .query import Filters
+from .threads import faiss_threads
 
 if TYPE_CHECKING:
     from .index import IndexDir, Snapshot
@@ -131,7 +132,10 @@ class FaissDense:
         """Top ``n`` (scores, ids), exact scores for re-scored types."""
         depth = int(snap.manifest.vectors.rerank or 0)
         sel = self._selector(allowed) if allowed is not None and len(allowed) else None
-        scores, ids = vectors.search(snap.vectors, qvec, max(n, depth), allowed, sel=sel)
+        # one OpenMP thread: right after the query's embedding, ONNX Runtime's spinning workers
+        # hold the cores a second FAISS thread would wait for (threads.py has the figures)
+        with faiss_threads("query"):
+            scores, ids = vectors.search(snap.vectors, qvec, max(n, depth), allowed, sel=sel)
         if not depth or not len(ids):
             return scores, ids
         exact = snap.store.vectors(ids.tolist(), len(qvec)) @ np.asarray(qvec, np.float32)

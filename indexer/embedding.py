@@ -309,7 +309,9 @@ class OrtRunner:
     ):
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
+        from .threads import ort_session_options
+
+        opts = ort_session_options("query")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
