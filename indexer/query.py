@@ -1,15 +1,23 @@
-"""What a search may be restricted to: languages, sources, a date range."""
+"""A query as the engine reads it: its cleaned text, its analysis for BM25, and its filters."""
 
 from __future__ import annotations
 
 import calendar
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import fusion
+from .analysis import query_groups
 from .errors import QueryError
-from .language import normalize_code
+from .language import normalize_code, scripts
+
+if TYPE_CHECKING:
+    from .index import Snapshot
+
+MAX_QUERY_CHARS = 2000  # the model reads 512 tokens at most; longer queries only cost time
 
 
 @dataclass(frozen=True)
@@ -77,3 +85,46 @@ def _iso_day(value: str | None, *, end: bool, flag: str) -> str | None:
     except ValueError:
         raise QueryError(f"invalid date {text!r} for {flag}: use YYYY-MM-DD (or YYYY-MM, YYYY)") from None
     return d.isoformat()
+
+
+def clean_query(query: str) -> tuple[str, bool]:
+    """Drop control characters, collapse whitespace, cap the length; reject empty queries."""
+    if not isinstance(query, str):
+        raise QueryError("the query must be text")
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cs") else c for c in query)
+    text = " ".join(text.split())
+    if not text:
+        raise QueryError("empty query — type a few words to search for")
+    truncated = len(text) > MAX_QUERY_CHARS
+    return text[:MAX_QUERY_CHARS], truncated
+
+
+def query_language_probs(text: str) -> dict[str, float]:
+    """The query's language distribution (flat for names and numbers, peaked for sentences)."""
+    from .language import _identifier
+
+    return {lang: float(p) for lang, p in _identifier().rank(text)[:20]}
+
+
+@dataclass(frozen=True)
+class LexicalQuery:
+    """A query as the lexical side sees it."""
+
+    groups: list[dict[str, float]]  # per query word: its term under each language, with that language's weight
+    probs: dict[str, float]  # the query's language distribution
+    scripts: set[str]  # writing systems the query uses
+
+    @property
+    def terms(self) -> list[str]:
+        """Every analysed term, once, in query order (what highlights look for)."""
+        return list(dict.fromkeys(t for g in self.groups for t in g))
+
+
+def lexical_query(text: str, snap: Snapshot) -> LexicalQuery:
+    """Analyse the query as its likely language and as the collection's main languages."""
+    probs = query_language_probs(text)
+    qscripts = scripts(text)
+    likely = [lang for lang, p in sorted(probs.items(), key=lambda kv: -kv[1])[:2] if p > 0.2]
+    langs = list(dict.fromkeys(likely + list(snap.languages)[:3])) or [""]
+    weights = {lang: fusion.language_weight(probs, lang or None, qscripts) for lang in langs}
+    return LexicalQuery(query_groups(text, weights), probs, qscripts)

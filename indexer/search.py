@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,23 +12,20 @@ from typing import Any
 import numpy as np
 
 from . import fusion
-from .analysis import query_groups
 from .backends import Backends, open_backends
 from .embedding import Embedder, Encoder
 from .errors import ModelMismatchError, ModelNotFoundError, QueryError
 from .highlight import Highlighter, unpack_sentences
 from .index import IndexDir, IndexInfo, Snapshot
-from .language import scripts
 from .models import resolve
-from .query import Filters
+from .query import MAX_QUERY_CHARS, Filters, LexicalQuery, clean_query, lexical_query
 from .records import Article, Hit
 from .settings import MAX_K, MODES
 from .store import DB_FILE, ArticleKey
 
-__all__ = ["MAX_K", "MODES", "IndexInfo", "SearchOptions", "SearchResult", "Searcher"]
+__all__ = ["MAX_K", "MAX_QUERY_CHARS", "MODES", "IndexInfo", "SearchOptions", "SearchResult", "Searcher", "clean_query"]
 
 CANDIDATES = 100  # passages taken from each side before fusion
-MAX_QUERY_CHARS = 2000  # the model reads 512 tokens at most; longer queries only cost time
 #: the stages a search's time is broken into (``SearchResult.timings``), in the order they run
 STAGES = ("filters", "embed", "dense", "lexical", "fusion", "grouping", "highlights", "duplicates", "hits")
 
@@ -89,18 +85,6 @@ class _Clock:
         now = time.perf_counter()
         self.timings[stage] = self.timings.get(stage, 0.0) + (now - self.last) * 1000
         self.last = now
-
-
-def clean_query(query: str) -> tuple[str, bool]:
-    """Drop control characters, collapse whitespace, cap the length; reject empty queries."""
-    if not isinstance(query, str):
-        raise QueryError("the query must be text")
-    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cs") else c for c in query)
-    text = " ".join(text.split())
-    if not text:
-        raise QueryError("empty query — type a few words to search for")
-    truncated = len(text) > MAX_QUERY_CHARS
-    return text[:MAX_QUERY_CHARS], truncated
 
 
 class Searcher:
@@ -348,36 +332,6 @@ class Searcher:
     def info(self) -> IndexInfo:
         """The live version's manifest, counts and facets."""
         return self.snapshot().info()
-
-
-def query_language_probs(text: str) -> dict[str, float]:
-    """The query's language distribution (flat for names and numbers, peaked for sentences)."""
-    from .language import _identifier
-
-    return {lang: float(p) for lang, p in _identifier().rank(text)[:20]}
-
-
-@dataclass(frozen=True)
-class LexicalQuery:
-    """A query as the lexical side sees it."""
-
-    groups: list[dict[str, float]]  # per query word: its term under each language, with that language's weight
-    probs: dict[str, float]  # the query's language distribution
-    scripts: set[str]  # writing systems the query uses
-
-    @property
-    def terms(self) -> list[str]:
-        return list(dict.fromkeys(t for g in self.groups for t in g))
-
-
-def lexical_query(text: str, snap: Snapshot) -> LexicalQuery:
-    """Analyse the query as its likely language and as the collection's main languages."""
-    probs = query_language_probs(text)
-    qscripts = scripts(text)
-    likely = [lang for lang, p in sorted(probs.items(), key=lambda kv: -kv[1])[:2] if p > 0.2]
-    langs = list(dict.fromkeys(likely + list(snap.languages)[:3])) or [""]
-    weights = {lang: fusion.language_weight(probs, lang or None, qscripts) for lang in langs}
-    return LexicalQuery(query_groups(text, weights), probs, qscripts)
 
 
 def _group(snap: Snapshot, ranked: list[tuple[int, float]], per_article: int) -> list[tuple[int, float, ArticleKey]]:
