@@ -139,8 +139,9 @@ class Snapshot:
         return self._clusters
 
     def info(self) -> IndexInfo:
-        """The version's manifest, counts and facets."""
-        return IndexInfo(self.manifest, self.store.counts(), self.facets)
+        """The version's manifest, counts and facets (the counts as published: a version never changes)."""
+        counts = self.manifest.counts if self.manifest.counts else self.store.counts()
+        return IndexInfo(self.manifest, dict(counts), self.facets)
 
     def close(self) -> None:
         """Close the database."""
