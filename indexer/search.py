@@ -220,7 +220,8 @@ class Searcher:
             ranked = self._rank(snap, options.mode, qvec, lq, n, filters, allowed, clock)
             grouped = _group(snap, ranked, options.per_article)
             clock.mark("grouping")
-            if len(grouped) >= need or n >= total:
+            # fewer passages than asked for: every candidate either side has is in, none to widen to
+            if len(grouped) >= need or n >= total or len(ranked) < n:
                 break
             n = min(total, n * 4)
         page = grouped[options.offset : need]
