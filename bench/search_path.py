@@ -228,7 +228,7 @@ def pick_filters(searcher: Searcher) -> tuple[dict[str, Filters], dict[str, floa
         "source ~1 %": Filters(sources=(source,)),
         "date range": Filters(date_from=DATE_FROM, date_to=DATE_TO),
     }
-    shares = {name: len(snap.store.passage_ids(f.normalized())) / total if f else 1.0 for name, f in filters.items()}
+    shares = {name: len(snap.allowed(f.normalized())) / total if f else 1.0 for name, f in filters.items()}
     return filters, shares
 
 

@@ -259,7 +259,7 @@ def search(
       indexer search "Arctic shipping" --store milvus://localhost:19530/passages
     """
     from .search import Searcher, SearchOptions
-    from .store import Filters
+    from .query import Filters
 
     if (query is None) == (queries_file is None):
         raise click.UsageError("give a QUERY or --queries FILE (one of them)")

@@ -111,7 +111,7 @@ def _literal(value: str) -> str:
 
 
 def expression(filters: Filters) -> str:
-    """``Filters`` as a Milvus boolean expression, with the same meaning as ``Filters.sql``."""
+    """``Filters`` as a Milvus boolean expression, with the same meaning as ``Columns.articles_matching``."""
     parts = []
     if filters.langs:
         parts.append(f"lang in [{', '.join(map(_literal, filters.langs))}]")
@@ -120,6 +120,6 @@ def expression(filters: Filters) -> str:
     if filters.date_from:
         parts.append(f"date >= {_literal(filters.date_from)}")  # "" (no date) sorts first: excluded
     if filters.date_to:
-        # ``day`` is the date's first 10 characters, as SQL compares them; no date is no match
+        # ``day`` is the date's first 10 characters, as the columns compare days; no date is no match
         parts.append(f'day != "" and day <= {_literal(filters.date_to)}')
     return " and ".join(parts)

@@ -7,7 +7,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import fusion
 from .analysis import query_groups
@@ -49,25 +49,6 @@ class Filters:
             raise QueryError(f"--date-from {lo} is after --date-to {hi}")
         sources = tuple(s.strip() for s in self.sources if s and s.strip())
         return Filters(langs=tuple(dict.fromkeys(langs)), sources=sources, date_from=lo, date_to=hi)
-
-    def sql(self) -> tuple[str, list[Any]]:
-        """A WHERE clause on ``articles a`` and its parameters."""
-        clauses, params = [], []
-        if self.langs:
-            clauses.append(f"a.lang IN ({','.join('?' * len(self.langs))})")
-            params += list(self.langs)
-        if self.sources:
-            clauses.append(f"a.source IN ({','.join('?' * len(self.sources))})")
-            params += list(self.sources)
-        if self.date_from:
-            clauses.append("a.date >= ?")
-            params.append(self.date_from)
-        if self.date_to:
-            # a full timestamp sorts after its day but before "<day>\uffff", so the bound keeps
-            # every time of the last day and still lets SQLite search the date index
-            clauses.append("a.date <= ?")
-            params.append(self.date_to + "\uffff")
-        return (" AND ".join(clauses) or "1"), params
 
 
 def _iso_day(value: str | None, *, end: bool, flag: str) -> str | None:

@@ -17,7 +17,6 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .errors import IndexVersionError
-from .query import Filters
 from .records import Article, Facets, KnownArticle, StoredVector
 
 DB_FILE = "store.sqlite"
@@ -212,45 +211,14 @@ class Store:
                  FROM passages p JOIN articles a ON a.rowid = p.article WHERE p.id IN ({marks})"""
         return {int(r[0]): PassageRow(*r) for r in select_in(self.con, sql, ids)}
 
-    def article_keys(self, ids: Sequence[int]) -> dict[int, ArticleKey]:
-        """Passage id → its article and near-duplicate group — cheap: no text is read."""
-        sql = """SELECT p.id, p.article, coalesce(a.dup_group, p.article)
-                 FROM passages p JOIN articles a ON a.rowid = p.article WHERE p.id IN ({marks})"""
-        return {r[0]: ArticleKey(r[1], r[2]) for r in select_in(self.con, sql, ids)}
-
     def article_ids(self, rowids: Sequence[int]) -> dict[int, tuple[str | None, str]]:
         """Article row → (date, id), read by primary key."""
         rows = select_in(self.con, "SELECT rowid, date, id FROM articles WHERE rowid IN ({marks})", rowids)
         return {int(r[0]): (r[1], r[2]) for r in rows}
 
-    def duplicates(self, article_rowid: int) -> list[str]:
-        """Ids of the other articles in the same near-duplicate cluster."""
-        return self.duplicates_of([article_rowid]).get(article_rowid, [])
-
-    def duplicates_of(self, article_rowids: Sequence[int]) -> dict[int, list[str]]:
-        """For each article row, the ids of the other articles of its cluster (oldest first).
-
-        One indexed statement for a whole page of hits: singletons cost nothing.
-        """
-        sql = """SELECT a.rowid, b.id FROM articles a
-                 JOIN articles b ON b.dup_group = a.dup_group AND b.rowid != a.rowid
-                 WHERE a.rowid IN ({marks}) ORDER BY a.rowid, b.date, b.id"""
-        out: dict[int, list[str]] = {}
-        for rowid, other in select_in(self.con, sql, list(dict.fromkeys(article_rowids))):
-            out.setdefault(rowid, []).append(other)
-        return out
-
     def passage_terms(self, ids: Sequence[int]) -> dict[int, str]:
         """Analysed BM25 terms of passages, space separated."""
         return dict(select_in(self.con, "SELECT passage, terms FROM terms WHERE passage IN ({marks})", ids))
-
-    def passage_ids(self, filters: Filters) -> np.ndarray:
-        """Ids of every passage whose article matches ``filters``."""
-        where, params = filters.sql()
-        rows = self.con.execute(
-            f"SELECT p.id FROM passages p JOIN articles a ON a.rowid = p.article WHERE {where}", params
-        ).fetchall()
-        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def article(self, article_id: str) -> Article | None:
         """One whole article, or None."""
