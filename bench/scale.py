@@ -261,7 +261,8 @@ def part_vectors(
                 seconds = flat_s
             else:
                 t = time.perf_counter()
-                index, info = vectors.build(batches_of(x), n, DIM, factory)
+                index, built = vectors.build(batches_of(x), n, DIM, factory)
+                info = built.to_dict()
                 seconds = time.perf_counter() - t
                 if "(auto)" in name and not uniform:
                     updates.append([label, factory, *incremental(index, info, x, mix)])
@@ -338,7 +339,9 @@ def incremental(index: Any, info: dict[str, Any], x: np.ndarray, mix: Mixture) -
         yield np.arange(n, n + m, dtype=np.int64), new
 
     t = time.perf_counter()
-    _, after = vectors.finalize(copy, stream, n, DIM, previous={**info, "auto": True})
+    previous = vectors.VectorIndexInfo.from_dict({**info, "auto": True})
+    _, tuned = vectors.finalize(copy, stream, n, DIM, previous=previous)
+    after = tuned.to_dict()
     return [f"{edit:.1f}", f"{time.perf_counter() - t:.1f}", after.get("nprobe", "–"), f"{after['recall_at_10']:.3f}"]
 
 
@@ -449,7 +452,8 @@ def part_real() -> tuple[dict[str, Any], np.ndarray | None]:
     ]
     rows, out = [], {}
     for name, x in cases:
-        index, info = vectors.build(batches_of(x, 500), n, DIM, factory)
+        index, built = vectors.build(batches_of(x, 500), n, DIM, factory)
+        info = built.to_dict()
         st = stats(x)
         out[name] = {**st, **info}
         rows.append([name, *(f"{st[k]:.3f}" for k in ("random_pair", "nn1", "nn10", "mean_norm")), info.get("nprobe")])
@@ -564,11 +568,13 @@ def dense_search(index: Any, a: dict[str, Any]) -> Any:
     """The search's own dense step (``FaissDense``): re-scoring from SQLite when the index has a depth."""
     from types import SimpleNamespace
 
-    from indexer.search import FaissDense
-    from indexer.store import Filters, Store
+    from indexer.backends import FaissDense
+    from indexer.query import Filters
+    from indexer.store import Store
+    from indexer.vector_plan import VectorIndexInfo
 
     snap = SimpleNamespace(
-        manifest=SimpleNamespace(vectors={"rerank": a.get("rerank", 0)}),
+        manifest=SimpleNamespace(vectors=VectorIndexInfo(rerank=a.get("rerank") or None)),
         vectors=index,
         store=Store(Path(a["db"])) if a.get("rerank") else None,
     )
@@ -711,7 +717,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     print(f"# bench/scale.py — sizes {sizes}, {os.cpu_count()} cores, load {load_avg()}, work {work}\n")
-    results: dict[str, Any] = {"sizes": sizes, "policy": vectors.POLICY.__dict__}
+    results: dict[str, Any] = {"sizes": sizes, "policy": vectors.IndexPolicy().to_dict()}
     real = None
     if "real" in parts:  # first: the synthetic data borrows the real vectors' shape
         results["real"], real = part_real()
