@@ -258,8 +258,8 @@ def search(
       indexer search --queries questions.txt --json > answers.jsonl
       indexer search "Arctic shipping" --store milvus://localhost:19530/passages
     """
-    from .search import Searcher, SearchOptions
     from .query import Filters
+    from .search import Searcher, SearchOptions
 
     if (query is None) == (queries_file is None):
         raise click.UsageError("give a QUERY or --queries FILE (one of them)")
