@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from . import vectors
+from .columns import locate
 from .query import Filters
 from .threads import faiss_threads
 
@@ -163,8 +164,7 @@ def _top(pids: np.ndarray, scores: np.ndarray, n: int, allowed: np.ndarray | Non
     positive = np.flatnonzero(scores > 0)
     if allowed is not None and len(positive):
         # only the scored passages are looked up among the allowed ones, not every passage
-        at = np.minimum(np.searchsorted(allowed, pids[positive]), max(len(allowed) - 1, 0))
-        positive = positive[allowed[at] == pids[positive]] if len(allowed) else positive[:0]
+        positive = positive[locate(allowed, pids[positive])[1]]
     if len(positive) > n:
         positive = positive[np.argpartition(-scores[positive], n - 1)[:n]]
     return {int(pids[i]): float(scores[i]) for i in positive}

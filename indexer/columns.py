@@ -20,6 +20,14 @@ from .query import Filters
 from .store import ArticleKey
 
 
+def locate(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``ids`` stands in ``sorted_ids``, and which of them it holds at all."""
+    if not len(sorted_ids):
+        return np.zeros(len(ids), np.int64), np.zeros(len(ids), bool)
+    pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    return pos, sorted_ids[pos] == ids
+
+
 def _day(value: str | None) -> int:
     """``2024-05-17…`` → 20240517; 0 when the article has no (readable) date."""
     if not value or len(value) < 10:
@@ -83,9 +91,7 @@ class Columns:
 
     def _rows(self, pids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """The article rows of ``pids`` that the version holds, and which of ``pids`` those are."""
-        want = np.asarray(pids, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(self.pids, want), max(len(self.pids) - 1, 0))
-        held = self.pids[pos] == want if len(self.pids) else np.zeros(len(want), bool)
+        pos, held = locate(self.pids, np.asarray(pids, dtype=np.int64))
         return self.article[pos[held]], held
 
     def article_keys(self, pids: Sequence[int]) -> dict[int, ArticleKey]:
