@@ -30,8 +30,8 @@ from .analysis import ANALYZER_VERSION, analyze
 from .backends import open_backends
 from .chunking import ChunkSettings, chunk_article
 from .corpus import ReadSettings
-from .draft import Context, Draft, passage_inputs, prepare, publish
-from .embedding import Encoder, passage_text
+from .draft import Context, Draft, Spans, passage_inputs, prepare, publish
+from .embedding import Encoder
 from .errors import BuildError, IndexerError
 from .faults import crash_point
 from .highlight import pack_sentences
@@ -40,7 +40,7 @@ from .manifest import FORMAT_VERSION, LexicalInfo, Manifest, ModelInfo, now
 from .models import ResolvedModel
 from .records import Article, KnownArticle, PendingArticle, Skipped, StoredVector
 from .resume import ResumeCache, VectorReuse, drop_resume_cache
-from .store import SCHEMA_VERSION, article_hash, text_hash
+from .store import SCHEMA_VERSION, article_hash
 from .vector_plan import IndexPolicy, VectorIndexInfo, outdated
 
 WINDOW = 256  # passages gathered before embedding, so batches can be sorted by length
@@ -160,10 +160,10 @@ class _Run:
                 continue
             window.append(pending)
             if sum(len(p.chunks) for p in window) >= WINDOW:
-                self._write(draft, window, self._embed(window, reuse))
+                self._flush(draft, window, reuse)
                 window = []
         if window:
-            self._write(draft, window, self._embed(window, reuse))
+            self._flush(draft, window, reuse)
         gone = [aid for aid in known if aid not in seen]
         for aid in gone:
             draft.remove(known[aid].rowid)
@@ -221,10 +221,16 @@ class _Run:
         rep.seconds = time.perf_counter() - self.started
         return rep
 
-    # ------------------------------------------------------- 2. embed
-    def _embed(self, window: list[PendingArticle], reuse: VectorReuse) -> dict[str, StoredVector]:
-        """Vectors (and sentence vectors) for every passage of the window, by text hash."""
+    def _flush(self, draft: Draft, window: list[PendingArticle], reuse: VectorReuse) -> None:
+        """Embed a window's passages, then write its articles."""
         texts, spans, hashes = passage_inputs(window)
+        self._write(draft, window, texts, hashes, self._embed(texts, spans, hashes, reuse))
+
+    # ------------------------------------------------------- 2. embed
+    def _embed(
+        self, texts: list[str], spans: list[Spans], hashes: list[str], reuse: VectorReuse
+    ) -> dict[str, StoredVector]:
+        """Vectors (and sentence vectors) for every passage of the window, by text hash."""
         found = reuse.lookup(hashes)
         todo = sorted({h: i for i, h in enumerate(hashes) if h not in found}.values(), key=lambda i: len(texts[i]))
         rep, enc = self.report, self.ctx.encoder
@@ -257,17 +263,25 @@ class _Run:
         return found
 
     # ------------------------------------------------------- 3. write
-    def _write(self, draft: Draft, window: list[PendingArticle], found: dict[str, StoredVector]) -> None:
+    def _write(
+        self,
+        draft: Draft,
+        window: list[PendingArticle],
+        texts: list[str],
+        hashes: list[str],
+        found: dict[str, StoredVector],
+    ) -> None:
         """Put the window's articles into the new version, replacing their old versions."""
+        end = 0
         for p in window:
+            start, end = end, end + len(p.chunks)
+            embedded, hs = texts[start:end], hashes[start:end]
             if p.previous is not None:
                 draft.remove(p.previous.rowid)
                 self.report.updated += 1
             else:
                 self.report.added += 1
             art = p.article
-            embedded = [passage_text(art.title, c.text) for c in p.chunks]
-            hs = [text_hash(t) for t in embedded]
             vecs = np.frombuffer(b"".join(found[h].vector for h in hs), np.float32).reshape(len(hs), self.ctx.dim)
             terms = [analyze(t, art.lang) for t in embedded]
             blobs = [found[h].sentences for h in hs]
