@@ -104,48 +104,73 @@ def combine(groups: Groups, postings: Callable[[str], Postings | None], size: in
 
 
 class FaissDense:
-    """The default: the published version's own FAISS index, filtered by passage ids.
+    """The default: the version's own FAISS indexes, one per segment, filtered by passage ids.
 
-    For an index of PQ codes, the best ``rerank`` candidates by code are re-scored with
-    the exact vectors SQLite keeps, so scores and order are those of an exact search.
+    Each segment is searched for the ``n`` best of its allowed (or not deleted)
+    passages and the lists are merged. For an index of PQ codes, the best
+    ``rerank`` candidates by code are re-scored with the exact vectors SQLite
+    keeps, so scores and order are those of an exact search.
     """
 
     def __init__(self) -> None:
-        # FAISS selectors of the last filters' allowed ids (the arrays a version caches per filter)
-        self._selectors: OrderedDict[int, tuple[np.ndarray, Any]] = OrderedDict()
+        # FAISS selectors of the last filters' allowed ids per segment, and of each segment's deletions
+        self._selectors: OrderedDict[tuple[str, int], tuple[np.ndarray, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _selector(self, allowed: np.ndarray) -> Any:
+    def _selector(self, segment: str, ids: np.ndarray, *, exclude: bool = False) -> Any:
+        key = (segment, id(ids))
         with self._lock:
-            kept = self._selectors.get(id(allowed))
-            if kept is not None and kept[0] is allowed:
+            kept = self._selectors.get(key)
+            if kept is not None and kept[0] is ids:
                 return kept[1]
-        sel = vectors.selector(allowed)
+        sel = vectors.excluding(ids) if exclude else vectors.selector(ids)
         with self._lock:
-            self._selectors[id(allowed)] = (allowed, sel)
-            while len(self._selectors) > 8:
+            self._selectors[key] = (ids, sel)
+            while len(self._selectors) > 64:
                 self._selectors.popitem(last=False)
         return sel
 
     def search(
         self, snap: Snapshot, qvec: np.ndarray, n: int, filters: Filters, allowed: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``n`` (scores, ids), exact scores for re-scored types."""
-        depth = int(snap.manifest.vectors.rerank or 0)
-        sel = self._selector(allowed) if allowed is not None and len(allowed) else None
+        """Top ``n`` (scores, ids) over every segment, exact scores for re-scored types."""
+        found_s, found_i = [], []
         # one OpenMP thread: right after the query's embedding, ONNX Runtime's spinning workers
         # hold the cores a second FAISS thread would wait for (threads.py has the figures)
         with faiss_threads("query"):
-            scores, ids = vectors.search(snap.vectors, qvec, max(n, depth), allowed, sel=sel)
-        if not depth or not len(ids):
-            return scores, ids
-        exact = snap.store.vectors(ids.tolist(), len(qvec)) @ np.asarray(qvec, np.float32)
-        top = np.argsort(-exact, kind="stable")[:n]
-        return exact[top].astype(np.float32), ids[top]
+            for seg in snap.segments:
+                lo, hi = seg.info.ids
+                depth = int(seg.info.vectors.rerank or 0)
+                if allowed is not None:
+                    a, b = np.searchsorted(allowed, [lo, hi])
+                    if a == b:
+                        continue
+                    part = allowed if (a, b) == (0, len(allowed)) else snap.slice_of(allowed, seg.info.name, a, b)
+                    sel = self._selector(seg.info.name, part)
+                    scores, ids = vectors.search(seg.vectors, qvec, max(n, depth), part, sel=sel)
+                else:
+                    dead = snap.dead_ids(seg)
+                    if len(dead) >= seg.info.passages:
+                        continue
+                    sel = self._selector(seg.info.name, dead, exclude=True) if len(dead) else None
+                    scores, ids = vectors.search(seg.vectors, qvec, max(n, depth), None, sel=sel)
+                if depth and len(ids):
+                    exact = seg.store.vectors(ids.tolist(), len(qvec)) @ np.asarray(qvec, np.float32)
+                    top = np.argsort(-exact, kind="stable")[:n]
+                    scores, ids = exact[top].astype(np.float32), ids[top]
+                found_s.append(scores)
+                found_i.append(ids)
+        if not found_s:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        if len(found_s) == 1:
+            return found_s[0].astype(np.float32), found_i[0]
+        scores, ids = np.concatenate(found_s), np.concatenate(found_i)
+        top = np.argsort(-scores, kind="stable")[:n]  # ties keep FAISS's order, older segments first
+        return scores[top].astype(np.float32), ids[top]
 
 
 class LocalLexical:
-    """BM25 from the version's own bm25s matrices."""
+    """BM25 from the segments' postings, with collection-wide statistics."""
 
     def scores(
         self, snap: Snapshot, groups: Groups, n: int, filters: Filters, allowed: np.ndarray | None, extra: list[int]
@@ -153,8 +178,10 @@ class LocalLexical:
         """Every passage scored, the best ``n`` kept (restricted to ``allowed``)."""
         lex = snap.lexical
         everything = lex.grouped_scores(groups)
-        pos = lex.position
-        of = {pid: float(everything[i]) if (i := pos.get(pid)) is not None else 0.0 for pid in extra}
+        of = {pid: 0.0 for pid in extra}
+        if extra and len(everything):
+            pos, held = lex.position(np.asarray(extra, dtype=np.int64))
+            of.update(zip(extra, np.where(held, everything[pos], 0.0).tolist()))
         known = sum(1 for g in groups if lex.known(list(g)))
         return LexicalScores(_top(lex.pids, everything, n, allowed), of, known)
 

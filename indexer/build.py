@@ -4,44 +4,54 @@
    (``_plan``); changed and new articles are chunked and gathered in windows.
 2. embed: each window's passages get vectors — reused when their exact text was
    embedded before (``VectorReuse``), else computed and committed to the resume cache.
-3. write: the window's articles go into the new version's database (a copy of the
-   live one, made on the first change) and into the live vector index, edited in place.
-4. finalize: near-duplicate groups, BM25 matrices and the vector index (updated, or
-   rebuilt from the stored vectors and tuned) for the whole new version.
-5. publish: fsync, checksums, and the manifest switch (``IndexDir.publish``).
+3. write: the window's articles go into the new version's own segment; the articles
+   they replace, and the vanished ones, are marked deleted in the live segments.
+4. finalize: the new segment is sealed (its BM25 postings and its vector index,
+   tuned once: segments never change) and near-duplicate groups are updated
+   for what was added and deleted only.
+5. publish: checksums of the new files, and the manifest switch (``IndexDir.publish``).
+6. merge: segments of one size tier are merged (merge.py), each merge a version of its own.
 
-A killed or failed build leaves the live version untouched.
+An update therefore costs what changed, not what the archive holds. A killed or
+failed build leaves the live version untouched.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from . import __version__, corpus, dedup, lexical, vectors
+from . import __version__, corpus, dedup, postings, vectors
 from .analysis import ANALYZER_VERSION, analyze
 from .backends import open_backends
 from .chunking import ChunkSettings, chunk_article
-from .corpus import ReadSettings
+from .corpus import ReadSettings, Unchanged
 from .draft import Context, Draft, Spans, passage_inputs, prepare, publish
 from .embedding import Encoder
 from .errors import BuildError, IndexerError
 from .faults import crash_point
+from .filecache import FileCache, FileState
 from .highlight import pack_sentences
 from .index import IndexDir
 from .manifest import FORMAT_VERSION, LexicalInfo, Manifest, ModelInfo, now
+from .merge import MergeReport, merge
 from .models import ResolvedModel
+from .pipeline import prefetch
 from .records import Article, KnownArticle, PendingArticle, Skipped, StoredVector
 from .resume import ResumeCache, VectorReuse, drop_resume_cache
+from .segment_write import VectorChoice, seal
 from .store import SCHEMA_VERSION, article_hash
-from .vector_plan import IndexPolicy, VectorIndexInfo, outdated
+from .vector_plan import AUTO, EXACT, IndexPolicy, VectorIndexInfo, is_auto
+from .version_state import VersionState
+from .writer import Writer
 
 WINDOW = 256  # passages gathered before embedding, so batches can be sorted by length
 EMBED_BATCH = 64  # passages per model call; the resume cache commits after each
@@ -62,6 +72,22 @@ class BuildSettings:
     faiss: str | None = None
     # how the vector index is chosen and tuned; recorded in the manifest and kept by later builds
     policy: IndexPolicy | None = None
+    # re-read every file; else a file whose size and modification time are those the last
+    # build recorded is taken as unchanged without being opened (as make and rsync reason)
+    check: bool = False
+
+
+@dataclass(frozen=True)
+class Window:
+    """New and changed articles ready for the model: what the write step needs is computed already."""
+
+    pending: list[PendingArticle]
+    texts: list[str]  # each passage's embedded text
+    spans: list[Spans]
+    hashes: list[str]
+    tokens: list[int]  # what the model sees of each passage, special tokens included
+    terms: list[list[str]]  # analysed BM25 terms
+    signatures: list[np.ndarray]  # MinHash, per article
 
 
 @dataclass
@@ -96,6 +122,9 @@ class BuildReport:
     version: str = ""
     published: bool = False  # False when nothing changed and the live version was kept
     store: Any = None  # milvus_sync.SyncReport, when the build was asked to sync a vector store
+    publish_seconds: float = 0.0  # until the update was live (merges, if any, follow)
+    merge: MergeReport | None = None  # the merges run after publishing
+    warnings: list[str] = field(default_factory=list)  # promises the new segments could not keep
 
     @property
     def tokens_per_second(self) -> float:
@@ -114,10 +143,14 @@ class _Run:
         self.report.reason = ctx.reason or ("no index yet" if ctx.prev is None and not ctx.settings.full else "--full")
         self.started = time.perf_counter()
         self.files = [0, 0]  # done, total
+        self.cache_path = ctx.idx.layout.filecache
+        self.filecache = FileCache()
+        self.cache_key = ""
 
     def run(self, sources: list[Path]) -> BuildReport:
         """Plan, embed, write, finalize, publish (or keep the live version when nothing changed)."""
         ctx, rep = self.ctx, self.report
+        self._load_cache(sources)
         draft = Draft(ctx)
         try:
             cache = ResumeCache(ctx.idx.layout.resume, f"{ctx.model.fingerprint}|{ctx.backend}")
@@ -126,10 +159,10 @@ class _Run:
             finally:
                 cache.close()
             self._check_strict()
-            if not draft.changed and self._needs_new_version(draft):
-                draft.writer()  # only the vector index (another --faiss) or the schema changes
             if not draft.changed:
-                return self._unchanged(draft)
+                reindex = self._needs_new_version(draft)
+                self._unchanged(draft)
+                return self._merge(reindex)
             manifest = self._finalize(draft, sources)
             publish(ctx.idx, draft.folder, manifest)
         except BaseException:
@@ -142,32 +175,109 @@ class _Run:
         ctx.idx.collect_garbage()
         rep.version, rep.published = draft.name, True
         rep.seconds = time.perf_counter() - self.started
+        rep.publish_seconds = rep.seconds
+        return self._merge(False)
+
+    def _load_cache(self, sources: list[Path]) -> None:
+        """What each file looked like at the live version: unchanged ones are not opened again.
+
+        The cache holds for the same sources read the same way only: article ids and
+        languages depend on the roots and the read settings.
+        """
+        ctx = self.ctx
+        read = ctx.settings.read
+        self.cache_key = json.dumps(
+            [[str(p.resolve()) for p in sources], read.follow_symlinks, read.max_file_mb, read.detect_language]
+        )
+        if ctx.incremental and not ctx.settings.check and ctx.prev is not None:
+            self.filecache = FileCache.load(self.cache_path, version=f"{ctx.prev.version}|{self.cache_key}")
+
+    def _save_cache(self) -> None:
+        """Record the files as read, for the live version (a failure costs the next build a full read)."""
+        try:
+            self.filecache.save(self.cache_path, version=f"{self.ctx.idx.manifest().version}|{self.cache_key}")
+        except (OSError, IndexerError):
+            pass
+
+    def _merge(self, everything: bool) -> BuildReport:
+        """Run the merges now due (all segments into one for another ``--faiss``)."""
+        ctx, rep = self.ctx, self.report
+        choice = VectorChoice(dim=ctx.dim, forced=ctx.faiss, previous=None, policy=ctx.policy)
+        merged = merge(ctx.idx, choice=choice if everything else None, everything=everything)
+        rep.merge = merged
+        if merged.merges:
+            rep.version, rep.published = ctx.idx.manifest().version, True
+        self._save_cache()
+        rep.seconds = time.perf_counter() - self.started
         return rep
 
     def _plan(self, sources: list[Path], draft: Draft, reuse: VectorReuse) -> None:
-        """Read every source; queue new and changed articles in windows; remove vanished ones."""
-        rep, known = self.report, draft.known()
+        """Read every source; embed and write new and changed articles by windows; remove vanished ones.
+
+        Windows are read, chunked and analysed in a background thread (``prefetch``)
+        while the model embeds the one before.
+        """
+        known = draft.known()
         seen: set[str] = set()
         self.files[1] = corpus.count_files(sources, self.ctx.settings.read)
-        window: list[PendingArticle] = []
-        for art in corpus.read_sources(sources, self.ctx.settings.read, on_file=self._file_done):
+        for window in prefetch(self._windows(sources, known, seen), depth=3):
+            if window is not None:
+                self._flush(draft, window, reuse)
+            self._tick()  # here, not in the reading thread: a progress widget belongs to the caller's
+        gone = [aid for aid in known if aid not in seen]
+        for aid in gone:
+            draft.remove(known[aid].rowid)
+        self.report.removed = len(gone)
+
+    def _windows(
+        self, sources: list[Path], known: dict[str, KnownArticle], seen: set[str]
+    ) -> Iterator[Window | None]:
+        """New and changed articles, chunked and analysed, about ``WINDOW`` passages at a time.
+
+        None now and then while files go by with nothing to embed, so progress is shown.
+        """
+        rep, cache = self.report, self.filecache
+        pending: list[PendingArticle] = []
+        shown = time.perf_counter()
+        skip = cache.unchanged if cache is not None else None
+        on_read = cache.record if cache is not None else None
+        for art in corpus.read_sources(sources, self.ctx.settings.read, on_file=self._file_done, skip=skip,
+                                       on_read=on_read):  # fmt: skip
+            if time.perf_counter() - shown > 0.25:
+                shown = time.perf_counter()
+                yield None
+            if isinstance(art, Unchanged):
+                state = cast(FileState, art.state)
+                assert cache is not None
+                cache.keep(art.path, state)
+                seen.update(state.articles)
+                rep.unchanged += sum(1 for a in state.articles if a in known)
+                continue
             if isinstance(art, Skipped):
                 rep.skipped.append(art)
                 continue
             seen.add(art.id)
-            pending = self._pending(art, known.get(art.id))
-            if pending is None:
+            p = self._pending(art, known.get(art.id))
+            if p is None:
                 continue
-            window.append(pending)
-            if sum(len(p.chunks) for p in window) >= WINDOW:
-                self._flush(draft, window, reuse)
-                window = []
-        if window:
-            self._flush(draft, window, reuse)
-        gone = [aid for aid in known if aid not in seen]
-        for aid in gone:
-            draft.remove(known[aid].rowid)
-        rep.removed = len(gone)
+            pending.append(p)
+            if sum(len(x.chunks) for x in pending) >= WINDOW:
+                yield self._prepare(pending)
+                pending = []
+        if pending:
+            yield self._prepare(pending)
+
+    def _prepare(self, pending: list[PendingArticle]) -> Window:
+        """A window's passage texts, hashes, token counts, BM25 terms and MinHash signatures."""
+        texts, spans, hashes = passage_inputs(pending)
+        tokens = [len(t) + 2 for t in self.ctx.encoder.token_spans(texts)]
+        terms: list[list[str]] = []
+        end = 0
+        for p in pending:
+            start, end = end, end + len(p.chunks)
+            terms.extend(analyze(t, p.article.lang) for t in texts[start:end])
+        signatures = [dedup.signature(p.article.text) for p in pending]
+        return Window(pending, texts, spans, hashes, tokens, terms, signatures)
 
     def _pending(self, art: Article, previous: KnownArticle | None) -> PendingArticle | None:
         """The article chunked, or None when it is unchanged or holds no sentence."""
@@ -184,7 +294,6 @@ class _Run:
     def _file_done(self, _: Path) -> None:
         crash_point("read")
         self.files[0] += 1
-        self._tick()
 
     def _tick(self) -> None:
         if self.progress:
@@ -200,14 +309,22 @@ class _Run:
             )
 
     def _needs_new_version(self, draft: Draft) -> bool:
-        """Nothing in the sources changed, but the vector index type or the database schema must."""
+        """Nothing in the sources changed, but another ``--faiss`` type or a newer database schema is due.
+
+        An automatic type is the segments' own business: each gets the type its size
+        calls for when it is written or merged, so no size change rebuilds anything here.
+        """
         ctx = self.ctx
         if draft.live is None or ctx.prev is None:
             return False
-        n = int(draft.live.vectors.ntotal)
-        policy = ctx.policy
-        vectors_change = outdated(n, dim=ctx.dim, forced=ctx.faiss, previous=ctx.prev.vectors, policy=policy)
-        return vectors_change or draft.live.store.schema_version < SCHEMA_VERSION
+        if draft.live.store.schema_version < SCHEMA_VERSION:
+            return True  # rewriting the segments migrates their databases
+        if ctx.faiss is None:
+            return False
+        prev = ctx.prev.vectors
+        if ctx.faiss == AUTO:
+            return not prev.auto
+        return prev.auto or any(s.vectors.faiss != ctx.faiss for s in ctx.prev.segments if s.vectors.faiss != EXACT)
 
     def _unchanged(self, draft: Draft) -> BuildReport:
         """Keep the live version; tidy what a build killed after its switch left behind."""
@@ -215,22 +332,21 @@ class _Run:
         rep = self.report
         counts = draft.live.store.counts()
         rep.articles, rep.passages, rep.version = counts["articles"], counts["passages"], self.ctx.prev.version
+        draft.close()
         shutil.rmtree(draft.folder, ignore_errors=True)
         drop_resume_cache(self.ctx.idx.work)
         self.ctx.idx.collect_garbage()
         rep.seconds = time.perf_counter() - self.started
         return rep
 
-    def _flush(self, draft: Draft, window: list[PendingArticle], reuse: VectorReuse) -> None:
+    def _flush(self, draft: Draft, window: Window, reuse: VectorReuse) -> None:
         """Embed a window's passages, then write its articles."""
-        texts, spans, hashes = passage_inputs(window)
-        self._write(draft, window, texts, hashes, self._embed(texts, spans, hashes, reuse))
+        self._write(draft, window, self._embed(window, reuse))
 
     # ------------------------------------------------------- 2. embed
-    def _embed(
-        self, texts: list[str], spans: list[Spans], hashes: list[str], reuse: VectorReuse
-    ) -> dict[str, StoredVector]:
+    def _embed(self, window: Window, reuse: VectorReuse) -> dict[str, StoredVector]:
         """Vectors (and sentence vectors) for every passage of the window, by text hash."""
+        texts, spans, hashes = window.texts, window.spans, window.hashes
         found = reuse.lookup(hashes)
         todo = sorted({h: i for i, h in enumerate(hashes) if h not in found}.values(), key=lambda i: len(texts[i]))
         rep, enc = self.report, self.ctx.encoder
@@ -258,66 +374,79 @@ class _Run:
             crash_point("embed")
             found.update(items)
             rep.embedded += len(part)
-            rep.tokens += sum(len(s) + 2 for s in enc.token_spans(batch))
+            rep.tokens += sum(window.tokens[j] for j in part)
             self._tick()
         return found
 
     # ------------------------------------------------------- 3. write
-    def _write(
-        self,
-        draft: Draft,
-        window: list[PendingArticle],
-        texts: list[str],
-        hashes: list[str],
-        found: dict[str, StoredVector],
-    ) -> None:
-        """Put the window's articles into the new version, replacing their old versions."""
+    def _write(self, draft: Draft, window: Window, found: dict[str, StoredVector]) -> None:
+        """Put the window's articles into the new segment; the versions they replace are deleted."""
         end = 0
-        for p in window:
+        for p, signature in zip(window.pending, window.signatures):
             start, end = end, end + len(p.chunks)
-            embedded, hs = texts[start:end], hashes[start:end]
+            hs = window.hashes[start:end]
             if p.previous is not None:
                 draft.remove(p.previous.rowid)
                 self.report.updated += 1
             else:
                 self.report.added += 1
-            art = p.article
             vecs = np.frombuffer(b"".join(found[h].vector for h in hs), np.float32).reshape(len(hs), self.ctx.dim)
-            terms = [analyze(t, art.lang) for t in embedded]
             blobs = [found[h].sentences for h in hs]
-            ids = draft.writer().add_article(
-                art, p.content_hash, p.chunks, hs, vecs, terms, dedup.signature(art.text), blobs
+            draft.writer().add_article(
+                p.article, p.content_hash, p.chunks, hs, vecs, window.terms[start:end], signature, blobs
             )
-            if draft.vindex is not None:
-                vectors.add(draft.vindex, np.asarray(ids, dtype=np.int64), vecs)
 
     # ---------------------------------------------------- 4. finalize
     def _finalize(self, draft: Draft, sources: list[Path]) -> Manifest:
-        """Duplicates, BM25 and the vector index of the whole new version; returns its manifest."""
-        ctx, rep, writer = self.ctx, self.report, draft.writer()
-        counts = writer.counts()
-        if counts["articles"] == 0:
+        """Seal the new segment, record the deletions and groups; returns the new version's manifest."""
+        ctx, rep = self.ctx, self.report
+        live = draft.live
+        removed = sorted(set(draft.removed))
+        state = draft.state.deleting(removed, live.store.article_passages(removed) if live and removed else [])
+        segments = draft.segments
+        if draft.has_segment():
+            writer = draft.writer()
+            if live is None:
+                dedup.regroup(writer)  # a rebuild: the whole collection is in this one segment
+                groups = writer.groups
+            else:
+                groups = self._regroup(draft, writer, state, removed)
+            rows, ids = (writer.first_row, writer.next_row), (writer.first_id, writer.next_id)
+            choice = VectorChoice(
+                dim=ctx.dim, forced=ctx.faiss, previous=ctx.previous_vectors, policy=ctx.policy, small=live is not None
+            )
+            segments.append(seal(ctx.idx, writer, draft.segment, rows=rows, ids=ids, choice=choice))
+        else:
+            groups = self._regroup(draft, None, state, removed)
+        state = state.with_groups(groups)
+        rep.duplicate_clusters = len(set(groups.values()))
+        articles = sum(s.articles for s in segments) - len(state.deleted_rows)
+        passages = sum(s.passages for s in segments) - len(state.deleted_ids)
+        if articles == 0:
             raise BuildError("no articles found in the sources — check the paths, or see the skipped files above")
-        rep.articles, rep.passages = counts["articles"], counts["passages"]
-        rep.duplicate_clusters = dedup.regroup(writer)
-        lex = lexical.build(writer.all_terms(), draft.folder / lexical.LEXICAL_DIR, analyzer=ANALYZER_VERSION)
-        crash_point("lexical")
-        # the updated index, or one rebuilt from the stored vectors (type change, growth, HNSW
-        # removals), tuned to recall@10 ≥ 0.97: its entry goes into the manifest
-        vindex, vinfo = vectors.finalize(
-            draft.vindex,
-            lambda: writer.all_vectors(ctx.dim),
-            counts["passages"],
-            ctx.dim,
-            forced=ctx.faiss,
-            previous=ctx.previous_vectors,
-            policy=ctx.policy,
+        rep.articles, rep.passages = articles, passages
+        state.save(draft.folder)
+        counts = {"articles": articles, "passages": passages}
+        auto = is_auto(ctx.faiss, ctx.previous_vectors)
+        vinfo = vectors.summary([s.vectors for s in segments], passages, auto=auto)
+        lex = LexicalInfo(kind="postings", k1=postings.K1, b=postings.B, documents=passages, analyzer=ANALYZER_VERSION)
+        rep.warnings.extend(s.vectors.warning for s in segments if s.vectors.warning)
+        return replace(self._manifest(draft.name, counts, sources, vinfo, lex), segments=segments)
+
+    def _regroup(self, draft: Draft, writer: Writer | None, state: VersionState, removed: list[int]) -> dict[int, int]:
+        """The near-duplicate groups after this update, from the added and deleted articles only."""
+        live = draft.live
+        assert live is not None
+        gone = set(removed)
+        added = writer.signatures(list(range(writer.first_row, writer.next_row))) if writer is not None else {}
+
+        def candidates(keys: list[tuple[int, int]]) -> dict[tuple[int, int], list[int]]:
+            found = live.store.band_articles(keys)
+            return {k: kept for k, rows in found.items() if (kept := [r for r in rows if r not in gone])}
+
+        return dedup.update_groups(
+            draft.state.groups, added, removed, candidates=candidates, signatures=live.store.signatures
         )
-        writer.commit_and_close()
-        crash_point("sqlite")
-        vectors.save(vindex, draft.folder / vectors.VECTORS_FILE)
-        crash_point("faiss")
-        return self._manifest(draft.name, counts, sources, vinfo, lex)
 
     def _manifest(
         self, version: str, counts: dict[str, int], sources: list[Path], vinfo: VectorIndexInfo, lex: LexicalInfo

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .cli_output import ProgressBar, print_hits, print_report, print_sync
+from .cli_output import ProgressBar, print_hits, print_merge, print_report, print_sync
 from .errors import IndexerError, QueryError
 from .settings import BACKENDS, MAX_K, MODES
 
@@ -127,6 +127,11 @@ def _check_store(uri: str | None) -> None:
     "by size (default: the index's forced type, else auto: exact below 100,000 passages, above it IVF with "
     "4-bit PQ codes whose best candidates are re-scored with the exact vectors).",
 )
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Re-read every file, even those whose size and modification time are unchanged since the last build.",
+)
 @_store_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def build(
@@ -141,6 +146,7 @@ def build(
     follow_symlinks: bool,
     max_file_mb: float,
     faiss: str | None,
+    check: bool,
     quiet: bool,
     store: str | None,
 ) -> None:
@@ -181,6 +187,7 @@ def build(
         strict=strict,
         read=ReadSettings(follow_symlinks=follow_symlinks, max_file_mb=max_file_mb),
         faiss=faiss,
+        check=check,
     )
     sources = list(paths) or default_sources()
     target = _index_dir(index_dir)
@@ -192,6 +199,32 @@ def build(
         if bar:
             bar.close()
     print_report(report, target)
+
+
+# ------------------------------------------------------------------ merge
+@main.command(context_settings=CONTEXT)
+@_index_option
+@click.option("--all", "everything", is_flag=True, help="Merge every segment into one (and drop deleted rows).")
+def merge(index_dir: Path | None, everything: bool) -> None:
+    """Merge the index's segments now (builds merge what is due by themselves).
+
+    \b
+    Examples:
+      indexer merge           # the merges the policy calls for
+      indexer merge --all     # one segment, as after a full build
+    """
+    from .index import IndexDir
+    from .merge import merge as run_merge
+
+    target = _index_dir(index_dir)
+    idx = IndexDir(target)
+    idx.manifest()  # no index, or a damaged one: its own message
+    lock = idx.lock()
+    try:
+        report = run_merge(idx, everything=everything)
+    finally:
+        lock.release()
+    print_merge(report, target)
 
 
 # ----------------------------------------------------------------- search

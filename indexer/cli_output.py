@@ -11,6 +11,7 @@ import click
 
 if TYPE_CHECKING:
     from .build import BuildProgress, BuildReport
+    from .merge import MergeReport
     from .milvus_sync import SyncReport
     from .search import IndexInfo, SearchResult
 
@@ -68,12 +69,28 @@ def print_report(r: BuildReport, target: Path) -> None:
         f"  embedded {r.embedded} passages ({r.tokens:,} tokens, {r.tokens_per_second:,.0f} tokens/s), "
         f"reused {r.reused}; {r.seconds:.1f} s"
     )
+    if r.merge is not None and r.merge.merges:
+        click.echo(f"  then {r.merge.merges} merge(s) of {r.merge.passages} passages, {r.merge.seconds:.1f} s "
+                   f"({r.merge.segments} segment(s) now)")  # fmt: skip
+    for w in r.warnings:
+        click.echo(f"Warning: {w}")
     if r.skipped:
         click.echo("Skipped:")
         for s in r.skipped:
             click.echo(f"  {s.path}: {s.reason}")
     if r.store is not None:
         print_sync(r.store)
+
+
+def print_merge(r: MergeReport, target: Path) -> None:
+    """``indexer merge``'s outcome."""
+    if not r.merges:
+        click.echo(f"Index {target}: nothing to merge ({r.segments} segment(s))")
+        return
+    click.echo(f"Index {target}: {r.merges} merge(s), {r.passages} passages rewritten in {r.seconds:.1f} s")
+    for run in r.runs:
+        click.echo(f"  {run}")
+    click.echo(f"  now {r.segments} segment(s)")
 
 
 def print_hits(result: SearchResult) -> None:
@@ -112,6 +129,12 @@ def print_info(path: Path, info: IndexInfo) -> None:
     tuned += [f"recall@10 {v.recall_at_10}"] if v.recall_at_10 < 1.0 else []
     how = "automatic" if v.auto else "forced with --faiss"
     click.echo(f"Vectors:    {v.faiss}, {how} ({'; '.join([str(v.count) + ' vectors', *tuned])})")
+    if v.warning:
+        click.echo(f"Warning:    {v.warning}")
+    if m.segments:
+        sizes = ", ".join(f"{s.name} {s.passages} ({s.vectors.faiss})" for s in m.segments[:6])
+        more = f", … {len(m.segments) - 6} more" if len(m.segments) > 6 else ""
+        click.echo(f"Segments:   {len(m.segments)}: {sizes}{more}")
     click.echo(f"Articles:   {counts['articles']}")
     click.echo(f"Passages:   {counts['passages']}")
     click.echo(f"Languages:  {', '.join(facets.langs) or '-'}")

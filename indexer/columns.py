@@ -13,11 +13,16 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .query import Filters
+from .records import Facets
 from .store import ArticleKey
+
+if TYPE_CHECKING:
+    from .version_state import VersionState
 
 
 def locate(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -69,6 +74,56 @@ class Columns:
         owners = np.fromiter((r[1] for r in prow), np.int64, count=len(prow))
         article = np.searchsorted(rowids, owners).astype(np.int32)
         return cls(pids, article, rowids, group, langs, lang, sources, source, day)
+
+    @classmethod
+    def merge(cls, parts: Sequence[Columns], state: VersionState) -> Columns:
+        """A version's columns: its segments' (in id order), less deleted articles, with its groups."""
+        langs = sorted({v for p in parts for v in p.langs})
+        sources = sorted({v for p in parts for v in p.sources})
+        li, si = {v: i for i, v in enumerate(langs)}, {v: i for i, v in enumerate(sources)}
+        out: dict[str, list[np.ndarray]] = {k: [] for k in ("pids", "article", "rowid", "lang", "source", "day")}
+        offset = 0
+        for p in parts:
+            alive = ~locate(state.deleted_rows, p.rowid)[1]
+            # -1 (no value) indexes the table's last entry, which is -1 again
+            lang_map = np.array([li[v] for v in p.langs] + [-1], np.int32)
+            source_map = np.array([si[v] for v in p.sources] + [-1], np.int32)
+            new_row = (np.cumsum(alive) - 1 + offset).astype(np.int32)
+            keep = alive[p.article] if len(p.article) else np.zeros(0, bool)
+            out["pids"].append(p.pids[keep])
+            out["article"].append(new_row[p.article[keep]])
+            out["rowid"].append(p.rowid[alive])
+            out["lang"].append(lang_map[p.lang[alive]])
+            out["source"].append(source_map[p.source[alive]])
+            out["day"].append(p.day[alive])
+            offset += int(alive.sum())
+        empty = {"pids": np.int64, "article": np.int32, "rowid": np.int64, "lang": np.int32, "source": np.int32,
+                 "day": np.int32}  # fmt: skip
+        arr = {k: np.concatenate(v).astype(empty[k]) if v else np.zeros(0, empty[k]) for k, v in out.items()}
+        group = arr["rowid"].copy()
+        if state.groups:
+            keys = np.fromiter(state.groups.keys(), np.int64, count=len(state.groups))
+            vals = np.fromiter(state.groups.values(), np.int64, count=len(state.groups))
+            pos, held = locate(arr["rowid"], keys)
+            group[pos[held]] = vals[held]
+        return cls(arr["pids"], arr["article"], arr["rowid"], group, langs, arr["lang"], sources, arr["source"],
+                   arr["day"])  # fmt: skip
+
+    def language_counts(self) -> dict[str, int]:
+        """Passages per article language, most frequent first."""
+        codes = self.lang[self.article]
+        counts = np.bincount(codes[codes >= 0], minlength=len(self.langs))
+        order = sorted((-int(c), v) for v, c in zip(self.langs, counts) if c)
+        return {v: -c for c, v in order}
+
+    def facets(self) -> Facets:
+        """Distinct languages and sources of the articles held, and their date range."""
+        langs = [self.langs[i] for i in np.unique(self.lang[self.lang >= 0]).tolist()]
+        sources = [self.sources[i] for i in np.unique(self.source[self.source >= 0]).tolist()]
+        days = self.day[self.day > 0]
+        ends = (int(days.min()), int(days.max())) if len(days) else ()
+        dates = [f"{d // 10000:04d}-{d // 100 % 100:02d}-{d % 100:02d}" for d in ends]
+        return Facets(langs=langs, sources=sources, dates=dates)
 
     def articles_matching(self, filters: Filters) -> np.ndarray:
         """A boolean mask over the articles that ``filters`` (normalised) keep."""

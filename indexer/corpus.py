@@ -39,6 +39,7 @@ NUMBERING = {"json": ("#{}", "item {}"), "jsonl": ("#L{}", "line {}"), "csv": ("
 @dataclass(frozen=True)
 class ReadSettings:
     """How source files are read."""
+
     follow_symlinks: bool = False  # follow links that lead outside the source roots
     max_file_mb: float = 20.0  # whole files (all but JSONL); JSONL is streamed, this bounds its lines
     detect_language: bool = True
@@ -47,6 +48,24 @@ class ReadSettings:
     def max_bytes(self) -> int:
         """The size limit in bytes."""
         return int(self.max_file_mb * 2**20)
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """A file ``read_sources`` did not open because its ``skip`` callback vouched for it."""
+
+    path: Path  # absolute and resolved, the file cache's key
+    state: object  # what ``skip`` returned for the file
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """A readable file under the sources, as the walk met it."""
+
+    path: Path
+    root: Path
+    st: os.stat_result  # followed through symlinks, taken before the file is read
+    target: Path | None  # where a symlink leads (already resolved); None for a plain file
 
 
 def display_path(path: str | os.PathLike[str]) -> str:
@@ -83,12 +102,18 @@ def _is_index_folder(directory: Path) -> bool:
 
 def iter_files(sources: Iterable[Path], settings: ReadSettings) -> Iterator[tuple[Path, Path] | Skipped]:
     """``(file, root)`` for every supported file under the sources, in a stable order."""
+    for item in _walk(sources, settings):
+        yield item if isinstance(item, Skipped) else (item.path, item.root)
+
+
+def _walk(sources: Iterable[Path], settings: ReadSettings) -> Iterator[_Found | Skipped]:
+    """Every supported file under the sources with its ``stat``, in a stable order; problems as ``Skipped``."""
     roots = check_sources(sources)
     real_roots = [r.resolve() for r in roots]
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[tuple[int, int]] = set()  # a link to a file already read would duplicate its articles
 
-    def walk(directory: Path, root: Path) -> Iterator[tuple[Path, Path] | Skipped]:
+    def walk(directory: Path, root: Path) -> Iterator[_Found | Skipped]:
         try:
             st = directory.stat()
             key = (st.st_dev, st.st_ino)
@@ -114,8 +139,9 @@ def iter_files(sources: Iterable[Path], settings: ReadSettings) -> Iterator[tupl
             path = Path(entry.path)
             yield from visit(path, root)
 
-    def visit(path: Path, root: Path) -> Iterator[tuple[Path, Path] | Skipped]:
+    def visit(path: Path, root: Path) -> Iterator[_Found | Skipped]:
         shown = display_path(path)
+        target = None
         if path.is_symlink():
             try:
                 target = path.resolve(strict=True)
@@ -143,7 +169,7 @@ def iter_files(sources: Iterable[Path], settings: ReadSettings) -> Iterator[tupl
             yield Skipped(shown, "same file as one already read (a link to it)")
         else:
             seen_files.add((st.st_dev, st.st_ino))
-            yield path, root
+            yield _Found(path, root, st, target)
 
     for root in roots:
         if root.is_dir():
@@ -253,10 +279,15 @@ def _with_language(article: Article) -> Article:
     return replace(article, lang=lang)
 
 
+def _relative(path: Path, root: Path) -> str:
+    """The file's name below its source root, as articles' ``path`` and default ids spell it."""
+    rel = path.relative_to(root).as_posix() if path != root else path.name
+    return _printable(os.fsencode(rel).decode("utf-8", "backslashreplace"))
+
+
 def read_file(path: Path, root: Path, settings: ReadSettings) -> Iterator[Article | Skipped]:
     """Articles of one file; problems come out as ``Skipped`` entries, never exceptions."""
-    rel = path.relative_to(root).as_posix() if path != root else path.name
-    rel = _printable(os.fsencode(rel).decode("utf-8", "backslashreplace"))
+    rel = _relative(path, root)
     shown = display_path(path)
     kind = EXTENSIONS[path.suffix.lower()]
     produced = False
@@ -333,25 +364,86 @@ def read_sources(
     settings: ReadSettings | None = None,
     *,
     on_file: Callable[[Path], None] | None = None,
-) -> Iterator[Article | Skipped]:
-    """Every article under ``sources``, streamed; duplicate ids are reported, not merged."""
+    skip: Callable[[Path, os.stat_result], object | None] | None = None,
+    on_read: Callable[[Path, os.stat_result, list[str]], None] | None = None,
+) -> Iterator[Article | Skipped | Unchanged]:
+    """Every article under ``sources``, streamed; duplicate ids are reported, not merged.
+
+    Args:
+        sources: Files and folders to read.
+        settings: How to read them.
+        on_file: Called with each file once it is done (read or vouched for).
+        skip: Asked ``(absolute resolved path, stat)`` before a file is opened; a non-None
+            answer means the file is not read and an ``Unchanged`` carrying it is yielded.
+            When that answer has an ``articles`` sequence of ids, they count as read (for
+            duplicate ids) and, should one of them already be taken, the file is read after all.
+        on_read: Called ``(absolute resolved path, stat, article ids)`` after a file was read
+            cleanly, every record an article; not called for a file with a problem, so that
+            it is read, and its problems reported, again next time. The stat is the one taken
+            before reading, so a file changed meanwhile differs from it next time.
+    """
     settings = settings or ReadSettings()
     seen: dict[str, str] = {}
-    for item in iter_files(sources, settings):
+    resolved_dirs: dict[Path, Path] = {}
+    for item in _walk(sources, settings):
         if isinstance(item, Skipped):
             yield item
             continue
-        path, root = item
+        path, root = item.path, item.root
+        real = _resolved(item, resolved_dirs) if skip is not None or on_read is not None else path
+        if skip is not None:
+            state = skip(real, item.st)
+            if state is not None and _claim(state, _relative(path, root), seen):
+                yield Unchanged(real, state)
+                if on_file is not None:
+                    on_file(path)
+                continue
+        ids: list[str] = []
+        clean = True
         for art in read_file(path, root, settings):
             if isinstance(art, Article):
                 first = seen.get(art.id)
                 if first is not None:
+                    clean = False
                     yield Skipped(
                         display_path(path),
                         f"duplicate article id {art.id!r} (already read from {first}); give records distinct ids",
                     )
                     continue
                 seen[art.id] = art.path or ""
+                ids.append(art.id)
+            else:
+                clean = False
             yield art
+        if on_read is not None and clean:
+            on_read(real, item.st, ids)
         if on_file is not None:
             on_file(path)
+
+
+def _resolved(found: _Found, resolved_dirs: dict[Path, Path]) -> Path:
+    """The file's absolute resolved path, resolving each folder once.
+
+    ``Path.resolve`` costs ~20 µs a file (an lstat per path component); a plain file's
+    path is its resolved folder plus its name, and a symlink's target the walk resolved already.
+    """
+    if found.target is not None:
+        return found.target
+    folder = found.path.parent
+    real = resolved_dirs.get(folder)
+    if real is None:
+        real = resolved_dirs[folder] = folder.resolve()
+    return real / found.path.name
+
+
+def _claim(state: object, rel: str, seen: dict[str, str]) -> bool:
+    """Take the ids an unchanged file held, unless one is already taken (then the file must be read)."""
+    ids = getattr(state, "articles", None)
+    if not isinstance(ids, (tuple, list)):
+        return True  # an opaque state: nothing to check
+    if any(i in seen for i in ids):
+        # read it as a full build would, so the duplicate is reported the same way
+        return False
+    for i in ids:
+        seen[i] = rel
+    return True

@@ -1,34 +1,37 @@
 """What a build works with and on: its fixed context, and the version it writes.
 
 ``prepare`` settles, before any work, the model, backend, chunker, vector policy
-and whether the live version can be updated in place; ``Draft`` is the new
-version's private folder, database (copied from the live one on the first change)
-and vector index; ``publish`` makes it live.
+and whether the live version can be updated; ``Draft`` is the new version's
+private folder, its new segment (written only when articles are added) and the
+articles it deletes from the live segments; ``publish`` makes it live.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import vectors
 from .analysis import ANALYZER_VERSION
 from .chunking import ChunkSettings
 from .embedding import Embedder, Encoder, body_offset, passage_text
-from .errors import IndexNotFoundError
+from .errors import IndexerError, IndexNotFoundError, IndexVersionError
 from .index import IndexDir, Snapshot
-from .manifest import Manifest
+from .manifest import FORMAT_VERSION, Manifest, SegmentInfo
 from .models import DEFAULT_MODEL, ResolvedModel, resolve
 from .records import KnownArticle, PendingArticle, StoredVector
+from .segments import segment_name
 from .settings import DEFAULT_BACKEND
-from .store import DB_FILE, Store, text_hash
+from .store import DB_FILE, text_hash
 from .vector_plan import DEFAULT_POLICY, IndexPolicy, VectorIndexInfo
+from .version_state import VersionState
+from .version_store import VersionStore
 from .writer import Writer
 
 if TYPE_CHECKING:
@@ -78,6 +81,9 @@ def prepare(
     room = int(enc.max_seq_length) - 2 - 8 - 48
     chunk = replace(requested, max_tokens=max(8, min(requested.max_tokens, room)))
     reason = _incompatibility(prev, resolved, backend, chunk)
+    older = _older_format(idx) if prev is None and not settings.full else None
+    if older is not None:
+        reason = f"index format v{older} is older than v{FORMAT_VERSION}"
     policy = settings.policy or (prev.policy if prev is not None else DEFAULT_POLICY)
     return Context(idx, settings, resolved, enc, backend, dim, faiss, policy, chunk, prev, reason)
 
@@ -87,6 +93,19 @@ def _live_manifest(idx: IndexDir) -> Manifest | None:
         return idx.manifest()
     except IndexNotFoundError:
         return None  # a damaged or newer-format index raises: "indexer build --full" is the fix
+    except IndexVersionError:
+        if _older_format(idx):
+            return None  # an index of an older layout is rebuilt, as by --full
+        raise
+
+
+def _older_format(idx: IndexDir) -> int | None:
+    """The format of an index written by an older indexer, or None."""
+    try:
+        fv = json.loads(idx.layout.manifest.read_text(encoding="utf-8")).get("format_version")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return fv if isinstance(fv, int) and not isinstance(fv, bool) and fv < FORMAT_VERSION else None
 
 
 def _incompatibility(prev: Manifest | None, model: ResolvedModel, backend: str, chunk: ChunkSettings) -> str:
@@ -105,18 +124,23 @@ def _incompatibility(prev: Manifest | None, model: ResolvedModel, backend: str, 
 
 
 class Draft:
-    """The version being written: its folder, its database (made on the first change), its vector index."""
+    """The version being written: its folder, its new segment (made on the first change), its deletions."""
 
     def __init__(self, ctx: Context) -> None:
         ctx.idx.versions.mkdir(parents=True, exist_ok=True)
+        ctx.idx.layout.segments.mkdir(parents=True, exist_ok=True)
         ctx.idx.clean_partials()
+        self.ctx = ctx
         self.name = version_name(ctx.idx.versions)
         self.folder = ctx.idx.layout.partial(self.name)
         self.folder.mkdir()
+        self.segment = segment_name(ctx.idx.layout.segments)
+        self.segment_folder = ctx.idx.layout.segment_partial(self.segment)
         self.live: Snapshot | None = None
-        self.previous: Store | None = None  # the old version's database, for vectors of identical passages
+        self._old: Snapshot | None = None
+        self.previous: VersionStore | None = None  # the old version, for vectors of identical passages
         self._writer: Writer | None = None
-        self.vindex: Any = None  # the live FAISS index, edited in place; None: built at finalize
+        self.removed: list[int] = []  # article rows this version deletes
         try:
             self._open(ctx)
         except BaseException:
@@ -127,50 +151,67 @@ class Draft:
     def _open(self, ctx: Context) -> None:
         if ctx.incremental:
             self.live = ctx.idx.open()  # opening checks the live version
-            self.vindex = self.live.vectors
-        else:
-            # built from the stored vectors once all are in (finalize): memory stays bounded,
-            # and the index type fits the final size
-            self.writer()
-            prev, same = ctx.prev, (ctx.model.fingerprint, ctx.backend)
-            if prev is not None and (prev.model.fingerprint, prev.model.backend) == same:
-                try:
-                    self.previous = Store(ctx.idx.layout.version(prev.version) / DB_FILE)
-                except (OSError, sqlite3.DatabaseError):
-                    self.previous = None
+            return
+        prev, same = ctx.prev, (ctx.model.fingerprint, ctx.backend)
+        if prev is not None and (prev.model.fingerprint, prev.model.backend) == same:
+            try:
+                self._old = ctx.idx.open()
+                self.previous = self._old.store
+            except IndexerError:
+                self.previous = None
 
     @property
     def changed(self) -> bool:
-        """Whether anything was written, so there is a version to publish."""
-        return self._writer is not None
+        """Whether anything was written or deleted, so there is a version to publish."""
+        return self._writer is not None or bool(self.removed)
+
+    @property
+    def segments(self) -> list[SegmentInfo]:
+        """The live version's segments this version keeps (all of them; merges replace some later)."""
+        return list(self.live.manifest.segments) if self.live is not None else []
+
+    @property
+    def state(self) -> VersionState:
+        """The live version's deletions and groups (empty for a rebuild)."""
+        return self.live.state if self.live is not None else VersionState()
 
     def writer(self) -> Writer:
-        """The new version's database, copied from the live one on the first change."""
+        """The new segment's database, created on the first change; its ids continue the live version's."""
         if self._writer is None:
-            if self.live is not None:
-                shutil.copyfile(self.live.path / DB_FILE, self.folder / DB_FILE)
-            self._writer = Writer(self.folder / DB_FILE)
+            segs = self.segments
+            first_row = max((s.rows[1] for s in segs), default=1)
+            first_id = max((s.ids[1] for s in segs), default=1)
+            self.segment_folder.mkdir()
+            self._writer = Writer(self.segment_folder / DB_FILE, first_row=first_row, first_id=first_id)
         return self._writer
 
+    def has_segment(self) -> bool:
+        """Whether this version adds a segment."""
+        return self._writer is not None
+
     def vectors_by_text_hash(self, hashes: Sequence[str]) -> dict[str, StoredVector]:
-        """Vectors the new version already holds (asked only once something changes)."""
-        return self.writer().vectors_by_text_hash(hashes)
+        """Vectors the new version already holds: in its new segment, or in the live version's."""
+        found = self._writer.vectors_by_text_hash(hashes) if self._writer is not None else {}
+        if self.live is not None:
+            todo = [h for h in hashes if h not in found]
+            if todo:
+                found.update(self.live.store.vectors_by_text_hash(todo))
+        return found
 
     def known(self) -> dict[str, KnownArticle]:
         """The live version's articles (none for a rebuild)."""
         return self.live.store.known_articles() if self.live is not None else {}
 
     def remove(self, rowid: int) -> None:
-        """Delete an article; an index type that cannot remove (HNSW) is rebuilt at finalize."""
-        dropped = self.writer().delete_article(rowid)
-        if self.vindex is not None and not vectors.remove(self.vindex, dropped):
-            self.vindex = None
+        """Delete a live article: a marker in the new version, its segment is left as it is."""
+        self.removed.append(rowid)
 
     def close(self) -> None:
-        """Release the live and previous versions."""
-        for db in (self.live, self.previous):
-            if db is not None:
-                db.close()
+        """Release the live and previous versions, and drop an unfinished segment."""
+        for snap in (self.live, self._old):
+            if snap is not None:
+                snap.close()
+        shutil.rmtree(self.segment_folder, ignore_errors=True)
 
 
 def version_name(versions: Path) -> str:

@@ -1,7 +1,9 @@
-"""An index directory: a manifest naming one immutable data folder per published version.
+"""An index directory: a manifest naming the live version, made of immutable segments.
 
-Its layout is in layout.py; a data folder holds store.sqlite, vectors.faiss, lexical/
-and a copy of its manifest.
+Its layout is in layout.py. A version's folder holds its manifest copy and the
+small arrays of ``version_state.py`` (deletions, near-duplicate groups); its
+articles, passages, vectors and postings are in the segments it lists
+(``segments.py``), which several versions share.
 """
 
 from __future__ import annotations
@@ -9,27 +11,28 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import sqlite3
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from . import manifest as manifest_mod
-from . import vectors
-from .columns import Columns
+from .columns import Columns, locate
 from .errors import BuildError, IndexCorruptError, IndexLockedError
 from .faults import crash_point
 from .layout import MANIFEST, IndexLayout, is_partial
-from .lexical import LEXICAL_DIR, LexicalIndex
 from .locking import FileLock, LockHeld
 from .manifest import Manifest
+from .postings import Collection
 from .query import Filters
 from .records import Facets
-from .store import DB_FILE, Store
+from .segments import SegmentReader
+from .store import DB_FILE
+from .version_state import VersionState
+from .version_store import VersionStore
 
 _CHUNK = 1 << 20
 _ALLOWED_CACHE = 8  # filters whose passage ids a version keeps
@@ -46,12 +49,17 @@ def file_digest(path: Path, *, sync: bool = False) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def _data_files(folder: Path) -> list[Path]:
-    """Every file of a version folder but its manifest copy, in a stable order."""
+def data_files(folder: Path) -> list[Path]:
+    """Every file of a version or segment folder but a manifest copy, in a stable order."""
     return sorted(
         (p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).as_posix() != MANIFEST),
         key=lambda p: p.relative_to(folder).as_posix(),
     )
+
+
+def digests(folder: Path) -> dict[str, str]:
+    """The checksum of each data file of a folder, each file flushed to disk on the way."""
+    return {p.relative_to(folder).as_posix(): file_digest(p, sync=True) for p in data_files(folder)}
 
 
 @dataclass(frozen=True)
@@ -65,21 +73,25 @@ class IndexInfo:
 
 @dataclass
 class Snapshot:
-    """One published version, opened for reading: its manifest, database and vectors."""
+    """One published version, opened for reading: its manifest, segments and deletions."""
 
     manifest: Manifest
-    path: Path
-    store: Store
-    vectors: Any  # faiss.Index
+    path: Path  # the version's folder
+    segments: list[SegmentReader]
+    state: VersionState
     stamp: tuple[int, int]  # identity of the manifest file it was opened from
-    _lexical: Any = None
+    _store: VersionStore | None = None
+    _lexical: Collection | None = None
     _langs: dict[str, int] | None = None
     _facets: Facets | None = None
     _clusters: dict[int, list[int]] | None = None
     _columns: Columns | None = None
     _allowed: OrderedDict[Filters, np.ndarray] = field(default_factory=OrderedDict)
+    _dead: dict[str, np.ndarray] = field(default_factory=dict)
+    _slices: OrderedDict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=OrderedDict)
     damage: IndexCorruptError | None = None  # set when a file verified after opening failed its check
     checked: threading.Event = field(default_factory=threading.Event)  # set once every file is verified
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def raise_if_damaged(self) -> None:
         """Refuse a version whose deferred check found a file that differs from its checksum."""
@@ -87,36 +99,73 @@ class Snapshot:
             raise self.damage
 
     @property
-    def lexical(self) -> LexicalIndex:
-        """The version's BM25 index, loaded on first use."""
-        if self._lexical is None:
-            folder = self.path / LEXICAL_DIR
-            try:
-                self._lexical = LexicalIndex(folder)
-            except (OSError, ValueError, KeyError) as exc:
-                raise IndexCorruptError(self.path.parent.parent, f"lexical index unreadable: {exc}") from None
-        return self._lexical
+    def store(self) -> VersionStore:
+        """The version's articles and passages, across its segments."""
+        if self._store is None:
+            self._store = VersionStore(self.segments, self.state)
+        return self._store
+
+    @property
+    def ntotal(self) -> int:
+        """Passages searchable in this version."""
+        return sum(s.info.passages for s in self.segments) - len(self.state.deleted_ids)
+
+    def slice_of(self, allowed: np.ndarray, segment: str, a: int, b: int) -> np.ndarray:
+        """``allowed[a:b]``, the same array object for the same filter and segment (selectors are kept by it)."""
+        key = (id(allowed), segment)
+        with self._lock:
+            kept = self._slices.get(key)
+            if kept is not None and kept[0] is allowed:
+                return kept[1]
+            part = allowed[a:b]
+            self._slices[key] = (allowed, part)
+            while len(self._slices) > 8 * max(1, len(self.segments)):
+                self._slices.popitem(last=False)
+            return part
+
+    def dead_ids(self, seg: SegmentReader) -> np.ndarray:
+        """The deleted passage ids of one segment (the same array each time: selectors are kept by it)."""
+        dead = self._dead.get(seg.info.name)
+        if dead is None:
+            dead = self._dead[seg.info.name] = self.state.dead_ids(*seg.info.ids)
+        return dead
+
+    @property
+    def lexical(self) -> Collection:
+        """BM25 over the live passages of every segment, with collection-wide statistics."""
+        with self._lock:
+            if self._lexical is None:
+                parts, alive = [], []
+                for seg in self.segments:
+                    p = seg.postings
+                    dead = self.dead_ids(seg)
+                    parts.append(p)
+                    alive.append(~locate(dead, p.pids)[1] if len(dead) else None)
+                lex = self.manifest.lexical
+                self._lexical = Collection(parts, alive, k1=lex.k1, b=lex.b)
+            return self._lexical
+
+    @property
+    def columns(self) -> Columns:
+        """Filterable metadata as arrays, read on first use: a filter is then a mask, not a query."""
+        with self._lock:
+            if self._columns is None:
+                self._columns = Columns.merge([s.columns for s in self.segments], self.state)
+            return self._columns
 
     @property
     def languages(self) -> dict[str, int]:
         """Passages per language (most frequent first), cached for the version's lifetime."""
         if self._langs is None:
-            self._langs = self.store.language_counts()
+            self._langs = self.columns.language_counts()
         return self._langs
 
     @property
     def facets(self) -> Facets:
-        """Languages, sources and date range, cached for the version's lifetime (a scan of the articles)."""
+        """Languages, sources and date range, cached for the version's lifetime."""
         if self._facets is None:
-            self._facets = self.store.facets()
+            self._facets = self.columns.facets()
         return self._facets
-
-    @property
-    def columns(self) -> Columns:
-        """Filterable metadata as arrays, read on first use: a filter is then a mask, not a query."""
-        if self._columns is None:
-            self._columns = Columns.load(self.store.con)
-        return self._columns
 
     def allowed(self, filters: Filters) -> np.ndarray:
         """Sorted ids of the passages that ``filters`` (normalised) keep; the last few filters are cached.
@@ -144,8 +193,9 @@ class Snapshot:
         return IndexInfo(self.manifest, dict(counts), self.facets)
 
     def close(self) -> None:
-        """Close the database."""
-        self.store.close()
+        """Close the segments' databases (a searcher that moved on shares them: it never closes)."""
+        for seg in self.segments:
+            seg.close()
 
 
 class IndexDir:
@@ -157,7 +207,7 @@ class IndexDir:
 
     @property
     def versions(self) -> Path:
-        """The folder of data folders."""
+        """The folder of version folders."""
         return self.layout.versions
 
     @property
@@ -189,74 +239,91 @@ class IndexDir:
             return (0, 0)
         return (st.st_ino, st.st_mtime_ns)
 
-    def open(self, *, defer: frozenset[str] = frozenset()) -> Snapshot:
-        """Open the live version; retried once if a build switches versions meanwhile.
+    def open(self, *, defer: frozenset[str] = frozenset(), reuse: Snapshot | None = None) -> Snapshot:
+        """Open the live version; retried if a build switches versions meanwhile.
 
-        Files named in ``defer`` (e.g. the database, by far the largest) are verified
-        in a background thread instead of before the version is returned: a search
-        process moving to a new version answers at once, and refuses the version
+        Segments that ``reuse`` (the version a searcher had open) already holds are
+        shared, not opened nor verified again: following a new version costs what
+        it added. Files named in ``defer`` (e.g. a segment's database, by far its
+        largest file) are verified in a background thread: a search process moving
+        to a new version answers at once, and refuses the version
         (``Snapshot.raise_if_damaged``) as soon as the check fails.
         """
         for attempt in range(3):
             stamp = self.stamp()
             m = self.manifest()
-            folder = self.layout.version(m.version)
             try:
-                return self._open_version(m, folder, stamp, defer)
+                return self._open_version(m, stamp, defer, reuse)
             except IndexCorruptError:
                 if self.stamp() == stamp or attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
-    def _open_version(self, m: Manifest, folder: Path, stamp: tuple[int, int], defer: frozenset[str]) -> Snapshot:
-        db, vec = folder / DB_FILE, folder / vectors.VECTORS_FILE
-        for f in (db, vec):
-            if not f.is_file():
-                raise IndexCorruptError(self.path, f"{f.relative_to(self.path)} is missing")
-        later = {rel: digest for rel, digest in m.files.items() if rel in defer}
-        self._verify({rel: d for rel, d in m.files.items() if rel not in later}, folder)
+    def _open_version(
+        self, m: Manifest, stamp: tuple[int, int], defer: frozenset[str], reuse: Snapshot | None
+    ) -> Snapshot:
+        folder = self.layout.version(m.version)
+        self._verify(m.files, folder)
         try:
-            store = Store(db)
-        except sqlite3.DatabaseError as exc:
-            raise IndexCorruptError(self.path, f"database unreadable: {exc}") from None
+            state = VersionState.load(folder)
+        except (OSError, ValueError) as exc:
+            raise IndexCorruptError(self.path, f"version state unreadable: {exc}") from None
+        kept = {s.folder.name: s for s in reuse.segments} if reuse is not None else {}
+        readers: list[SegmentReader] = []
+        later: list[tuple[dict[str, str], Path]] = []
         try:
-            index = vectors.load(vec)
-        except Exception as exc:  # faiss raises RuntimeError with C++ text on any damage
-            store.close()
-            raise IndexCorruptError(self.path, f"vector file unreadable: {str(exc).splitlines()[0][:80]}") from None
-        try:
-            counts = store.counts()
-        except sqlite3.DatabaseError as exc:
-            store.close()
-            raise IndexCorruptError(self.path, f"database unreadable: {exc}") from None
-        if index.ntotal != counts["passages"] or index.d != m.model.dimension:
-            store.close()
-            raise IndexCorruptError(
-                self.path,
-                f"{index.ntotal} vectors of dimension {index.d} for {counts['passages']} passages "
-                f"of dimension {m.model.dimension}",
-            )
-        snap = Snapshot(m, folder, store, index, stamp)
+            for info in m.segments:
+                old = kept.get(info.name)
+                if old is not None and old.info == info:
+                    readers.append(old)
+                    continue
+                seg_folder = self.layout.segment(info.name)
+                now = {rel: d for rel, d in info.files.items() if rel not in defer}
+                self._verify(now, seg_folder)
+                if len(now) < len(info.files):
+                    later.append(({rel: d for rel, d in info.files.items() if rel in defer}, seg_folder))
+                reader = SegmentReader(info, seg_folder, self.path)
+                readers.append(reader)
+                self._check_segment(reader, m)
+        except BaseException:
+            for r in readers:
+                if r.folder.name not in kept:
+                    r.close()
+            raise
+        snap = Snapshot(m, folder, readers, state, stamp)
         if later:
             threading.Thread(target=self._verify_later, args=(snap, later), daemon=True).start()
         else:
             snap.checked.set()
         return snap
 
-    def _verify_later(self, snap: Snapshot, files: dict[str, str]) -> None:
+    def _check_segment(self, reader: SegmentReader, m: Manifest) -> None:
+        index, info = reader.vectors, reader.info
         try:
-            self._verify(files, snap.path)
+            passages = reader.store.counts()["passages"]
+        except Exception as exc:  # sqlite3.DatabaseError on a garbled page
+            raise IndexCorruptError(self.path, f"database unreadable: {exc}") from None
+        if index.ntotal != passages or passages != info.passages or index.d != m.model.dimension:
+            raise IndexCorruptError(
+                self.path,
+                f"segment {info.name}: {index.ntotal} vectors of dimension {index.d} for {passages} passages "
+                f"of dimension {m.model.dimension}",
+            )
+
+    def _verify_later(self, snap: Snapshot, groups: list[tuple[dict[str, str], Path]]) -> None:
+        try:
+            for files, folder in groups:
+                self._verify(files, folder)
         except IndexCorruptError as exc:
             snap.damage = exc
         finally:
             snap.checked.set()
 
     def _verify(self, files: dict[str, str], folder: Path) -> None:
-        """Refuse a version whose files differ from the checksums it was published with.
+        """Refuse a folder whose files differ from the checksums they were published with.
 
         Reading every byte costs about as much as FAISS loading its vectors does anyway;
         without it a garbled vector file would be searched and answer nonsense silently.
-        Versions published before checksums existed (no ``files``) are not checked.
         """
         for rel, expected in files.items():
             path = folder / rel
@@ -293,34 +360,60 @@ class IndexDir:
             ) from None
         return lock
 
-    def clean_partials(self) -> None:
-        """Drop what killed builds left (called under the build lock, so no build is running).
-
-        That is ``.partial`` folders, a manifest's temporary, and complete folders newer
-        than the live version: a build killed between renaming its folder and switching
-        the manifest never published it, and keeping it would make garbage collection
-        drop the real previous version instead.
-        """
-        for tmp in self.layout.manifest_temporaries():  # killed while writing the switch
-            tmp.unlink(missing_ok=True)
-        if not self.versions.is_dir():
-            return
+    def _retained(self) -> tuple[str | None, list[Path]]:
+        """The live version's name and the complete version folders up to it, oldest first."""
         try:
             live: str | None = self.manifest().version
         except Exception:
-            live = None  # unreadable: keep every complete folder, it may be all that is left
-        for p in self.versions.iterdir():
-            if is_partial(p) or (live is not None and p.is_dir() and p.name > live):
+            live = None
+        if not self.versions.is_dir():
+            return live, []
+        folders = sorted((p for p in self.versions.iterdir() if p.is_dir() and not is_partial(p)), key=lambda p: p.name)
+        return live, folders
+
+    def _segments_of(self, folders: Iterable[Path]) -> set[str] | None:
+        """The segments the versions of these folders list (None when one cannot be read: keep all)."""
+        names: set[str] = set()
+        for f in folders:
+            try:
+                m = Manifest.from_dict(manifest_mod.load_json(f / MANIFEST))
+            except Exception:
+                return None
+            names.update(s.name for s in m.segments)
+        return names
+
+    def clean_partials(self) -> None:
+        """Drop what killed builds left (called under the build lock, so no build is running).
+
+        That is ``.partial`` folders, a manifest's temporary, version folders newer than the
+        live version (a build killed between renaming its folder and switching the manifest
+        never published it), and segments that no remaining version lists.
+        """
+        for tmp in self.layout.manifest_temporaries():  # killed while writing the switch
+            tmp.unlink(missing_ok=True)
+        live, folders = self._retained()
+        if self.versions.is_dir():
+            for p in self.versions.iterdir():
+                if is_partial(p) or (live is not None and p.is_dir() and p.name > live):
+                    shutil.rmtree(p, ignore_errors=True)
+        self._drop_segments([f for f in folders if live is None or f.name <= live], live)
+
+    def _drop_segments(self, folders: list[Path], live: str | None) -> None:
+        seg_root = self.layout.segments
+        if not seg_root.is_dir():
+            return
+        used = self._segments_of(folders) if live is not None else None
+        for p in seg_root.iterdir():
+            if is_partial(p) or (used is not None and p.name not in used):
                 shutil.rmtree(p, ignore_errors=True)
 
     def publish(self, partial: Path, m: Manifest) -> Manifest:
-        """Make a completed data folder the live version, atomically; returns its manifest.
+        """Make a completed version folder the live version, atomically; returns its manifest.
 
-        The manifest gains the checksum of every data file, and reading them for it
-        flushes each to disk first.
+        The manifest gains the checksum of every file of the version folder (its segments
+        carry their own, taken when each was written), and reading them flushes each to disk.
         """
-        files = {p.relative_to(partial).as_posix(): file_digest(p, sync=True) for p in _data_files(partial)}
-        m = replace(m, files=files)
+        m = replace(m, files=digests(partial))
         with open(partial / MANIFEST, "w", encoding="utf-8") as f:  # the copy, with them
             f.write(m.to_json())
             f.flush()
@@ -344,17 +437,18 @@ class IndexDir:
         return m
 
     def collect_garbage(self, *, keep: int = 2) -> None:
-        """Keep the live version and the one before it (readers may still be on it)."""
-        try:
-            live = self.manifest().version
-        except Exception:
+        """Keep the live version and the one before it (readers may still be on it), and their segments."""
+        live, folders = self._retained()
+        if live is None:
             return
-        others = sorted(
-            (p for p in self.versions.iterdir() if p.is_dir() and not is_partial(p) and p.name != live),
-            key=lambda p: p.name,
-        )
+        others = [p for p in folders if p.name != live]
         # folders newer than the live one were never published (a build died before its switch)
         olds = [p for p in others if p.name < live]
         doomed = [p for p in others if p.name > live] + olds[: max(0, len(olds) - (keep - 1))]
         for p in doomed:
             shutil.rmtree(p, ignore_errors=True)
+        kept = [p for p in folders if p not in doomed]
+        self._drop_segments(kept, live)
+
+
+__all__ = ["DB_FILE", "IndexDir", "IndexInfo", "Snapshot", "data_files", "digests", "file_digest"]

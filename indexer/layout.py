@@ -2,9 +2,11 @@
 
 index/
 manifest.json          the switch (replaced atomically by each build)
-versions/<name>/       one immutable data folder per published version (with a manifest copy)
+versions/<name>/       one folder per published version: its manifest copy, deletions and groups
 versions/<name>.partial/  a version being written; never read, removed by the next build
-.work/                 build lock and the resumable embedding cache
+segments/<name>/       immutable segments (SQLite, FAISS, postings), shared by the versions listing them
+segments/<name>.partial/  a segment being written
+.work/                 build lock, the resumable embedding cache, the source files' states
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from pathlib import Path
 
 MANIFEST = "manifest.json"
 VERSIONS = "versions"
+SEGMENTS = "segments"
 WORK = ".work"
 PARTIAL = ".partial"
 LOCK = "build.lock"
 RESUME = "embeddings.sqlite"
+FILECACHE = "files.cache"
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,19 @@ class IndexLayout:
         return self.root / VERSIONS
 
     @property
+    def segments(self) -> Path:
+        """The folder of segments."""
+        return self.root / SEGMENTS
+
+    def segment(self, name: str) -> Path:
+        """A written segment's folder."""
+        return self.segments / name
+
+    def segment_partial(self, name: str) -> Path:
+        """Where a build writes the segment ``name`` before it is complete."""
+        return self.segments / f"{name}{PARTIAL}"
+
+    @property
     def work(self) -> Path:
         """Private build state: lock and resume cache."""
         return self.root / WORK
@@ -45,6 +62,11 @@ class IndexLayout:
     def lock(self) -> Path:
         """The build lock's file."""
         return self.work / LOCK
+
+    @property
+    def filecache(self) -> Path:
+        """Each source file's size, modification time and articles at the live version (filecache.py)."""
+        return self.work / FILECACHE
 
     @property
     def resume(self) -> Path:
@@ -73,7 +95,7 @@ class IndexLayout:
 
     def foreign_entries(self) -> list[str]:
         """Names in the folder that no index puts there (refused as a build target when not empty)."""
-        return [p.name for p in self.root.iterdir() if p.name not in (WORK, VERSIONS)]
+        return [p.name for p in self.root.iterdir() if p.name not in (WORK, VERSIONS, SEGMENTS)]
 
 
 def is_partial(folder: Path) -> bool:

@@ -21,7 +21,8 @@ from .vector_plan import IndexPolicy, VectorIndexInfo
 
 #: Bump when the layout of the index directory changes; add a migration or a refusal test.
 #: v1: SQLite + FAISS. v2: + BM25 folder, near-duplicate signatures, sentence vectors.
-FORMAT_VERSION = 2
+#: v3: immutable segments (SQLite, FAISS, postings each) with per-version deletions and groups.
+FORMAT_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,55 @@ class LexicalInfo:
 
 
 @dataclass(frozen=True)
+class SegmentInfo:
+    """A segment's entry in the manifest: what it holds and the checksum of each of its files."""
+
+    name: str
+    articles: int  # rows written, deleted ones included (the version's deletions say which)
+    passages: int
+    rows: tuple[int, int]  # article row ids [lo, hi)
+    ids: tuple[int, int]  # passage ids [lo, hi): its vectors' FAISS ids
+    vectors: VectorIndexInfo = field(default_factory=VectorIndexInfo)
+    files: dict[str, str] = field(default_factory=dict)  # name inside the folder → "sha256:<hex>"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as JSON holds it."""
+        return {
+            "name": self.name,
+            "articles": self.articles,
+            "passages": self.passages,
+            "rows": list(self.rows),
+            "ids": list(self.ids),
+            "vectors": self.vectors.to_dict(),
+            "files": dict(self.files),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> SegmentInfo:
+        """Decode an entry; raises ``KeyError``/``TypeError``/``ValueError`` on a bad one."""
+        if not isinstance(data, dict):
+            raise TypeError("a segment must be an object")
+        rows, ids = data["rows"], data["ids"]
+        if not (isinstance(rows, list) and isinstance(ids, list) and len(rows) == 2 and len(ids) == 2):
+            raise TypeError("a segment's ranges must be pairs")
+        files = data.get("files", {})
+        if not isinstance(files, dict):
+            raise TypeError("a segment's files must be an object")
+        name = data["name"]
+        if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
+            raise ValueError("a segment has an invalid name")
+        return cls(
+            name=name,
+            articles=int(data["articles"]),
+            passages=int(data["passages"]),
+            rows=(int(rows[0]), int(rows[1])),
+            ids=(int(ids[0]), int(ids[1])),
+            vectors=VectorIndexInfo.from_dict(data.get("vectors", {})),
+            files={str(k): str(v) for k, v in files.items()},
+        )
+
+
+@dataclass(frozen=True)
 class Manifest:
     """What a published version holds and how it was built."""
 
@@ -78,6 +128,7 @@ class Manifest:
     # when it is opened: a truncated or garbled file is refused, never searched
     files: dict[str, str] = field(default_factory=dict)
     policy: IndexPolicy = field(default_factory=IndexPolicy)  # how the vector index was chosen and tuned
+    segments: list[SegmentInfo] = field(default_factory=list)  # in id order
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest as JSON holds it."""
@@ -95,6 +146,7 @@ class Manifest:
             "lexical": self.lexical.to_dict(),
             "files": dict(self.files),
             "policy": self.policy.to_dict(),
+            "segments": [seg.to_dict() for seg in self.segments],
         }
 
     def to_json(self) -> str:
@@ -114,8 +166,20 @@ class Manifest:
         data["vectors"] = VectorIndexInfo.from_dict(data["vectors"])
         data["lexical"] = LexicalInfo.from_dict(data.get("lexical", {}))
         data["policy"] = IndexPolicy.from_dict(data.get("policy"))
+        segs = data.get("segments", [])
+        if not isinstance(segs, list):
+            raise TypeError("segments must be a list")
+        data["segments"] = [SegmentInfo.from_dict(s) for s in segs]
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def load_json(path: Path) -> dict[str, Any]:
+    """A manifest file's JSON object (a version folder's copy, read without the live checks)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise TypeError("a manifest must be an object")
+    return data
 
 
 def now() -> str:
@@ -152,7 +216,7 @@ def read(index_dir: Path) -> Manifest:
         )
     try:
         manifest = Manifest.from_dict(data)
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         raise IndexCorruptError(index_dir, "manifest.json is incomplete") from None
     problem = _type_problem(manifest)
     if problem:
@@ -176,7 +240,7 @@ def _type_problem(m: Manifest) -> str:
             return f"has an invalid {name!r} entry"
     if not isinstance(m.sources, list):
         return "has an invalid 'sources' entry"
-    for rel, digest in m.files.items():
+    for rel, digest in [*m.files.items(), *(kv for seg in m.segments for kv in seg.files.items())]:
         if not (isinstance(rel, str) and isinstance(digest, str)) or not _relative_name(rel):
             return "has an invalid 'files' entry"
     return ""

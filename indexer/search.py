@@ -130,10 +130,11 @@ class Searcher:
         """The live version, reopened if a build has published a new one."""
         with self._lock:
             if self._snap is None or self.idx.stamp() != self._snap.stamp:
-                # moving to a new version: its database (most of its bytes) is verified in the
+                # moving to a new version: the segments it shares with the last one are kept as
+                # they are, and a new segment's database (most of its bytes) is verified in the
                 # background, so the first question after a publish does not wait for it
                 defer = frozenset({DB_FILE}) if self._snap is not None else frozenset()
-                snap = self.idx.open(defer=defer)
+                snap = self.idx.open(defer=defer, reuse=self._snap)
                 try:
                     self.backends.check(snap, self.idx)  # an external store: same index, same model
                 except BaseException:
@@ -214,7 +215,7 @@ class Searcher:
         lq = lexical_query(text, snap) if options.mode != "dense" else None
         clock.mark("lexical")
         need = options.offset + options.k
-        total = snap.vectors.ntotal if allowed is None else len(allowed)
+        total = snap.ntotal if allowed is None else len(allowed)
         n = min(total, max(CANDIDATES, need * options.per_article * 3))
         while True:
             ranked = self._rank(snap, options.mode, qvec, lq, n, filters, allowed, clock)

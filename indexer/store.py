@@ -1,7 +1,7 @@
-"""The SQLite side of an index version: articles, passages and their vectors.
+"""The SQLite side of a segment: articles, passages and their vectors.
 
-A published version is immutable and opened read-only (``immutable=1``), so any
-number of readers can use it while a build writes the next version elsewhere.
+A written segment is immutable and opened read-only (``immutable=1``), so any
+number of readers can use it while a build writes new segments elsewhere.
 """
 
 from __future__ import annotations
@@ -137,6 +137,14 @@ def select_in(con: sqlite3.Connection, sql: str, values: Iterable[Any]) -> Itera
         yield from con.execute(sql.format(marks=",".join("?" * len(part))), part)
 
 
+def select_in_with(
+    con: sqlite3.Connection, sql: str, first: tuple[Any, ...], values: Iterable[Any]
+) -> Iterator[tuple[Any, ...]]:
+    """As ``select_in``, with ``first`` bound to the placeholders before the ``IN`` list."""
+    for part in chunks(values):
+        yield from con.execute(sql.format(marks=",".join("?" * len(part))), (*first, *part))
+
+
 def connect_readonly(path: Path) -> sqlite3.Connection:
     """A read-only connection to a published (immutable) database."""
     uri = f"file:{path.resolve().as_posix()}?mode=ro&immutable=1"
@@ -222,13 +230,18 @@ class Store:
 
     def article(self, article_id: str) -> Article | None:
         """One whole article, or None."""
+        row = self.article_row(article_id)
+        return row[1] if row is not None else None
+
+    def article_row(self, article_id: str) -> tuple[int, Article] | None:
+        """One whole article with its row id, or None."""
         r = self.con.execute(
-            "SELECT id, text, title, url, date, source, author, lang, path, meta FROM articles WHERE id = ?",
+            "SELECT id, text, title, url, date, source, author, lang, path, meta, rowid FROM articles WHERE id = ?",
             (article_id,),
         ).fetchone()
         if r is None:
             return None
-        return Article(
+        return int(r[10]), Article(
             id=r[0], text=r[1], title=r[2], url=r[3], date=r[4], source=r[5], author=r[6], lang=r[7], path=r[8],
             meta=json.loads(r[9] or "{}"),
         )  # fmt: skip
@@ -261,6 +274,25 @@ class Store:
             return np.zeros((0, dim), np.float32)
         found = dict(select_in(self.con, "SELECT passage, vector FROM vectors WHERE passage IN ({marks})", ids))
         return np.stack([np.frombuffer(found[int(i)], dtype=np.float32, count=dim) for i in ids])
+
+    def band_articles(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], list[int]]:
+        """(LSH band, bucket) → the article rows holding that band key (near-duplicate candidates)."""
+        out: dict[tuple[int, int], list[int]] = {}
+        for band in sorted({b for b, _ in keys}):
+            buckets = [k for b, k in keys if b == band]
+            sql = "SELECT bucket, article FROM bands WHERE band = ? AND bucket IN ({marks})"
+            for bucket, article in select_in_with(self.con, sql, (band,), buckets):
+                out.setdefault((band, int(bucket)), []).append(int(article))
+        return out
+
+    def signatures(self, rowids: Sequence[int]) -> dict[int, np.ndarray]:
+        """MinHash signatures of articles."""
+        rows = select_in(self.con, "SELECT article, sig FROM minhash WHERE article IN ({marks})", rowids)
+        return {int(a): np.frombuffer(blob, dtype=np.uint64) for a, blob in rows}
+
+    def article_passages(self, rowids: Sequence[int]) -> list[int]:
+        """The passage ids of articles."""
+        return [int(r[0]) for r in select_in(self.con, "SELECT id FROM passages WHERE article IN ({marks})", rowids)]
 
     def passage_states(self) -> Iterator[PassageState]:
         """Every passage with what its synced copy depends on."""

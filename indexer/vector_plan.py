@@ -73,6 +73,7 @@ class VectorIndexInfo:
     rerank: int | None = None  # candidates re-scored with the stored vectors (PQ codes)
     nlist: int | None = None
     trained_for: int | None = None  # the size an IVF index's lists were trained for
+    warning: str | None = None  # why the index is not what was asked for, or misses the recall promise
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as JSON holds it: settings a type does not have are left out."""
@@ -88,7 +89,7 @@ class VectorIndexInfo:
             if f.name not in data or data[f.name] is None:
                 continue
             v = data[f.name]
-            if f.name in ("faiss", "metric"):
+            if f.name in ("faiss", "metric", "warning"):
                 ok = isinstance(v, str)
             elif f.name in ("auto", "normalized"):
                 ok = isinstance(v, bool)

@@ -229,6 +229,56 @@ def finalize(
     return index, replace(info, auto=is_auto(forced, prev), count=int(index.ntotal))
 
 
+def build_segment(
+    batches: Batches,
+    n: int,
+    dim: int,
+    *,
+    forced: str | None = None,
+    previous: VectorIndexInfo | None = None,
+    policy: IndexPolicy = DEFAULT_POLICY,
+    small: bool = False,
+) -> tuple[Any, VectorIndexInfo]:
+    """The vector index of a new segment of ``n`` vectors, trained and tuned once: segments never change.
+
+    ``small``: an update's segment, which may hold fewer vectors than a forced IVF type
+    needs to train; it is then searched exactly. An automatic approximate index that
+    cannot reach ``policy.min_recall`` at any breadth is replaced by an exact one, and
+    the entry says so (``warning``); a forced one is kept, with the warning.
+    """
+    prev = previous or VectorIndexInfo()
+    auto = is_auto(forced, prev)
+    factory = plan(n, dim=dim, forced=forced, previous=prev, policy=policy)
+    warning = None
+    nlist = _nlist(new_index(dim, factory))
+    if small and nlist and n < nlist:
+        factory = EXACT  # an update's few vectors: an exact scan of them costs microseconds
+    index, info = build(batches, n, dim, factory, policy=policy)
+    if auto and rerank_depth(factory, policy=policy) and info.recall_at_10 < policy.min_recall:
+        # vectors that 4-bit codes describe too coarsely even with re-scoring (seen with
+        # sparse, hash-like embeddings, never with e5): the automatic choice steps up to SQ8
+        factory = re.sub(r"PQ\d+x4fs$", "SQ8", factory)
+        index, info = build(batches, n, dim, factory, policy=policy)
+    if info.recall_at_10 < policy.min_recall:
+        missed = f"{factory} reached recall@10 {info.recall_at_10:.3f} < {policy.min_recall}"
+        if auto:
+            # never a cliff: the exact scan keeps the promise, slower; the next merge tries again
+            warning = f"{missed} at every breadth tried: this segment is searched exactly instead"
+            index, info = build(batches, n, dim, EXACT, policy=policy)
+        else:
+            warning = f"{missed} (forced with --faiss): results may miss close passages — try --faiss auto"
+    return index, replace(info, auto=auto, count=int(index.ntotal), warning=warning)
+
+
+def summary(parts: list[VectorIndexInfo], count: int, *, auto: bool) -> VectorIndexInfo:
+    """The manifest's ``vectors`` entry for a version: its largest segment's, with the totals."""
+    if not parts:
+        return VectorIndexInfo(auto=auto, count=count)
+    main = max(parts, key=lambda p: p.count)
+    warning = next((p.warning for p in parts if p.warning), None)
+    return replace(main, auto=auto, count=count, recall_at_10=min(p.recall_at_10 for p in parts), warning=warning)
+
+
 def add(index: Any, ids: np.ndarray, vecs: np.ndarray) -> None:
     if len(ids):
         index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), np.asarray(ids, dtype=np.int64))
@@ -283,6 +333,15 @@ _EXACT_SHARE = 0.05  # exact or HNSW: a filter keeping less than this share is a
 def selector(allowed: np.ndarray) -> Any:
     """A FAISS selector of ``allowed`` ids; building one for 300k ids takes ~20 ms, so callers keep it."""
     return _faiss().IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+
+
+def excluding(ids: np.ndarray) -> Any:
+    """A FAISS selector of every id but ``ids`` (a segment's deleted passages)."""
+    faiss = _faiss()
+    inner = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
+    sel = faiss.IDSelectorNot(inner)
+    sel.referenced_objects = [inner]  # the C++ object points at ``inner``: keep it alive with it
+    return sel
 
 
 def search(

@@ -1,7 +1,9 @@
-"""Writing one new version's database: the only code that changes a store.
+"""Writing one new segment's database: the only code that changes a store.
 
-The file is private until published and thrown away if the build dies, so
-durability comes from one fsync at the end (build.py), not a journal.
+The file is private until its segment is complete and thrown away if the build
+dies, so durability comes from one fsync at the end (build.py), not a journal.
+Row ids and passage ids are given from outside: they continue the version's, so
+each segment covers ranges above the ones before it.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from .store import SCHEMA, SCHEMA_VERSION, counts, select_in, vectors_by_text_ha
 
 
 class Writer:
-    """Writes one new version's database; only ever a private, unpublished file."""
+    """Writes one new segment's database; only ever a private, unpublished file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, first_row: int = 1, first_id: int = 1) -> None:
         self.path = path
+        self.first_row, self.first_id = first_row, first_id
+        self.next_row, self.next_id = first_row, first_id
+        self.groups: dict[int, int] = {}  # the last near-duplicate groups set (set_duplicate_groups)
         self.con = sqlite3.connect(path, isolation_level=None)
         self.con.execute("PRAGMA journal_mode = OFF")
         self.con.execute("PRAGMA synchronous = OFF")
@@ -61,22 +66,24 @@ class Writer:
         """Insert an article with its passages, vectors, BM25 terms and MinHash; returns the passage ids."""
         from .dedup import band_keys
 
-        cur = self.con.execute(
-            """INSERT INTO articles (id, title, text, url, date, source, author, lang, path, meta, content_hash)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (a.id, a.title, a.text, a.url, a.date, a.source, a.author, a.lang, a.path,
-             json.dumps(a.meta, ensure_ascii=False, default=str), content_hash),
+        rowid = self.next_row
+        self.next_row += 1
+        self.con.execute(
+            """INSERT INTO articles (rowid, id, title, text, url, date, source, author, lang, path, meta,
+                                     content_hash, dup_group)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (rowid, a.id, a.title, a.text, a.url, a.date, a.source, a.author, a.lang, a.path,
+             json.dumps(a.meta, ensure_ascii=False, default=str), content_hash, rowid),
         )  # fmt: skip
-        rowid = int(cur.lastrowid or 0)
-        self.con.execute("UPDATE articles SET dup_group = rowid WHERE rowid = ?", (rowid,))
         ids = []
         blobs = sentence_blobs or [None] * len(chunks)
         for c, h, v, t, blob in zip(chunks, hashes, vectors, terms, blobs):
-            cur = self.con.execute(
-                "INSERT INTO passages (article, ord, start, end, n_tokens, text_hash) VALUES (?, ?, ?, ?, ?, ?)",
-                (rowid, c.ordinal, c.start, c.end, c.n_tokens, h),
+            pid = self.next_id
+            self.next_id += 1
+            self.con.execute(
+                "INSERT INTO passages (id, article, ord, start, end, n_tokens, text_hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (pid, rowid, c.ordinal, c.start, c.end, c.n_tokens, h),
             )
-            pid = int(cur.lastrowid or 0)
             self.con.execute("INSERT INTO vectors VALUES (?, ?)", (pid, np.asarray(v, np.float32).tobytes()))
             self.con.execute("INSERT INTO terms VALUES (?, ?)", (pid, " ".join(t)))
             if blob is not None:
@@ -124,8 +131,35 @@ class Writer:
 
     def set_duplicate_groups(self, groups: dict[int, int]) -> None:
         """Every article its own group, except those given: article row → its cluster's first row."""
+        self.groups = dict(groups)
         self.con.execute("UPDATE articles SET dup_group = rowid")
         self.con.executemany("UPDATE articles SET dup_group = ? WHERE rowid = ?", [(g, a) for a, g in groups.items()])
+
+    def copy_segment(self, path: Path, dead_rows: Sequence[int]) -> None:
+        """Copy a segment's rows, but those of ``dead_rows`` (a merge)."""
+        self.con.execute("COMMIT")  # ATTACH cannot run inside a transaction
+        self.con.execute("ATTACH DATABASE ? AS src", (f"file:{path.resolve().as_posix()}?mode=ro&immutable=1",))
+        try:
+            self.con.execute("BEGIN")
+            self.con.execute("CREATE TEMP TABLE IF NOT EXISTS dead (rowid INTEGER PRIMARY KEY)")
+            self.con.execute("DELETE FROM dead")
+            self.con.executemany("INSERT INTO dead VALUES (?)", [(int(r),) for r in dead_rows])
+            live_ids = "SELECT id FROM src.passages WHERE article NOT IN (SELECT rowid FROM dead)"
+            statements = [
+                "INSERT INTO articles SELECT * FROM src.articles WHERE rowid NOT IN (SELECT rowid FROM dead)",
+                "INSERT INTO passages SELECT * FROM src.passages WHERE article NOT IN (SELECT rowid FROM dead)",
+                f"INSERT INTO vectors SELECT * FROM src.vectors WHERE passage IN ({live_ids})",
+                f"INSERT INTO sentences SELECT * FROM src.sentences WHERE passage IN ({live_ids})",
+                f"INSERT INTO terms SELECT * FROM src.terms WHERE passage IN ({live_ids})",
+                "INSERT INTO minhash SELECT * FROM src.minhash WHERE article NOT IN (SELECT rowid FROM dead)",
+                "INSERT INTO bands SELECT * FROM src.bands WHERE article NOT IN (SELECT rowid FROM dead)",
+            ]
+            for sql in statements:
+                self.con.execute(sql)
+            self.con.execute("COMMIT")
+        finally:
+            self.con.execute("DETACH DATABASE src")
+        self.con.execute("BEGIN")
 
     def commit_and_close(self) -> None:
         """Commit, let SQLite refresh its statistics, close."""

@@ -8,7 +8,6 @@ import os
 import random
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -21,7 +20,6 @@ import numpy as np
 
 from indexer.index import IndexDir
 from indexer.search import Searcher, SearchOptions
-from indexer.store import DB_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKEND = "onnx-int8"
@@ -206,61 +204,76 @@ class Contents:
 
 
 def check_index(index: Path) -> Contents:
-    """Open the live version and check it whole: SQLite and FAISS agree, nothing orphaned or doubled."""
+    """Open the live version and check it whole: each segment's SQLite and FAISS agree, deletions
+    name rows that exist, nothing live is orphaned or doubled across segments."""
     idx = IndexDir(index)
     snap = idx.open()
     try:
         m = snap.manifest
-        con = sqlite3.connect(f"file:{(snap.path / DB_FILE).as_posix()}?mode=ro&immutable=1", uri=True)
-        try:
-            ids = [r[0] for r in con.execute("SELECT id FROM articles")]
-            assert len(ids) == len(set(ids)), "duplicate article ids"
-            articles = dict(con.execute("SELECT id, content_hash FROM articles"))
-            passages = tuple(
-                con.execute(
-                    "SELECT p.id, a.id, p.ord, p.start, p.end, p.text_hash FROM passages p "
-                    "LEFT JOIN articles a ON a.rowid = p.article ORDER BY p.id"
-                )
-            )
-            assert all(p[1] is not None for p in passages), "passage of a missing article"
-            per_article = Counter(p[1] for p in passages)
-            assert set(per_article) == set(articles), "article without passages"
-            for aid in per_article:  # ordinals 0..n-1 once each
-                assert sorted(p[2] for p in passages if p[1] == aid) == list(range(per_article[aid]))
+        ids: list[str] = []
+        articles: dict[str, str] = {}
+        passages: list[tuple] = []
+        total = 0
+        for seg in snap.segments:
+            con = seg.store.con
+            lo_r, hi_r = seg.info.rows
+            lo_i, hi_i = seg.info.ids
+            dead_rows = set(snap.state.dead_rows(lo_r, hi_r).tolist())
+            dead_ids = set(snap.dead_ids(seg).tolist())
+            rows = con.execute("SELECT rowid, id, content_hash FROM articles").fetchall()
+            assert all(lo_r <= r[0] < hi_r for r in rows), "article row outside its segment's range"
+            assert dead_rows <= {r[0] for r in rows}, "deletion of a row the segment lacks"
+            live_rows = {r[0] for r in rows if r[0] not in dead_rows}
+            for r in rows:
+                if r[0] in live_rows:
+                    ids.append(r[1])
+                    articles[r[1]] = r[2]
+            seg_passages = con.execute(
+                "SELECT p.id, a.id, p.ord, p.start, p.end, p.text_hash, p.article FROM passages p "
+                "LEFT JOIN articles a ON a.rowid = p.article ORDER BY p.id"
+            ).fetchall()
+            assert all(p[1] is not None for p in seg_passages), "passage of a missing article"
+            assert all(lo_i <= p[0] < hi_i for p in seg_passages), "passage id outside its segment's range"
+            assert dead_ids == {p[0] for p in seg_passages if p[6] in dead_rows}, "deleted passages ≠ deleted articles'"
             stored = dict(con.execute("SELECT passage, vector FROM vectors"))
-        finally:
-            con.close()
-        pids = [p[0] for p in passages]
-        assert sorted(stored) == pids, "vectors table differs from passages"
-        faiss_ids = np.sort(_faiss_ids(snap.vectors))
-        assert snap.vectors.ntotal == len(pids) == m.counts["passages"] == m.vectors.count
-        assert faiss_ids.tolist() == pids, "FAISS ids differ from passage ids"
+            all_pids = [p[0] for p in seg_passages]
+            assert sorted(stored) == all_pids, "vectors table differs from passages"
+            assert seg.vectors.ntotal == len(all_pids) == seg.info.passages
+            assert np.sort(_faiss_ids(seg.vectors)).tolist() == all_pids, "FAISS ids differ from passage ids"
+            if all_pids:
+                got = seg.vectors.reconstruct_batch(np.asarray(all_pids, dtype=np.int64))
+                want = np.stack([np.frombuffer(stored[p], dtype=np.float32) for p in all_pids])
+                assert np.array_equal(got, want), "FAISS vectors differ from the stored ones"
+            live = [p[:6] for p in seg_passages if p[6] in live_rows]
+            passages.extend(live)
+            total += len(live)
+        assert len(ids) == len(set(ids)), "duplicate article ids"
+        per_article = Counter(p[1] for p in passages)
+        assert set(per_article) == set(articles), "article without passages"
+        for aid in per_article:  # ordinals 0..n-1 once each
+            assert sorted(p[2] for p in passages if p[1] == aid) == list(range(per_article[aid]))
+        assert snap.ntotal == total == m.counts["passages"] == m.vectors.count
         assert len(articles) == m.counts["articles"]
-        if pids:
-            got = snap.vectors.reconstruct_batch(np.asarray(pids, dtype=np.int64))
-            want = np.stack([np.frombuffer(stored[p], dtype=np.float32) for p in pids])
-            assert np.array_equal(got, want), "FAISS vectors differ from the stored ones"
-        live = [p.name for p in idx.versions.iterdir() if not p.name.endswith(".partial")]
-        assert m.version in live
-        return Contents(m.version, articles, passages)
+        live_versions = [p.name for p in idx.versions.iterdir() if not p.name.endswith(".partial")]
+        assert m.version in live_versions
+        return Contents(m.version, articles, tuple(sorted(passages)))
     finally:
         snap.close()
 
 
 def article_paths(index: Path) -> dict[str, str]:
     """Article id → the file (relative to its source) it was read from."""
-    folder = index / "versions" / IndexDir(index).manifest().version
-    con = sqlite3.connect(f"file:{(folder / DB_FILE).as_posix()}?mode=ro&immutable=1", uri=True)
+    snap = IndexDir(index).open()
     try:
-        return dict(con.execute("SELECT id, path FROM articles"))
+        return {a: snap.store.article(a).path for a in snap.store.known_articles()}
     finally:
-        con.close()
+        snap.close()
 
 
 def _faiss_ids(index) -> np.ndarray:
-    import faiss
+    from indexer import vectors
 
-    return faiss.vector_to_array(index.id_map).astype(np.int64)
+    return vectors.stored_ids(index)
 
 
 def answers(index: Path, queries: list[str] = QUERIES, encoder=None) -> dict[str, list[tuple]]:

@@ -40,7 +40,7 @@ def test_build_then_search(corpus, tmp_path, fake_encoder, fake_model):
     assert hits[0].title == "Arctic news"
     assert ARCTIC.startswith(hits[0].text[:20])
     m = json.loads((index / "manifest.json").read_text())
-    assert m["format_version"] == 2 and m["model"]["name"] == "fake-bow"
+    assert m["format_version"] == 3 and m["model"]["name"] == "fake-bow"
     assert m["counts"] == {"articles": 3, "passages": rep.passages}
     assert m["chunker"] == {"max_tokens": 200, "overlap_sentences": 1}
 
@@ -75,7 +75,7 @@ def test_vanished_article_is_removed(corpus, tmp_path, fake_encoder, fake_model)
     rep = run(corpus, index, fake_encoder, fake_model)
     assert rep.removed == 1 and rep.articles == 2
     snap = IndexDir(index).open()
-    assert snap.vectors.ntotal == snap.store.counts()["passages"]
+    assert snap.ntotal == snap.store.counts()["passages"] == snap.manifest.counts["passages"]
     ids = {h.article_id for h in Searcher(index, encoder=fake_encoder).search("arctic", SearchOptions(k=10)).hits}
     assert "arctic.txt" not in ids
 
@@ -229,7 +229,9 @@ def test_filter_returns_k_when_k_match(tmp_path, fake_encoder, fake_model):
     assert sorted(h.article_id for h in hits) == ["a0", "a10", "a20", "a30"]
 
 
-def test_index_of_the_previous_format_is_refused_with_the_fix(corpus, tmp_path, fake_encoder, fake_model):
+def test_index_of_a_previous_format_is_refused_by_search_and_rebuilt_by_build(
+    corpus, tmp_path, fake_encoder, fake_model
+):
     index = tmp_path / "index"
     run(corpus, index, fake_encoder, fake_model)
     doc = json.loads((index / "manifest.json").read_text())
@@ -239,9 +241,9 @@ def test_index_of_the_previous_format_is_refused_with_the_fix(corpus, tmp_path, 
 
     with pytest.raises(IndexVersionError, match=r"old format v1.*indexer build --full"):
         Searcher(index, encoder=fake_encoder)
-    with pytest.raises(IndexVersionError):
-        run(corpus, index, fake_encoder, fake_model)
-    assert run(corpus, index, fake_encoder, fake_model, full=True).articles == 3
+    rep = run(corpus, index, fake_encoder, fake_model)  # a plain build rebuilds it, as --full would
+    assert rep.full and rep.reason == "index format v1 is older than v3" and rep.articles == 3
+    assert Searcher(index, encoder=fake_encoder).search("arctic").hits
 
 
 def test_plain_build_keeps_the_index_chunker_settings(corpus, tmp_path, fake_encoder, fake_model):

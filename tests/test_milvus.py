@@ -109,7 +109,7 @@ def index_pids(index: Path) -> set[int]:
 
     snap = IndexDir(index).open()
     try:
-        return {r[0] for r in snap.store.con.execute("SELECT id FROM passages")}
+        return set(snap.columns.pids.tolist())
     finally:
         snap.close()
 

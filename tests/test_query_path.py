@@ -69,13 +69,15 @@ FILTERS = {
 def _traced(searcher: Searcher, query: str, options: SearchOptions) -> list[str]:
     """The SQL statements one search runs (after a first, warming run of the same search)."""
     searcher.search(query, options)
-    con = searcher.snapshot().store.con
+    cons = [store.con for store in searcher.snapshot().store.stores()]
     seen: list[str] = []
-    con.set_trace_callback(seen.append)
+    for con in cons:
+        con.set_trace_callback(seen.append)
     try:
         searcher.search(query, options)
     finally:
-        con.set_trace_callback(None)
+        for con in cons:
+            con.set_trace_callback(None)
     return seen
 
 
@@ -85,7 +87,7 @@ def test_every_statement_on_the_query_path_uses_an_index(archive, mode, name):
     options = SearchOptions(k=10, mode=mode, filters=FILTERS[name])
     statements = _traced(archive, "container ship harbour navire hafen", options)
     assert statements
-    con = archive.snapshot().store.con
+    con = archive.snapshot().store.stores()[0].con  # every segment has the same schema
     for sql in statements:
         plan = [row[3] for row in con.execute("EXPLAIN QUERY PLAN " + sql)]
         scans = [line for line in plan if _SCAN.match(line)]

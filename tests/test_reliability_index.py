@@ -60,22 +60,26 @@ def _edit_manifest(index: Path, change: Callable[[dict], None]) -> None:
     (index / "manifest.json").write_text(json.dumps(data), encoding="utf-8")
 
 
+def _segment_dir(index: Path) -> Path:
+    return index / "segments" / IndexDir(index).manifest().segments[0].name
+
+
 def _lexical_file(index: Path) -> Path:
-    files = sorted(p for p in (_version_dir(index) / "lexical").rglob("*") if p.is_file())
+    files = sorted(p for p in (_segment_dir(index) / "postings").rglob("*") if p.is_file())
     return max(files, key=lambda p: p.stat().st_size)
 
 
 DAMAGE: dict[str, Callable[[Path], None]] = {
-    "faiss truncated": lambda i: _truncate(_version_dir(i) / "vectors.faiss", 0.5),
-    "faiss garbled header": lambda i: _garble(_version_dir(i) / "vectors.faiss", 0.0),
-    "faiss garbled vectors": lambda i: _garble(_version_dir(i) / "vectors.faiss", 0.6),
-    "faiss empty": lambda i: _truncate(_version_dir(i) / "vectors.faiss", 0.0),
-    "faiss missing": lambda i: (_version_dir(i) / "vectors.faiss").unlink(),
-    "sqlite truncated": lambda i: _truncate(_version_dir(i) / "store.sqlite", 0.5),
-    "sqlite garbled header": lambda i: _garble(_version_dir(i) / "store.sqlite", 0.0),
-    "sqlite garbled pages": lambda i: _garble(_version_dir(i) / "store.sqlite", 0.5, 4096),
-    "sqlite empty": lambda i: _truncate(_version_dir(i) / "store.sqlite", 0.0),
-    "sqlite missing": lambda i: (_version_dir(i) / "store.sqlite").unlink(),
+    "faiss truncated": lambda i: _truncate(_segment_dir(i) / "vectors.faiss", 0.5),
+    "faiss garbled header": lambda i: _garble(_segment_dir(i) / "vectors.faiss", 0.0),
+    "faiss garbled vectors": lambda i: _garble(_segment_dir(i) / "vectors.faiss", 0.6),
+    "faiss empty": lambda i: _truncate(_segment_dir(i) / "vectors.faiss", 0.0),
+    "faiss missing": lambda i: (_segment_dir(i) / "vectors.faiss").unlink(),
+    "sqlite truncated": lambda i: _truncate(_segment_dir(i) / "store.sqlite", 0.5),
+    "sqlite garbled header": lambda i: _garble(_segment_dir(i) / "store.sqlite", 0.0),
+    "sqlite garbled pages": lambda i: _garble(_segment_dir(i) / "store.sqlite", 0.5, 4096),
+    "sqlite empty": lambda i: _truncate(_segment_dir(i) / "store.sqlite", 0.0),
+    "sqlite missing": lambda i: (_segment_dir(i) / "store.sqlite").unlink(),
     "bm25 garbled": lambda i: _garble(_lexical_file(i), 0.5),
     "manifest truncated": lambda i: _truncate(i / "manifest.json", 0.5),
     "manifest garbled": lambda i: _garble(i / "manifest.json", 0.3, 16),
@@ -93,8 +97,12 @@ DAMAGE: dict[str, Callable[[Path], None]] = {
     "manifest wrong dimension": lambda i: _edit_manifest(i, lambda d: d["model"].update(dimension=768)),
     "manifest dimension not a number": lambda i: _edit_manifest(i, lambda d: d["model"].update(dimension="384")),
     "manifest checksum differs": lambda i: _edit_manifest(
-        i, lambda d: d["files"].update({"store.sqlite": "sha256:" + "0" * 64})
+        i, lambda d: d["segments"][0]["files"].update({"store.sqlite": "sha256:" + "0" * 64})
     ),
+    "deletions garbled": lambda i: _garble(_version_dir(i) / "deleted_ids.npy", 0.5, 8),
+    "groups missing": lambda i: (_version_dir(i) / "groups.npy").unlink(),
+    "segment missing": lambda i: shutil.rmtree(_segment_dir(i)),
+    "segment range not a pair": lambda i: _edit_manifest(i, lambda d: d["segments"][0].update(rows=[1])),
     "manifest file outside": lambda i: _edit_manifest(i, lambda d: d["files"].update({"../../x": "sha256:0"})),
 }
 
@@ -209,11 +217,11 @@ def _boom_faiss(*_a, **_k):
 
 # (what fails, how): each a write of the build, failing the way a full or read-only disk fails
 WRITE_FAILURES: dict[str, tuple[str, str, Callable]] = {
-    "copying the live database": ("shutil", "copyfile", _boom_enospc),
+    "writing deletions and groups": ("indexer.version_state", "VersionState.save", _boom_enospc),
     "writing SQLite rows": ("indexer.writer", "Writer.add_article", _boom_sqlite_full),
     "the resume cache": ("indexer.resume", "ResumeCache.put", _boom_sqlite_full),
     "writing FAISS": ("faiss", "write_index", _boom_faiss),
-    "writing BM25": ("indexer.lexical", "build", _boom_enospc),
+    "writing BM25": ("indexer.postings", "write", _boom_enospc),
     "fsync": ("os", "fsync", _boom_enospc),
     "renaming the version folder": ("os", "replace", _boom_readonly),
     "writing the manifest": ("indexer.manifest", "write_atomic", _boom_enospc),
@@ -279,7 +287,7 @@ def test_disk_full_is_one_line_error_in_the_cli(fake_index, monkeypatch):
     from indexer.cli import main
 
     src, index = fake_index
-    monkeypatch.setattr("indexer.lexical.build", _boom_enospc)
+    monkeypatch.setattr("indexer.postings.write", _boom_enospc)
     res = CliRunner().invoke(main, ["build", str(src), "--index", str(index), "--model", str(minilm_dir()), "-q"])
     assert res.exit_code == 2, res.output
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]

@@ -4,7 +4,6 @@ and an incremental build equals a full build of the same corpus."""
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import tempfile
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from hypothesis import strategies as st
 from indexer import Article, BuildSettings, ChunkSettings, Searcher, SearchOptions, build
 from indexer.chunking import chunk_article
 from indexer.index import IndexDir
-from indexer.store import DB_FILE
 
 from .conftest import FAKE_MODEL as FAKE
 from .conftest import FakeEncoder
@@ -154,22 +152,33 @@ def _snapshot(index: Path) -> tuple:
     """Everything searchable, independent of row numbering: articles, passages with their vectors
     and BM25 terms, the near-duplicate clusters, and the scores a search finds."""
     contents = check_index(index)
-    folder = index / "versions" / IndexDir(index).manifest().version
-    con = sqlite3.connect(f"file:{(folder / DB_FILE).as_posix()}?mode=ro&immutable=1", uri=True)
+    snap = IndexDir(index).open()
     try:
-        passages = sorted(
-            con.execute(
-                """SELECT a.id, p.ord, p.start, p.end, p.text_hash, v.vector, t.terms FROM passages p
-                   JOIN articles a ON a.rowid = p.article JOIN vectors v ON v.passage = p.id
-                   LEFT JOIN terms t ON t.passage = p.id"""
-            )
-        )
-        articles = sorted(con.execute("SELECT id, title, text, lang, content_hash FROM articles"))
+        passages, articles = [], []
+        ids_of: dict[int, str] = {}
+        for seg in snap.segments:
+            dead = set(snap.state.dead_rows(*seg.info.rows).tolist())
+            con = seg.store.con
+            passages += [
+                r[1:]
+                for r in con.execute(
+                    """SELECT p.article, a.id, p.ord, p.start, p.end, p.text_hash, v.vector, t.terms FROM passages p
+                       JOIN articles a ON a.rowid = p.article JOIN vectors v ON v.passage = p.id
+                       LEFT JOIN terms t ON t.passage = p.id"""
+                )
+                if r[0] not in dead
+            ]
+            rows = con.execute("SELECT rowid, id, title, text, lang, content_hash FROM articles").fetchall()
+            articles += [r[1:] for r in rows if r[0] not in dead]
+            ids_of.update({r[0]: r[1] for r in rows if r[0] not in dead})
+        passages.sort()
+        articles.sort()
+        cols = snap.columns
         groups: dict[int, set[str]] = {}
-        for aid, group in con.execute("SELECT id, dup_group FROM articles"):
-            groups.setdefault(group, set()).add(aid)
+        for row, group in zip(cols.rowid.tolist(), cols.group.tolist()):
+            groups.setdefault(group, set()).add(ids_of[row])
     finally:
-        con.close()
+        snap.close()
     s = Searcher(index, encoder=FakeEncoder())
     # which of two equally scored passages comes first follows row ids; the scores do not
     scores = [

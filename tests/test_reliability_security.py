@@ -247,16 +247,22 @@ def test_index_cannot_point_outside_itself(tmp_path, fake_encoder, fake_model):
         (index / "manifest.json").write_text(json.dumps(data))
         with pytest.raises(IndexerError, match="indexer build --full"):
             Searcher(index, encoder=fake_encoder)
-    # a data folder swapped for a symlink to elsewhere: its files no longer match the manifest
-    version = index / "versions" / json.loads(good)["version"]
-    elsewhere = tmp_path / "elsewhere"
-    shutil.copytree(version, elsewhere)
-    write(elsewhere / "store.sqlite", b"not the same database")
-    shutil.rmtree(version)
-    os.symlink(elsewhere, version)
+    # a version or segment folder swapped for a symlink to elsewhere: its files no longer match the manifest
     (index / "manifest.json").write_text(good)
-    with pytest.raises(IndexerError, match="checksum"):
-        Searcher(index, encoder=fake_encoder)
+    backup = shutil.copytree(index, tmp_path / "backup")
+    for folder, name in (
+        (index / "versions" / json.loads(good)["version"], "deleted_ids.npy"),
+        (index / "segments" / json.loads(good)["segments"][0]["name"], "store.sqlite"),
+    ):
+        shutil.rmtree(index)
+        shutil.copytree(backup, index)
+        elsewhere = tmp_path / f"elsewhere-{folder.parent.name}"
+        shutil.copytree(folder, elsewhere)
+        write(elsewhere / name, b"not the same file")
+        shutil.rmtree(folder)
+        os.symlink(elsewhere, folder)
+        with pytest.raises(IndexerError, match="checksum"):
+            Searcher(index, encoder=fake_encoder)
 
 
 # ------------------------------------------------------------------ markup

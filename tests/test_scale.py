@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from indexer import BuildSettings, Filters, Searcher, SearchOptions, build, tuning, vectors
 from indexer.errors import BuildError
 from indexer.index import IndexDir
+from indexer.merge import merge
 
 from .conftest import write
 
@@ -81,15 +82,24 @@ def entry(index) -> dict:
 
 
 def check_consistent(index) -> np.ndarray:
-    """FAISS holds exactly the passages' ids; returns them."""
+    """Each segment's FAISS index holds exactly its passages' ids; returns the live ones."""
     snap = IndexDir(index).open()
     try:
-        pids = np.array([r[0] for r in snap.store.con.execute("SELECT id FROM passages ORDER BY id")], np.int64)
-        assert snap.vectors.ntotal == len(pids)
-        assert vectors.stored_ids(snap.vectors).tolist() == pids.tolist()
+        for seg in snap.segments:
+            held = [r[0] for r in seg.store.con.execute("SELECT id FROM passages ORDER BY id")]
+            assert seg.vectors.ntotal == len(held) == seg.info.passages
+            assert vectors.stored_ids(seg.vectors).tolist() == held
+        pids = snap.columns.pids
+        assert snap.ntotal == len(pids)
         return pids
     finally:
         snap.close()
+
+
+def live_vectors(snap) -> tuple[np.ndarray, np.ndarray]:
+    """The live passages' ids and stored vectors."""
+    ids = snap.columns.pids
+    return ids, snap.store.vectors(ids.tolist(), snap.manifest.model.dimension)
 
 
 # ------------------------------------------------------------------- choice
@@ -164,12 +174,25 @@ def test_build_switches_type_with_size_and_records_it(tmp_path, low_limit, fake_
     assert entry(index)["faiss"] == "IDMap2,Flat" and entry(index)["auto"] is True
     write_articles(src, 300, 1000)
     rep = run(src, index, fake_encoder, fake_model)
+    # the update's own segment gets the type its size calls for; the first one is left as it is
+    segs = json.loads((index / "manifest.json").read_text())["segments"]
+    assert [s["vectors"]["faiss"] for s in segs] == ["IDMap2,Flat", "IVF128,PQ32x4fs"]
     e = entry(index)
     assert e["faiss"] == "IVF128,PQ32x4fs" and e["auto"] is True and e["rerank"] == 100
-    assert e["trained_for"] == e["count"] == rep.passages
+    assert e["trained_for"] == 700 and e["count"] == rep.passages == 1000
+    check_consistent(index)
+    # merged into one, the whole collection gets one index trained for all of it
+    lock = IndexDir(index).lock()
+    try:
+        merge(IndexDir(index), everything=True)
+    finally:
+        lock.release()
+    e = entry(index)
+    assert e["faiss"] == "IVF128,PQ32x4fs" and e["trained_for"] == e["count"] == 1000
     assert e["recall_at_10"] >= 0.95 and 1 <= e["nprobe"] <= e["nlist"]
     snap = IndexDir(index).open()
-    assert vectors._faiss().extract_index_ivf(snap.vectors).nprobe == e["nprobe"]  # saved with the file
+    assert len(snap.segments) == 1
+    assert vectors._faiss().extract_index_ivf(snap.segments[0].vectors).nprobe == e["nprobe"]  # saved with it
     snap.close()
     check_consistent(index)
 
@@ -188,7 +211,7 @@ def test_incremental_update_and_delete_on_ivf(tmp_path, low_limit, fake_encoder,
     rep = run(src, index, fake_encoder, fake_model)
     assert (rep.removed, rep.updated, rep.added) == (100, 100, 100)
     after = entry(index)
-    # updated in place: same lists, same training, tuned again
+    # the big segment is left as it was trained: the changes are a new segment and deletion markers
     assert after["faiss"] == before["faiss"] and after["trained_for"] == before["trained_for"]
     assert after["count"] == rep.passages and after["recall_at_10"] >= 0.95
     now = check_consistent(index)
@@ -201,11 +224,8 @@ def test_incremental_update_and_delete_on_ivf(tmp_path, low_limit, fake_encoder,
         assert f"a{i}" not in {h.article_id for h in hits}
     # rebuilding from scratch from the same stored vectors holds the same ids
     snap = IndexDir(index).open()
-    con = snap.store.con
-    rows = con.execute("SELECT passage, vector FROM vectors ORDER BY passage").fetchall()
+    ids, x = live_vectors(snap)
     snap.close()
-    ids = np.array([r[0] for r in rows], np.int64)
-    x = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), -1)
     fresh, _ = vectors.build(stream(ids, x), len(ids), x.shape[1], after["faiss"], policy=LOW)
     assert vectors.stored_ids(fresh).tolist() == now.tolist()
 
@@ -338,9 +358,7 @@ def test_pq_codes_are_rescored_exactly_with_the_stored_vectors(tmp_path, fake_en
     assert f"best {vectors.IndexPolicy().rerank} re-scored exactly" in info
     snap = IndexDir(index).open()
     try:
-        rows = snap.store.con.execute("SELECT passage, vector FROM vectors ORDER BY passage").fetchall()
-        ids = np.array([r[0] for r in rows], np.int64)
-        x = np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), -1)
+        ids, x = live_vectors(snap)
         from indexer.backends import FaissDense
 
         rng = np.random.default_rng(5)

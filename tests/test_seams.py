@@ -19,7 +19,7 @@ from indexer.highlight import pack_sentences, unpack_sentences
 from indexer.index import IndexDir
 from indexer.layout import IndexLayout
 from indexer.manifest import LexicalInfo, Manifest
-from indexer.store import DB_FILE, SCHEMA_VERSION, Store
+from indexer.store import DB_FILE, SCHEMA_VERSION
 from indexer.vector_plan import IndexPolicy, VectorIndexInfo
 
 from .conftest import FakeEncoder, write
@@ -110,7 +110,7 @@ def test_layout_names_every_place(tmp_path):
 # --------------------------------------------------------------- schema
 def _set_schema(index, version: int, *, drop_dup_index: bool = False) -> None:
     m = IndexDir(index).manifest()
-    db = index / "versions" / m.version / DB_FILE
+    db = index / "segments" / m.segments[0].name / DB_FILE
     con = sqlite3.connect(db)
     con.execute("UPDATE info SET value = ? WHERE key = 'schema_version'", (str(version),))
     if drop_dup_index:
@@ -118,7 +118,7 @@ def _set_schema(index, version: int, *, drop_dup_index: bool = False) -> None:
     con.commit()
     con.close()
     data = json.loads((index / "manifest.json").read_text())
-    data["files"].pop(DB_FILE)  # edited by hand: its checksum no longer holds
+    data["segments"][0]["files"].pop(DB_FILE)  # edited by hand: its checksum no longer holds
     (index / "manifest.json").write_text(json.dumps(data))
 
 
@@ -139,7 +139,8 @@ def test_an_older_schema_is_read_and_migrated_by_the_next_build(small, fake_enco
     snap = IndexDir(index).open()
     try:
         assert snap.store.schema_version == SCHEMA_VERSION
-        names = {r[0] for r in snap.store.con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        con = snap.store.stores()[0].con
+        names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert "articles_dup" in names
     finally:
         snap.close()
@@ -171,7 +172,7 @@ class PlainEncoder(Encoder):
 def _sentence_rows(index) -> int:
     snap = IndexDir(index).open()
     try:
-        return int(snap.store.con.execute("SELECT count(*) FROM sentences").fetchone()[0])
+        return sum(int(st.con.execute("SELECT count(*) FROM sentences").fetchone()[0]) for st in snap.store.stores())
     finally:
         snap.close()
 
@@ -217,7 +218,8 @@ def test_identical_passages_reuse_their_sentence_vectors(tmp_path, fake_encoder,
     assert rep.embedded == 0 and rep.reused == rep.passages // 2
     snap = IndexDir(index).open()
     try:
-        blobs = [r[0] for r in snap.store.con.execute("SELECT data FROM sentences ORDER BY passage")]
+        sql = "SELECT data FROM sentences ORDER BY passage"
+        blobs = [r[0] for st in snap.store.stores() for r in st.con.execute(sql)]
     finally:
         snap.close()
     assert len(blobs) == 2 and blobs[0] == blobs[1]
@@ -256,8 +258,8 @@ def test_store_reads_are_batched_whatever_the_number_of_ids(small):
     _, index = small
     snap = IndexDir(index).open()
     try:
-        store: Store = snap.store
-        pids = [r[0] for r in store.con.execute("SELECT id FROM passages")]
+        store = snap.store
+        pids = snap.columns.pids.tolist()
         many = pids * 1000  # more ids than one statement may bind
         assert set(store.passage_langs(many)) == set(pids)
         assert store.vectors(many[:5], 64).shape == (5, 64)
@@ -294,7 +296,7 @@ def test_a_damaged_new_version_is_refused_once_its_check_fails(small, fake_encod
     s = Searcher(index, encoder=fake_encoder)
     write(src / "new.txt", "New\nVolcanic ash closed the airport for a day.")
     build([src], index, encoder=fake_encoder, model=fake_model)
-    db = index / "versions" / IndexDir(index).manifest().version / DB_FILE
+    db = index / "segments" / IndexDir(index).manifest().segments[-1].name / DB_FILE  # the new segment's
     data = bytearray(db.read_bytes())
     data[-100] ^= 0xFF  # one byte of the last page: SQLite may not notice, the checksum does
     db.write_bytes(bytes(data))
