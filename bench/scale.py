@@ -20,9 +20,9 @@ All figures come from the same run and are printed as one markdown table per par
    fresh process that answers the queries one at a time through the search's own
    ``FaissDense`` (re-scoring included): build seconds, bytes per vector (file size / n), resident memory, p50/p95
    latency (unfiltered, and with a filter keeping 10 % of the ids), recall@10
-   against the exact results. Then an incremental update of the automatic type
-   (1 % removed, 1 % added, re-tuned). Uniform random unit vectors are run at the
-   smallest size as the hard case.
+   against the exact results (an update no longer edits an index: it adds a segment,
+   see bench/updates.py). Uniform random unit vectors are run at the smallest size
+   as the hard case.
 3. e2e — at the largest size, one fresh process holding the default model
    (onnx-int8) and an index: query embedding + search, p50/p95 and resident memory
    against the targets (≤ 1 GB, p50 ≤ 30 ms, p95 ≤ 60 ms).
@@ -209,7 +209,7 @@ def part_vectors(
 ) -> dict[str, Any]:
     import faiss
 
-    rows, out, all_updates = [], [], []
+    rows, out = [], []
     cases = [(n, False) for n in sizes] + [(min(sizes), True)]
     for n, uniform in cases:
         label = f"{n:,}" + (" uniform" if uniform else "")
@@ -253,7 +253,6 @@ def part_vectors(
             print(f"[vectors] {label}: writing the SQLite vectors", file=sys.stderr, flush=True)
             write_db(db, x)
         base: dict[str, Any] = {}
-        updates: list[list[Any]] = []
         for name, factory in factories:
             print(f"[vectors] {label}: {name}  (load {load_avg()})", file=sys.stderr, flush=True)
             info: dict[str, Any] = {}
@@ -264,8 +263,6 @@ def part_vectors(
                 index, built = vectors.build(batches_of(x), n, DIM, factory)
                 info = built.to_dict()
                 seconds = time.perf_counter() - t
-                if "(auto)" in name and not uniform:
-                    updates.append([label, factory, *incremental(index, info, x, mix)])
                 path = work / f"{factory.replace(',', '_')}-{tag}.faiss"
                 vectors.save(index, path)
                 path.with_suffix(".json").write_text(json.dumps(info))
@@ -307,7 +304,6 @@ def part_vectors(
                 f"{rec:.3f} ({m['build_recall']:.3f})", f"{frec:.3f}",
                 f"{m['index_rss_mb'] / max(1, base['index_rss_mb']):.2f}× / {m['p50_ms'] / base['p50_ms']:.2f}×",
             ])  # fmt: skip
-        all_updates += updates
         del x
     headers = [
         "vectors", "index", "search setting", "build s", "bytes/vector", "RSS MB", "index RSS MB",
@@ -316,33 +312,7 @@ def part_vectors(
     ]  # fmt: skip
     print(f"\n### Vector indexes (fresh process each; one query at a time) (load {load_avg()})\n")
     print(table(headers, rows))
-    print(f"\n### Incremental update of the automatic index: 1 % removed, 1 % added, re-tuned (load {load_avg()})\n")
-    print(table(["vectors", "index", "remove + add s", "re-tune s", "nprobe", "held-out recall@10"], all_updates))
-    return {"rows": out, "updates": all_updates}
-
-
-def incremental(index: Any, info: dict[str, Any], x: np.ndarray, mix: Mixture) -> list[Any]:
-    """Remove the first 1 % of the ids and add 1 % new vectors on a copy, then re-tune as a build does."""
-    import faiss
-
-    n = len(x)
-    m = max(1, n // 100)
-    copy = faiss.clone_index(index)
-    new = mix.sample(m, np.random.default_rng(9))
-    t = time.perf_counter()
-    vectors.remove(copy, np.arange(m, dtype=np.int64))
-    vectors.add(copy, np.arange(n, n + m, dtype=np.int64), new)
-    edit = time.perf_counter() - t
-
-    def stream() -> Any:
-        yield from ((ids + m, v) for ids, v in batches_of(x[m:])())
-        yield np.arange(n, n + m, dtype=np.int64), new
-
-    t = time.perf_counter()
-    previous = vectors.VectorIndexInfo.from_dict({**info, "auto": True})
-    _, tuned = vectors.finalize(copy, stream, n, DIM, previous=previous)
-    after = tuned.to_dict()
-    return [f"{edit:.1f}", f"{time.perf_counter() - t:.1f}", after.get("nprobe", "–"), f"{after['recall_at_10']:.3f}"]
+    return {"rows": out}
 
 
 # ---------------------------------------------------------- part 2: sweep

@@ -184,7 +184,7 @@ def ensure_real_index(work: Path) -> tuple[Path, list[str], dict[str, Any]]:
 def phrase_queries(searcher: Searcher, n: int, seed: int) -> list[str]:
     """``n`` distinct 2–9 word phrases (4–12 characters in Chinese) cut from random stored passages."""
     snap = searcher.snapshot()
-    top = int(snap.store.con.execute("SELECT max(id) FROM passages").fetchone()[0])
+    top = int(snap.store.stores()[-1].con.execute("SELECT max(id) FROM passages").fetchone()[0])
     rng = np.random.default_rng(seed)
     ids = (rng.choice(top, min(top, n * 2), replace=False) + 1).tolist()
     rows = snap.store.passages(ids)
@@ -213,12 +213,12 @@ def phrase_queries(searcher: Searcher, n: int, seed: int) -> list[str]:
 def pick_filters(searcher: Searcher) -> tuple[dict[str, Filters], dict[str, float]]:
     """The language, ~1 % source and date-range filters for this index, with their share of passages."""
     snap = searcher.snapshot()
-    con = snap.store.con
+    con = snap.store.stores()[-1].con
     per_source = con.execute(
         "SELECT a.source, count(*) FROM passages p JOIN articles a ON a.rowid = p.article "
         "WHERE a.source IS NOT NULL GROUP BY a.source"
     ).fetchall()
-    total = int(snap.vectors.ntotal)
+    total = int(snap.ntotal)
     source = min(per_source, key=lambda r: abs(r[1] / total - 0.01))[0]
     langs = list(snap.languages)
     lang = LANG_FILTER if LANG_FILTER in langs else langs[0]
@@ -235,8 +235,8 @@ def pick_filters(searcher: Searcher) -> tuple[dict[str, Filters], dict[str, floa
 def archive_stats(searcher: Searcher) -> dict[str, Any]:
     """What the index holds: language and source shares, dates, near-duplicate groups, file sizes."""
     snap = searcher.snapshot()
-    con = snap.store.con
-    total = int(snap.vectors.ntotal)
+    con = snap.store.stores()[-1].con
+    total = int(snap.ntotal)
     per_source = sorted(
         (
             r[0]
@@ -253,8 +253,9 @@ def archive_stats(searcher: Searcher) -> dict[str, Any]:
     )
     articles = con.execute("SELECT count(*), min(date), max(date) FROM articles").fetchone()
     in_groups = sum(n * c for n, c in groups.items())
-    files = {p.name: p.stat().st_size for p in snap.path.iterdir() if p.is_file()}
-    lexical = sum(p.stat().st_size for p in (snap.path / "lexical").glob("*") if p.is_file())
+    seg = snap.segments[-1].folder  # an archive built in one go is one segment
+    files = {p.name: p.stat().st_size for p in seg.iterdir() if p.is_file()}
+    lexical = sum(p.stat().st_size for p in (seg / "postings").glob("*") if p.is_file())
     return {
         "languages": ", ".join(f"{k} {100 * v / total:.0f} %" for k, v in snap.languages.items()),
         "sources": len(per_source), "top_source": per_source[0] / total if per_source else 0.0,
@@ -297,7 +298,7 @@ def measure_index(
     searcher.warm_up()
     warm = time.perf_counter() - t0
     snap = searcher.snapshot()
-    total = int(snap.vectors.ntotal)
+    total = int(snap.ntotal)
     log(f"{label}: opened in {opened:.1f} s, warm-up {warm:.1f} s; {total:,} passages")
     queries = make_queries(searcher)
     filters, shares = pick_filters(searcher)
@@ -408,7 +409,7 @@ _NUMBER = re.compile(r"(?<![\w.])-?\d+(?![\w.])")
 def sql_plans(searcher: Searcher, filters: dict[str, Filters], queries: Iterator[str]) -> list[dict[str, Any]]:
     """Every distinct statement one search per mode × filter (and the page's ``info()``) runs on the
     version's SQLite, with its EXPLAIN QUERY PLAN and its time when run again alone."""
-    con = searcher.snapshot().store.con
+    con = searcher.snapshot().store.stores()[-1].con
     seen: dict[str, str] = {}  # statement with its values → the first one run (values filled in)
     where: dict[str, str] = {}
     shown: dict[str, str] = {}

@@ -402,7 +402,7 @@ def shape_from_index(index_dir: Path, limit: int = 20_000) -> tuple[np.ndarray, 
     import sqlite3
 
     manifest = json.loads((index_dir / "manifest.json").read_text())
-    db = index_dir / "versions" / manifest["version"] / "store.sqlite"
+    db = index_dir / "segments" / manifest["segments"][0]["name"] / "store.sqlite"
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         rows = con.execute("SELECT vector FROM vectors ORDER BY passage LIMIT ?", (limit,)).fetchall()
@@ -480,15 +480,16 @@ def _build_direct(index_dir: Path, plan: Plan, vocab: dict[str, Vocabulary], mix
     ``workers`` forked processes generate the articles and do the per-article work a
     build does (chunking, passage texts, vectors and sentence vectors, BM25 terms,
     MinHash, hashes); this process writes them, in order, through ``indexer.writer.Writer``,
-    then runs the build's finalize and publish steps: near-duplicate groups, BM25
-    matrices, the FAISS index chosen and tuned by ``vectors.finalize``, the manifest,
-    fsync, checksums and the atomic switch. The articles are exactly those ``_build_with_build`` reads from JSONL.
+    then runs the build's finalize and publish steps: near-duplicate groups, the
+    segment sealed by ``segment_write.seal`` (BM25 postings, the FAISS index chosen and
+    tuned by size, checksums, fsync), the version's state, the manifest and the atomic switch.
+    The articles are exactly those ``_build_with_build`` reads from JSONL.
     Every library call of this path is in this function: update it when internal
     names change (``--via build`` needs no update).
     """
     import multiprocessing as mp
 
-    from indexer import __version__, dedup, lexical, vectors
+    from indexer import __version__, dedup, postings, vectors
     from indexer.analysis import ANALYZER_VERSION, analyze
     from indexer.chunking import ChunkSettings, chunk_article
     from indexer.corpus import normalize_date
@@ -496,12 +497,15 @@ def _build_direct(index_dir: Path, plan: Plan, vocab: dict[str, Vocabulary], mix
     from indexer.embedding import body_offset, passage_text
     from indexer.highlight import pack_sentences
     from indexer.index import IndexDir
-    from indexer.manifest import FORMAT_VERSION, Manifest, ModelInfo, now
+    from indexer.manifest import FORMAT_VERSION, LexicalInfo, Manifest, ModelInfo, now
     from indexer.models import resolve
     from indexer.records import Article
+    from indexer.segment_write import VectorChoice, seal
+    from indexer.segments import segment_name
     from indexer.settings import DEFAULT_BACKEND
     from indexer.store import DB_FILE, article_hash, text_hash
     from indexer.vector_plan import DEFAULT_POLICY
+    from indexer.version_state import VersionState
     from indexer.writer import Writer
 
     model = resolve()
@@ -551,11 +555,14 @@ def _build_direct(index_dir: Path, plan: Plan, vocab: dict[str, Vocabulary], mix
     phases: dict[str, float] = {}
     try:
         idx.versions.mkdir(parents=True, exist_ok=True)
+        idx.layout.segments.mkdir(parents=True, exist_ok=True)
         idx.clean_partials()
         version = version_name(idx.versions)
         partial = idx.layout.partial(version)
         partial.mkdir()
-        writer = Writer(partial / DB_FILE)
+        seg = segment_name(idx.layout.segments)
+        idx.layout.segment_partial(seg).mkdir()
+        writer = Writer(idx.layout.segment_partial(seg) / DB_FILE)
         done = b = 0
         mark = 0.1
         while done < plan.n_passages:
@@ -585,12 +592,13 @@ def _build_direct(index_dir: Path, plan: Plan, vocab: dict[str, Vocabulary], mix
             return out
 
         clusters = timed("dedup.regroup", lambda: dedup.regroup(writer))
-        lex = timed("lexical.build", lambda: lexical.build(
-            writer.all_terms(), partial / lexical.LEXICAL_DIR, analyzer=ANALYZER_VERSION))  # fmt: skip
-        index, vinfo = timed("vectors.finalize", lambda: vectors.finalize(
-            None, lambda: writer.all_vectors(DIM), counts["passages"], DIM, policy=DEFAULT_POLICY))  # fmt: skip
-        timed("commit", writer.commit_and_close)
-        timed("vectors.save", lambda: vectors.save(index, partial / vectors.VECTORS_FILE))
+        rows, ids = (writer.first_row, writer.next_row), (writer.first_id, writer.next_id)
+        info = timed("seal (postings, vectors, checksums)", lambda: seal(
+            idx, writer, seg, rows=rows, ids=ids, choice=VectorChoice(dim=DIM, policy=DEFAULT_POLICY)))  # fmt: skip
+        VersionState(groups=writer.groups).save(partial)
+        lex = LexicalInfo(kind="postings", k1=postings.K1, b=postings.B, documents=counts["passages"],
+                          analyzer=ANALYZER_VERSION)  # fmt: skip
+        vinfo = vectors.summary([info.vectors], counts["passages"], auto=True)
         stamp = now()
         m = Manifest(
             format_version=FORMAT_VERSION, package_version=__version__, version=version, created_at=stamp,
@@ -598,7 +606,7 @@ def _build_direct(index_dir: Path, plan: Plan, vocab: dict[str, Vocabulary], mix
                                             backend=DEFAULT_BACKEND, origin=model.origin,
                                             max_seq_length=encoder.max_seq_length),
             chunker=chunk, vectors=vinfo, counts=counts, sources=["bench/synth_archive.py"], lexical=lex,
-            policy=DEFAULT_POLICY,
+            policy=DEFAULT_POLICY, segments=[info],
         )  # fmt: skip
         timed("publish (fsync, checksums, switch)", lambda: publish(idx, partial, m))
     except BaseException:

@@ -136,7 +136,7 @@ def query_groups(text: str, weights: dict[str, float]) -> list[dict[str, float]]
     """For each query word, its term under each candidate language, weighted by that language.
 
     The same word stems differently per language ("energy": en ``energi``, de
-    ``energy``); scoring a word by its best variant (``LexicalIndex.grouped_scores``)
+    ``energy``); scoring a word by its best variant (``postings.Collection.grouped_scores``)
     instead of summing them keeps a rare foreign variant from dominating by its IDF.
     """
     langs = list(weights)

@@ -41,9 +41,9 @@ import numpy as np
 
 from .errors import ModelMismatchError, StoreError
 from .index import Snapshot
-from .lexical import K1, B
 from .manifest import Manifest
 from .milvus_uri import DEFAULT_COLLECTION, SCHEMES, StoreURI, expression, parse_uri
+from .postings import K1, B
 from .query import Filters
 
 __all__ = ["DEFAULT_COLLECTION", "SCHEMES", "MilvusStore", "StoreError", "StoreURI", "expression", "parse_uri"]

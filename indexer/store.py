@@ -58,7 +58,7 @@ CREATE INDEX IF NOT EXISTS passages_text_hash ON passages(text_hash);
 CREATE TABLE IF NOT EXISTS vectors (passage INTEGER PRIMARY KEY, vector BLOB NOT NULL);
 -- each passage's sentences (spans relative to the passage) with their late-chunked vectors (highlight.py)
 CREATE TABLE IF NOT EXISTS sentences (passage INTEGER PRIMARY KEY, data BLOB NOT NULL);
--- analysed BM25 terms of each passage (title + text), space separated (lexical.py)
+-- analysed BM25 terms of each passage (title + text), space separated (postings.py)
 CREATE TABLE IF NOT EXISTS terms (passage INTEGER PRIMARY KEY, terms TEXT NOT NULL);
 -- MinHash signatures and their LSH band keys, for near-duplicate clusters (dedup.py)
 CREATE TABLE IF NOT EXISTS minhash (article INTEGER PRIMARY KEY, sig BLOB NOT NULL);

@@ -177,17 +177,3 @@ def plan(
 def is_auto(forced: str | None, previous: VectorIndexInfo | None) -> bool:
     """Whether the index a build ends with is the automatic choice."""
     return forced == AUTO or (forced is None and (previous or VectorIndexInfo()).auto)
-
-
-def outdated(
-    n: int,
-    *,
-    dim: int | None = None,
-    forced: str | None = None,
-    previous: VectorIndexInfo | None = None,
-    policy: IndexPolicy = DEFAULT_POLICY,
-) -> bool:
-    """Whether the vector index must change although no passage did (another ``--faiss``)."""
-    prev = previous or VectorIndexInfo()
-    factory = plan(n, dim=dim, forced=forced, previous=prev, policy=policy)
-    return factory != prev.faiss or is_auto(forced, prev) != prev.auto

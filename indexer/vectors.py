@@ -63,7 +63,6 @@ from .vector_plan import (
     nlist_for,
     plan,
     rerank_depth,
-    within_training,
 )
 
 __all__ = ["AUTO", "EXACT", "IndexPolicy", "VectorIndexInfo", "auto_factory", "plan", "rerank_depth"]
@@ -170,65 +169,6 @@ def build(
     return index, info
 
 
-def finalize(
-    index: Any | None,
-    batches: Batches,
-    n: int,
-    dim: int,
-    *,
-    forced: str | None = None,
-    previous: VectorIndexInfo | None = None,
-    policy: IndexPolicy = DEFAULT_POLICY,
-) -> tuple[Any, VectorIndexInfo]:
-    """The index a build publishes: ``index`` as updated incrementally, or rebuilt.
-
-    ``index`` is None when there is none to update (a full build, or a type that
-    could not apply a removal). Returns the index and its manifest entry.
-    """
-    prev = previous or VectorIndexInfo()
-    factory = plan(n, dim=dim, forced=forced, previous=prev, policy=policy)
-    # the previous entry describes ``index`` only when it was updated in place
-    stale = (
-        index is None
-        or prev.faiss != factory
-        or index.ntotal != n
-        or bool(_nlist(index) and prev.trained and not within_training(prev, n, policy))
-    )
-    info = VectorIndexInfo()
-    if not stale:
-        assert index is not None
-        info = VectorIndexInfo(faiss=prev.faiss, trained_for=prev.trained_for, nlist=prev.nlist)
-        m_query = _query_count(index, n, policy)
-        if m_query and _hnsw(index) is None:
-            # the contents changed: measure and tune again, each query's own vector left out of
-            # its neighbours (on real e5 data this estimate is within 0.01 of real questions')
-            queries, qids = tuning.sample(batches, n, dim, [m_query], np.random.default_rng(policy.seed))[0]
-            truth = tuning.Truth(queries, qids)
-            for ids, vecs in batches():
-                truth.update(ids, vecs)
-            info = info.with_tuning(_tune(index, truth, factory, policy))
-            # the codes (or lists) trained before the update no longer fit the contents well
-            # enough at any breadth: train them again on what the index now holds
-            stale = info.recall_at_10 < policy.min_recall
-        elif m_query:  # a graph cannot hold queries out once they are in: keep the last rebuild's tuning
-            info = replace(
-                info,
-                efSearch=prev.efSearch,
-                recall_at_10=prev.recall_at_10,
-                tuning_queries=prev.tuning_queries,
-                rerank=prev.rerank,
-            )
-    if stale:
-        index, info = build(batches, n, dim, factory, policy=policy)
-        if is_auto(forced, prev) and rerank_depth(factory, policy=policy) and info.recall_at_10 < policy.min_recall:
-            # vectors that 4-bit codes describe too coarsely even with re-scoring (seen with
-            # sparse, hash-like embeddings, never with e5): the automatic choice steps up to SQ8
-            factory = re.sub(r"PQ\d+x4fs$", "SQ8", factory)
-            index, info = build(batches, n, dim, factory, policy=policy)
-    assert index is not None
-    return index, replace(info, auto=is_auto(forced, prev), count=int(index.ntotal))
-
-
 def build_segment(
     batches: Batches,
     n: int,
@@ -282,18 +222,6 @@ def summary(parts: list[VectorIndexInfo], count: int, *, auto: bool) -> VectorIn
 def add(index: Any, ids: np.ndarray, vecs: np.ndarray) -> None:
     if len(ids):
         index.add_with_ids(np.ascontiguousarray(vecs, dtype=np.float32), np.asarray(ids, dtype=np.int64))
-
-
-def remove(index: Any, ids: list[int] | np.ndarray) -> bool:
-    """Remove ``ids``; False when this index type cannot remove (HNSW) and was left unchanged."""
-    if len(ids):
-        try:
-            index.remove_ids(np.asarray(ids, dtype=np.int64))
-        except RuntimeError as exc:
-            if "not implemented" in str(exc):
-                return False  # the caller rebuilds from the stored vectors
-            raise
-    return True
 
 
 def stored_ids(index: Any) -> np.ndarray:

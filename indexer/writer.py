@@ -40,18 +40,6 @@ class Writer:
         """Vectors this version already holds, by the hash of their embedded text."""
         return vectors_by_text_hash(self.con, hashes)
 
-    def delete_article(self, rowid: int) -> list[int]:
-        """Remove an article and its passages; returns the passage ids to drop from FAISS."""
-        ids = [r[0] for r in self.con.execute("SELECT id FROM passages WHERE article = ?", (rowid,))]
-        for table in ("vectors", "terms", "sentences"):
-            sql = f"DELETE FROM {table} WHERE passage IN (SELECT id FROM passages WHERE article = ?)"
-            self.con.execute(sql, (rowid,))
-        self.con.execute("DELETE FROM passages WHERE article = ?", (rowid,))
-        self.con.execute("DELETE FROM minhash WHERE article = ?", (rowid,))
-        self.con.execute("DELETE FROM bands WHERE article = ?", (rowid,))
-        self.con.execute("DELETE FROM articles WHERE rowid = ?", (rowid,))
-        return ids
-
     def add_article(
         self,
         a: Article,
@@ -111,7 +99,7 @@ class Writer:
             yield ids, vecs
 
     def all_terms(self) -> Iterator[tuple[int, str]]:
-        """(passage id, space-separated analysed terms) of every passage, by id (lexical.py)."""
+        """(passage id, space-separated analysed terms) of every passage, by id (postings.py)."""
         yield from self.con.execute("SELECT passage, terms FROM terms ORDER BY passage")
 
     # ------------------------------------------------------- near-duplicates

@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer import lexical, postings
+from indexer import postings
 from indexer.postings import Collection, SegmentPostings
+
+from . import bm25_reference as lexical
 
 WORDS = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta", "iota", "kappa"]
 UNICODE = ["москва", "北京", "café", "naïve", 'q"uo\\te', "{brace}", "tab\u00a0nbsp", "😀"]

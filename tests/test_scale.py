@@ -321,30 +321,6 @@ def test_large_k_is_filled_on_ivf():
     assert len(found) == 1000 and len(set(found.tolist())) == 1000
 
 
-def test_hnsw_cannot_remove_and_says_so():
-    x = clustered(500)
-    ids = np.arange(500, dtype=np.int64)
-    index, _ = vectors.build(stream(ids, x), 500, x.shape[1], "IDMap2,HNSW32", policy=LOW)
-    assert vectors.remove(index, ids[:5]) is False and index.ntotal == 500
-    ivf, _ = vectors.build(stream(ids, x), 500, x.shape[1], "IVF16,SQ8", policy=LOW)
-    assert vectors.remove(ivf, ids[:5]) is True and ivf.ntotal == 495
-    assert 3 not in vectors.stored_ids(ivf)
-
-
-def test_ivf_is_retrained_when_the_collection_grew_past_its_training():
-    x = clustered(5000)
-    ids = np.arange(5000, dtype=np.int64)
-    small, info = vectors.build(stream(ids[:1000], x[:1000]), 1000, x.shape[1], "IVF16,SQ8", policy=LOW)
-    entry = replace(info, auto=False)
-    vectors.add(small, ids[1000:3000], x[1000:3000])  # 3x: updated in place, tuned again
-    same, e3 = vectors.finalize(small, stream(ids[:3000], x[:3000]), 3000, x.shape[1], previous=entry, policy=LOW)
-    assert same is small and e3.trained_for == 1000 and e3.faiss == "IVF16,SQ8"
-    vectors.add(small, ids[3000:], x[3000:])  # 5x: retrained on the stored vectors
-    fresh, e5 = vectors.finalize(small, stream(ids, x), 5000, x.shape[1], previous=e3, policy=LOW)
-    assert fresh is not small and e5.trained_for == 5000 and e5.recall_at_10 >= 0.95
-    assert vectors.stored_ids(fresh).tolist() == ids.tolist()
-
-
 def test_pq_codes_are_rescored_exactly_with_the_stored_vectors(tmp_path, fake_encoder, fake_model):
     src, index = tmp_path / "src", tmp_path / "index"
     write_articles(src, 0, 1000)

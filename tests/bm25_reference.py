@@ -1,9 +1,9 @@
-"""The BM25 side of an index version (bm25s), built from the passages' analysed terms.
+"""bm25s over one whole collection: the reference the segments' postings must score exactly like.
 
-Each passage's terms (title + text, analysed in the article's language) are kept
-in SQLite, so a build analyses only new passages; the BM25 matrix itself is
-recomputed from the stored terms at every build, since document frequencies —
-and so every weight — change whenever the collection does.
+This was the index's BM25 until segments: one matrix with its weights baked in,
+recomputed over the whole collection at every build. ``indexer.postings`` scores
+at query time with collection-wide statistics instead; tests/test_postings.py
+checks both give the same scores.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .manifest import LexicalInfo
+from indexer.manifest import LexicalInfo
 
 LEXICAL_DIR = "lexical"
 PIDS_FILE = "passage_ids.npy"
@@ -65,6 +65,6 @@ class LexicalIndex:
 
     def grouped_scores(self, groups: list[dict[str, float]]) -> np.ndarray:
         """Sum over query words of the best weighted score among the word's variants (every passage)."""
-        from .backends import combine
+        from indexer.backends import combine
 
         return combine(groups, self.postings, len(self.pids))
