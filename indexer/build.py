@@ -40,7 +40,7 @@ from .errors import BuildError, IndexerError
 from .faults import crash_point
 from .filecache import FileCache, FileState
 from .highlight import pack_sentences
-from .index import IndexDir
+from .index import IndexDir, VerifiedFiles
 from .manifest import FORMAT_VERSION, LexicalInfo, Manifest, ModelInfo, now
 from .merge import MergeReport, merge
 from .models import ResolvedModel
@@ -150,6 +150,7 @@ class _Run:
     def run(self, sources: list[Path]) -> BuildReport:
         """Plan, embed, write, finalize, publish (or keep the live version when nothing changed)."""
         ctx, rep = self.ctx, self.report
+        self._trust()
         self._load_cache(sources)
         draft = Draft(ctx)
         try:
@@ -178,6 +179,11 @@ class _Run:
         rep.publish_seconds = rep.seconds
         return self._merge(False)
 
+    def _trust(self) -> None:
+        """Let the build skip re-hashing segment files it verified before (not with ``--check``)."""
+        idx = self.ctx.idx
+        idx.trust = None if self.ctx.settings.check else VerifiedFiles(idx.layout.verified)
+
     def _load_cache(self, sources: list[Path]) -> None:
         """What each file looked like at the live version: unchanged ones are not opened again.
 
@@ -194,8 +200,10 @@ class _Run:
 
     def _save_cache(self) -> None:
         """Record the files as read, for the live version (a failure costs the next build a full read)."""
+        idx = self.ctx.idx
         try:
-            self.filecache.save(self.cache_path, version=f"{self.ctx.idx.manifest().version}|{self.cache_key}")
+            self.filecache.save(self.cache_path, version=f"{idx.manifest().version}|{self.cache_key}")
+            (idx.trust or VerifiedFiles(idx.layout.verified)).save([idx.layout.segments, idx.versions])
         except (OSError, IndexerError):
             pass
 

@@ -9,6 +9,7 @@ articles, passages, vectors and postings are in the segments it lists
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import threading
@@ -16,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -60,6 +62,50 @@ def data_files(folder: Path) -> list[Path]:
 def digests(folder: Path) -> dict[str, str]:
     """The checksum of each data file of a folder, each file flushed to disk on the way."""
     return {p.relative_to(folder).as_posix(): file_digest(p, sync=True) for p in data_files(folder)}
+
+
+class VerifiedFiles:
+    """Checksums a build already verified, by file identity: a later build need not read those bytes again.
+
+    A file is taken as verified when its size, modification and change times and inode
+    are those it had when it was hashed (the ctime moves on any write or ``touch``, and
+    cannot be set back), as git trusts its index. Only builds use it, so an update does
+    not re-read a whole archive; searchers verify every segment they open, and
+    ``indexer build --check`` verifies everything again.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries: dict[str, list[Any]] = {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict):
+                self.entries = {k: v for k, v in data.items() if isinstance(v, list) and len(v) == 5}
+        except (OSError, ValueError):
+            pass  # only a cache: verify again
+
+    @staticmethod
+    def _identity(path: Path) -> list[int]:
+        st = os.stat(path)
+        return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+    def holds(self, path: Path, digest: str) -> bool:
+        """Whether ``path`` was verified with ``digest`` and has not changed since."""
+        entry = self.entries.get(str(path))
+        try:
+            return entry is not None and entry[4] == digest and entry[:4] == self._identity(path)
+        except OSError:
+            return False
+
+    def note(self, path: Path, digest: str) -> None:
+        """Record a file just verified (or just written with this digest)."""
+        self.entries[str(path)] = [*self._identity(path), digest]
+
+    def save(self, keep: Iterable[Path]) -> None:
+        """Write the entries of the files below ``keep`` (the others are gone)."""
+        roots = [str(k) for k in keep]
+        kept = {k: v for k, v in self.entries.items() if any(k.startswith(r) for r in roots)}
+        manifest_mod.write_atomic(self.path, json.dumps(kept))
 
 
 @dataclass(frozen=True)
@@ -204,6 +250,7 @@ class IndexDir:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.layout = IndexLayout(self.path)
+        self.trust: VerifiedFiles | None = None  # set by a build: files it verified before are not read again
 
     @property
     def versions(self) -> Path:
@@ -282,7 +329,7 @@ class IndexDir:
                 self._verify(now, seg_folder)
                 if len(now) < len(info.files):
                     later.append(({rel: d for rel, d in info.files.items() if rel in defer}, seg_folder))
-                reader = SegmentReader(info, seg_folder, self.path)
+                reader = SegmentReader(info, seg_folder, self.path, dim=m.model.dimension)
                 readers.append(reader)
                 self._check_segment(reader, m)
         except BaseException:
@@ -298,16 +345,19 @@ class IndexDir:
         return snap
 
     def _check_segment(self, reader: SegmentReader, m: Manifest) -> None:
-        index, info = reader.vectors, reader.info
+        """The segment's database holds what its entry says (its vectors are checked when loaded)."""
+        info = reader.info
         try:
             passages = reader.store.counts()["passages"]
+            row = reader.store.con.execute("SELECT length(vector) FROM vectors LIMIT 1").fetchone()
         except Exception as exc:  # sqlite3.DatabaseError on a garbled page
             raise IndexCorruptError(self.path, f"database unreadable: {exc}") from None
-        if index.ntotal != passages or passages != info.passages or index.d != m.model.dimension:
+        if passages != info.passages:
+            detail = f"segment {info.name}: {passages} passages, its entry says {info.passages}"
+            raise IndexCorruptError(self.path, detail)
+        if row is not None and row[0] != 4 * m.model.dimension:
             raise IndexCorruptError(
-                self.path,
-                f"segment {info.name}: {index.ntotal} vectors of dimension {index.d} for {passages} passages "
-                f"of dimension {m.model.dimension}",
+                self.path, f"segment {info.name} holds vectors of dimension {row[0] // 4}, not {m.model.dimension}"
             )
 
     def _verify_later(self, snap: Snapshot, groups: list[tuple[dict[str, str], Path]]) -> None:
@@ -333,6 +383,8 @@ class IndexDir:
                 inside = False
             if not inside:
                 raise IndexCorruptError(self.path, "manifest.json names a file outside its data folder")
+            if self.trust is not None and self.trust.holds(path, expected):
+                continue
             try:
                 actual = file_digest(path)
             except FileNotFoundError:
@@ -341,6 +393,8 @@ class IndexDir:
                 raise IndexCorruptError(self.path, f"{rel} unreadable ({exc.strerror or exc})") from None
             if actual != expected:
                 raise IndexCorruptError(self.path, f"{rel} does not match its checksum: truncated or overwritten")
+            if self.trust is not None:
+                self.trust.note(path, actual)
 
     # ---------------------------------------------------------------- writing
     def lock(self) -> FileLock:

@@ -22,6 +22,7 @@ PARTIAL = ".partial"
 LOCK = "build.lock"
 RESUME = "embeddings.sqlite"
 FILECACHE = "files.cache"
+VERIFIED = "verified.json"
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,11 @@ class IndexLayout:
     def filecache(self) -> Path:
         """Each source file's size, modification time and articles at the live version (filecache.py)."""
         return self.work / FILECACHE
+
+    @property
+    def verified(self) -> Path:
+        """The checksums builds already verified, by file identity (index.VerifiedFiles)."""
+        return self.work / VERIFIED
 
     @property
     def resume(self) -> Path:

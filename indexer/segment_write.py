@@ -55,6 +55,9 @@ def seal(
     files = digests(partial)  # reading each file for its checksum also flushes it to disk
     os.replace(partial, final)
     fsync_dir(final.parent)
+    if idx.trust is not None:  # just written and hashed: the next build need not read it again
+        for rel, digest in files.items():
+            idx.trust.note(final / rel, digest)
     crash_point("segment")
     return SegmentInfo(
         name=name,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,8 +30,9 @@ POSTINGS_DIR = "postings"
 class SegmentReader:
     """One segment opened for reading; shared by every version that lists it."""
 
-    def __init__(self, info: SegmentInfo, folder: Path, index_path: Path) -> None:
+    def __init__(self, info: SegmentInfo, folder: Path, index_path: Path, *, dim: int) -> None:
         self.info = info
+        self.dim = dim
         self.folder = folder
         db, vec = folder / DB_FILE, folder / vectors.VECTORS_FILE
         for f in (db, vec):
@@ -42,15 +44,30 @@ class SegmentReader:
             raise  # its own message: upgrade, or rebuild
         except Exception as exc:  # sqlite3.DatabaseError, or a garbled header
             raise IndexCorruptError(index_path, f"database unreadable: {exc}") from None
-        try:
-            self.vectors = vectors.load(vec)
-        except Exception as exc:  # faiss raises RuntimeError with C++ text on any damage
-            self.store.close()
-            raise IndexCorruptError(index_path, f"vector file unreadable: {str(exc).splitlines()[0][:80]}") from None
         self._index_path = index_path
+        self._vectors: Any = None
         self._postings: postings_mod.SegmentPostings | None = None
         self._columns: Columns | None = None
         self._lock = threading.Lock()
+
+    @property
+    def vectors(self) -> Any:
+        """The segment's FAISS index, loaded on first use (a build that only adds never loads it)."""
+        with self._lock:
+            if self._vectors is None:
+                try:
+                    index = vectors.load(self.folder / vectors.VECTORS_FILE)
+                except Exception as exc:  # faiss raises RuntimeError with C++ text on any damage
+                    detail = str(exc).splitlines()[0][:80]
+                    raise IndexCorruptError(self._index_path, f"vector file unreadable: {detail}") from None
+                if index.ntotal != self.info.passages or index.d != self.dim:
+                    raise IndexCorruptError(
+                        self._index_path,
+                        f"segment {self.info.name}: {index.ntotal} vectors of dimension {index.d} for "
+                        f"{self.info.passages} passages of dimension {self.dim}",
+                    )
+                self._vectors = index
+            return self._vectors
 
     @property
     def postings(self) -> postings_mod.SegmentPostings:

@@ -180,6 +180,7 @@ CRASH_POINTS = [
     "lexical",
     "sqlite",
     "faiss",
+    "segment",
     "rename",
     "manifest",
 ]
