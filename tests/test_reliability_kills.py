@@ -258,3 +258,34 @@ def test_repeated_kills_keep_adding_work(base):
         seen.append(rows)
     _complete(base, index, "embedding", seen[-1])
     FIGURES["embed:2 three times in a row → embedding"] += 3
+
+
+# a merge is a build too: killed anywhere inside it, the live version keeps answering
+MERGE_POINTS = ["merge", "lexical", "faiss", "segment", "rename", "manifest"]
+
+
+@pytest.fixture(scope="module")
+def segmented(base) -> tuple[Path, Contents, dict]:
+    """Index B built as an update of A (its segments, and any merge the policy ran)."""
+    index = _restore(base, "segmented")
+    res = cli(*build_args(base.src_b, index, *CHUNK))
+    assert res.returncode == 0, res.stderr
+    return index, check_index(index), answers(index)
+
+
+@pytest.mark.parametrize("point", MERGE_POINTS)
+def test_kill_inside_a_merge(base, segmented, point):
+    source, contents, before = segmented
+    index = base.root / f"merge-{point}" / "index"
+    shutil.copytree(source, index)
+    res = cli("merge", "--all", "--index", str(index), env=cli_env(INDEXER_CRASH_AT=point))
+    assert res.returncode == -signal.SIGKILL, (res.returncode, res.stdout, res.stderr)
+    after = check_index(index)
+    assert after.structure() == contents.structure() and after.passages == contents.passages
+    assert answers(index) == before  # the same answers, from the old or (after the switch) the merged version
+    res = cli("merge", "--all", "--index", str(index))
+    assert res.returncode == 0, res.stderr
+    assert len(IndexDir(index).manifest().segments) == 1
+    assert check_index(index).passages == contents.passages and answers(index) == before
+    assert not [p for p in (index / "segments").iterdir() if p.name.endswith(".partial")]
+    FIGURES[f"merge {point}"] += 1
