@@ -146,6 +146,7 @@ class _Run:
         self.cache_path = ctx.idx.layout.filecache
         self.filecache = FileCache()
         self.cache_key = ""
+        self.seen: set[str] = set()  # ids of every article read (or taken as unchanged)
 
     def run(self, sources: list[Path]) -> BuildReport:
         """Plan, embed, write, finalize, publish (or keep the live version when nothing changed)."""
@@ -202,7 +203,8 @@ class _Run:
         """Record the files as read, for the live version (a failure costs the next build a full read)."""
         idx = self.ctx.idx
         try:
-            self.filecache.save(self.cache_path, version=f"{idx.manifest().version}|{self.cache_key}")
+            version = f"{idx.manifest().version}|{self.cache_key}"
+            self.filecache.save(self.cache_path, version=version, seen=self.seen)
             (idx.trust or VerifiedFiles(idx.layout.verified)).save([idx.layout.segments, idx.versions])
         except (OSError, IndexerError):
             pass
@@ -223,55 +225,78 @@ class _Run:
         """Read every source; embed and write new and changed articles by windows; remove vanished ones.
 
         Windows are read, chunked and analysed in a background thread (``prefetch``)
-        while the model embeds the one before.
+        while the model embeds the one before. With a file cache of the live version,
+        only the articles read are looked up in the index, and only the articles of
+        changed or vanished files can be gone: the work follows the change, not the archive.
         """
-        known = draft.known()
-        seen: set[str] = set()
+        live = draft.live
+        lazy = live is not None and self.filecache.loaded
+        known: dict[str, KnownArticle] = {} if lazy else draft.known()
+
+        def lookup(ids: list[str]) -> dict[str, KnownArticle]:
+            if not lazy:
+                return {a: known[a] for a in ids if a in known}
+            assert live is not None
+            return live.store.known_by_id(ids)
+
         self.files[1] = corpus.count_files(sources, self.ctx.settings.read)
-        for window in prefetch(self._windows(sources, known, seen), depth=3):
+        for window in prefetch(self._windows(sources, lookup), depth=3):
             if window is not None:
                 self._flush(draft, window, reuse)
             self._tick()  # here, not in the reading thread: a progress widget belongs to the caller's
-        gone = [aid for aid in known if aid not in seen]
-        for aid in gone:
-            draft.remove(known[aid].rowid)
+        if lazy:
+            candidates = [a for a in dict.fromkeys(self.filecache.dropped()) if a not in self.seen]
+            gone = lookup(candidates)
+        else:
+            gone = {a: k for a, k in known.items() if a not in self.seen}
+        for k in gone.values():
+            draft.remove(k.rowid)
         self.report.removed = len(gone)
 
     def _windows(
-        self, sources: list[Path], known: dict[str, KnownArticle], seen: set[str]
+        self, sources: list[Path], lookup: Callable[[list[str]], dict[str, KnownArticle]]
     ) -> Iterator[Window | None]:
         """New and changed articles, chunked and analysed, about ``WINDOW`` passages at a time.
 
-        None now and then while files go by with nothing to embed, so progress is shown.
+        Articles are looked up in the index a batch at a time; None now and then while
+        files go by with nothing to embed, so progress is shown.
         """
-        rep, cache = self.report, self.filecache
+        rep, cache, seen = self.report, self.filecache, self.seen
         pending: list[PendingArticle] = []
+        batch: list[Article] = []
         shown = time.perf_counter()
-        skip = cache.unchanged if cache is not None else None
-        on_read = cache.record if cache is not None else None
-        for art in corpus.read_sources(sources, self.ctx.settings.read, on_file=self._file_done, skip=skip,
-                                       on_read=on_read):  # fmt: skip
+
+        def settle() -> Iterator[Window]:
+            nonlocal pending
+            found = lookup([a.id for a in batch])
+            for art in batch:
+                p = self._pending(art, found.get(art.id))
+                if p is not None:
+                    pending.append(p)
+            batch.clear()
+            if sum(len(x.chunks) for x in pending) >= WINDOW:
+                yield self._prepare(pending)
+                pending = []
+
+        for art in corpus.read_sources(sources, self.ctx.settings.read, on_file=self._file_done, skip=cache.unchanged,
+                                       on_read=cache.record):  # fmt: skip
             if time.perf_counter() - shown > 0.25:
                 shown = time.perf_counter()
                 yield None
             if isinstance(art, Unchanged):
                 state = cast(FileState, art.state)
-                assert cache is not None
                 cache.keep(art.path, state)
                 seen.update(state.articles)
-                rep.unchanged += sum(1 for a in state.articles if a in known)
+                rep.unchanged += len(state.articles)
                 continue
             if isinstance(art, Skipped):
                 rep.skipped.append(art)
                 continue
             seen.add(art.id)
-            p = self._pending(art, known.get(art.id))
-            if p is None:
-                continue
-            pending.append(p)
-            if sum(len(x.chunks) for x in pending) >= WINDOW:
-                yield self._prepare(pending)
-                pending = []
+            batch.append(art)
+            if len(batch) >= 256:
+                yield from settle()
+        yield from settle()
         if pending:
             yield self._prepare(pending)
 

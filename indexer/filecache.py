@@ -6,7 +6,7 @@ import json
 import operator
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, chain
 from pathlib import Path
@@ -45,7 +45,8 @@ class FileCache:
     """Per source file: its size, mtime and the article ids it held, as of one published version."""
 
     def __init__(self, saved: _Saved | None = None) -> None:
-        self._saved = saved or _Saved({}, [], [], [], [], [0])
+        self.loaded = saved is not None  # a cache saved for the version asked for: its ids can be trusted
+        self._saved = saved or _Saved({}, [], [], [], [], [0], [])
         self._new: dict[str, FileState] = {}
         # Entries recorded in this run are stamped with the time this cache was made, before
         # any file was stat'ed: an earlier stamp only makes the racy check stricter.
@@ -87,9 +88,28 @@ class FileCache:
         """Carry an unchanged file's entry forward, with the time it was first recorded."""
         self._new[_key(file)] = state
 
-    def save(self, path: Path, *, version: str) -> None:
-        """Atomically replace the cache at ``path`` with the files recorded or kept in this run."""
+    def dropped(self) -> list[str]:
+        """Ids the saved cache held but this run neither recorded nor kept: articles that may be gone.
+
+        That is the articles of files changed or vanished since, and those of files the last
+        build read but could not record (a file with a problem is read again every time).
+        """
+        saved = self._saved
+        out = list(saved.untracked)
+        for key, i in saved.index.items():
+            if key not in self._new:
+                out.extend(saved.ids[saved.offsets[i] : saved.offsets[i + 1]])
+        return out
+
+    def save(self, path: Path, *, version: str, seen: Iterable[str] = ()) -> None:
+        """Atomically replace the cache at ``path`` with the files recorded or kept in this run.
+
+        ``seen``: every article id this run read; those of no recorded file are kept apart,
+        so that a later build can tell when they vanish without reading the whole index.
+        """
         keys, states = list(self._new), list(self._new.values())
+        tracked = set(chain.from_iterable(s.articles for s in states))
+        untracked = sorted(set(seen) - tracked)
         # split after the last separator, so that folder + name == key whatever the platform
         heads = [k[: k.rfind(os.sep) + 1] for k in keys]
         folder_ids: dict[str, int] = {}
@@ -105,6 +125,7 @@ class FileCache:
             "recorded_ns": [s.recorded_ns for s in states],
             "count": [len(s.articles) for s in states],
             "articles": list(chain.from_iterable(s.articles for s in states)),
+            "untracked": untracked,
         }
         # ensure_ascii (the default): undecodable file names, held as surrogate escapes, cannot
         # be encoded as UTF-8 but survive as JSON \u escapes
@@ -121,6 +142,7 @@ class _Saved:
     recorded: list[int]
     ids: list[str]
     offsets: list[int]
+    untracked: list[str]
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> _Saved:
@@ -148,7 +170,10 @@ class _Saved:
         index = dict(zip(keys, range(len(names))))
         if len(index) != len(names):
             raise ValueError("a file is listed twice")
-        return cls(index, sizes, mtimes, recorded, ids, offsets)
+        untracked = data.get("untracked", [])
+        if type(untracked) is not list or not _all(untracked, str):
+            raise ValueError("untracked ids are not a list of strings")
+        return cls(index, sizes, mtimes, recorded, ids, offsets, untracked)
 
 
 def _all(column: list[Any], kind: type) -> bool:

@@ -212,6 +212,11 @@ class Store:
         rows = self.con.execute("SELECT id, rowid, content_hash FROM articles")
         return {r[0]: KnownArticle(int(r[1]), r[2]) for r in rows}
 
+    def known_by_id(self, article_ids: Sequence[str]) -> list[tuple[str, KnownArticle]]:
+        """(article id, its row and content hash) of those of ``article_ids`` this segment holds."""
+        sql = "SELECT id, rowid, content_hash FROM articles WHERE id IN ({marks})"
+        return [(r[0], KnownArticle(int(r[1]), r[2])) for r in select_in(self.con, sql, article_ids)]
+
     def passages(self, ids: Sequence[int]) -> dict[int, PassageRow]:
         """Passages with their article's metadata, by passage id."""
         sql = """SELECT p.id, a.id, a.title, substr(a.text, p.start + 1, p.end - p.start),

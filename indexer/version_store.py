@@ -135,6 +135,19 @@ class VersionStore:
             out.update(known)
         return out
 
+    def known_by_id(self, article_ids: Sequence[str]) -> dict[str, KnownArticle]:
+        """The live row and content hash of those of ``article_ids`` the version holds (an indexed lookup)."""
+        out: dict[str, KnownArticle] = {}
+        dead = self.state.deleted_rows
+        for seg in reversed(self.segments):
+            todo = [a for a in article_ids if a not in out]
+            if not todo:
+                break
+            for aid, known in seg.store.known_by_id(todo):
+                if not (len(dead) and locate(dead, np.array([known.rowid], np.int64))[1][0]):
+                    out[aid] = known
+        return out
+
     def article(self, article_id: str) -> Article | None:
         """One whole article, or None (the live copy: an updated article's old rows are deleted)."""
         for seg in reversed(self.segments):
