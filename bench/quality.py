@@ -78,6 +78,34 @@ def xquad_corpus(work: Path, lang: str) -> Path:
     return folder
 
 
+def _built_in_steps(folder: Path, work: Path, updates: int) -> Path:
+    """The corpus of ``folder`` indexed as a first part then ``updates`` updates, each a new segment.
+
+    Each update also deletes, and then restores at the next one, one article in twenty of
+    the part before, so deletion markers are in play; the last update restores none.
+    """
+    import shutil
+
+    rows = [json.loads(line) for f in sorted(folder.glob("*.jsonl")) for line in f.read_text().splitlines() if line]
+    src, index = work / "src", work / "index"
+    if work.exists():
+        shutil.rmtree(work)
+    src.mkdir(parents=True)
+    parts = [rows[i :: updates + 1] for i in range(updates + 1)]
+    for step, part in enumerate(parts):
+        _write_jsonl(src / f"part{step}.jsonl", part)
+        if step:
+            previous = parts[step - 1]
+            kept = previous if step == updates else [r for j, r in enumerate(previous) if j % 20]
+            _write_jsonl(src / f"part{step - 1}.jsonl", kept)
+        if step >= 2:
+            _write_jsonl(src / f"part{step - 2}.jsonl", parts[step - 2])
+        build([src], index)
+    segments = len(json.loads((index / "manifest.json").read_text())["segments"])
+    print(f"  {folder.name} in {updates + 1} steps: {segments} segments", file=sys.stderr)
+    return index
+
+
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
     content = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     if not path.exists() or path.read_text(encoding="utf-8") != content:
@@ -91,6 +119,13 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="at most this many questions per set (0: all)")
     ap.add_argument("--json", type=Path, help="also write the table as JSON here")
     ap.add_argument("--highlights", type=int, default=300, help="questions per set to check highlights on")
+    ap.add_argument(
+        "--updates",
+        type=int,
+        default=0,
+        help="also build each corpus as a first quarter plus this many updates (one segment each, with "
+        "deletions) and ask every question of both indexes: the ranking effect of segments",
+    )
     args = ap.parse_args()
     wanted = set(args.sets.split(","))
     work: Path = args.work
@@ -124,6 +159,10 @@ def main() -> None:
             file=sys.stderr,
         )
         searchers[key] = Searcher(work / f"index-{key}")
+        if args.updates:
+            searchers[f"{key}+updates"] = Searcher(_built_in_steps(folder, work / f"steps-{key}", args.updates))
+    if args.updates:
+        tasks += [(f"{label} [{args.updates} updates]", f"{key}+updates", qs) for label, key, qs in tasks]
 
     results: list[tuple[str, str, Metrics]] = []
     highlights: list[tuple[str, int, Metrics]] = []

@@ -74,20 +74,21 @@ class Encoder(Protocol):
         return self.embed_passages(texts), None
 
 
-def _context_title(title: str) -> str:
+def context_title(title: str) -> str:
+    """The part of an article's title prefixed to each of its passages."""
     title = title.strip()
     return title[:_TITLE_CHARS].rsplit(" ", 1)[0] if len(title) > _TITLE_CHARS else title
 
 
 def passage_text(title: str, body: str) -> str:
     """The text embedded for a passage: its article's title as context, then the passage."""
-    title = _context_title(title)
+    title = context_title(title)
     return f"{title}\n{body}" if title else body
 
 
 def body_offset(title: str) -> int:
     """Where the passage itself starts inside ``passage_text(title, body)``."""
-    title = _context_title(title)
+    title = context_title(title)
     return len(title) + 1 if title else 0
 
 
