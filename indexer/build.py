@@ -147,6 +147,7 @@ class _Run:
         self.filecache = FileCache()
         self.cache_key = ""
         self.seen: set[str] = set()  # ids of every article read (or taken as unchanged)
+        self.loaded_key = ""
 
     def run(self, sources: list[Path]) -> BuildReport:
         """Plan, embed, write, finalize, publish (or keep the live version when nothing changed)."""
@@ -197,14 +198,17 @@ class _Run:
             [[str(p.resolve()) for p in sources], read.follow_symlinks, read.max_file_mb, read.detect_language]
         )
         if ctx.incremental and not ctx.settings.check and ctx.prev is not None:
-            self.filecache = FileCache.load(self.cache_path, version=f"{ctx.prev.version}|{self.cache_key}")
+            self.loaded_key = f"{ctx.prev.version}|{self.cache_key}"
+            self.filecache = FileCache.load(self.cache_path, version=self.loaded_key)
 
     def _save_cache(self) -> None:
         """Record the files as read, for the live version (a failure costs the next build a full read)."""
         idx = self.ctx.idx
         try:
             version = f"{idx.manifest().version}|{self.cache_key}"
-            self.filecache.save(self.cache_path, version=version, seen=self.seen)
+            fresh = self.filecache.loaded and not self.filecache.dirty and version == self.loaded_key
+            if not fresh:  # a build that read nothing and published nothing writes nothing
+                self.filecache.save(self.cache_path, version=version, seen=self.seen)
             (idx.trust or VerifiedFiles(idx.layout.verified)).save([idx.layout.segments, idx.versions])
         except (OSError, IndexerError):
             pass

@@ -48,6 +48,7 @@ class FileCache:
         self.loaded = saved is not None  # a cache saved for the version asked for: its ids can be trusted
         self._saved = saved or _Saved({}, [], [], [], [], [0], [])
         self._new: dict[str, FileState] = {}
+        self.dirty = False  # a file was recorded (read) in this run: the saved cache is out of date
         # Entries recorded in this run are stamped with the time this cache was made, before
         # any file was stat'ed: an earlier stamp only makes the racy check stricter.
         self._started_ns = time.time_ns()
@@ -80,6 +81,7 @@ class FileCache:
 
     def record(self, file: Path, st: os.stat_result, articles: Sequence[str]) -> None:
         """Note what this build read from ``file``; ``st`` must be the stat taken before reading it."""
+        self.dirty = True
         self._new[_key(file)] = FileState(
             size=st.st_size, mtime_ns=st.st_mtime_ns, articles=tuple(articles), recorded_ns=self._started_ns
         )

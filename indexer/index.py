@@ -77,6 +77,7 @@ class VerifiedFiles:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.entries: dict[str, list[Any]] = {}
+        self.dirty = False
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if isinstance(data, dict):
@@ -100,12 +101,14 @@ class VerifiedFiles:
     def note(self, path: Path, digest: str) -> None:
         """Record a file just verified (or just written with this digest)."""
         self.entries[str(path)] = [*self._identity(path), digest]
+        self.dirty = True
 
     def save(self, keep: Iterable[Path]) -> None:
         """Write the entries of the files below ``keep`` (the others are gone)."""
         roots = [str(k) for k in keep]
         kept = {k: v for k, v in self.entries.items() if any(k.startswith(r) for r in roots)}
-        manifest_mod.write_atomic(self.path, json.dumps(kept))
+        if self.dirty or len(kept) != len(self.entries) or not self.path.exists():
+            manifest_mod.write_atomic(self.path, json.dumps(kept))
 
 
 @dataclass(frozen=True)
