@@ -48,6 +48,7 @@ class FileCache:
         self.loaded = saved is not None  # a cache saved for the version asked for: its ids can be trusted
         self._saved = saved or _Saved({}, [], [], [], [], [0], [])
         self._new: dict[str, FileState] = {}
+        self._kept: set[str] = set()  # files taken as unchanged, whose saved ids are all still there
         self.dirty = False  # a file was recorded (read) in this run: the saved cache is out of date
         # Entries recorded in this run are stamped with the time this cache was made, before
         # any file was stat'ed: an earlier stamp only makes the racy check stricter.
@@ -88,18 +89,20 @@ class FileCache:
 
     def keep(self, file: Path, state: FileState) -> None:
         """Carry an unchanged file's entry forward, with the time it was first recorded."""
-        self._new[_key(file)] = state
+        key = _key(file)
+        self._new[key] = state
+        self._kept.add(key)
 
     def dropped(self) -> list[str]:
-        """Ids the saved cache held but this run neither recorded nor kept: articles that may be gone.
+        """Ids the saved cache held for files not taken as unchanged: articles that may be gone.
 
-        That is the articles of files changed or vanished since, and those of files the last
-        build read but could not record (a file with a problem is read again every time).
+        That is the articles of files changed (read again: an article may have left the file)
+        or vanished since, and those of files the last build read but could not record.
         """
         saved = self._saved
         out = list(saved.untracked)
         for key, i in saved.index.items():
-            if key not in self._new:
+            if key not in self._kept:
                 out.extend(saved.ids[saved.offsets[i] : saved.offsets[i + 1]])
         return out
 

@@ -255,3 +255,18 @@ def test_killed_merge_leaves_the_live_version(tmp_path, fake_encoder, fake_model
         lock.release()
     assert check_index(index) == before
     assert not [p for p in (index / "segments").iterdir() if p.name.endswith(".partial")]
+
+
+def test_an_article_deleted_from_a_file_that_stays_is_removed(tmp_path, fake_encoder, fake_model):
+    src, index = tmp_path / "src", tmp_path / "index"
+    rows = [json.dumps({"id": f"a{i}", "title": f"T{i}", "text": f"Story {i} about harbour {i}."}) for i in range(5)]
+    write(src / "all.jsonl", "\n".join(rows))
+    old = 1_600_000_000
+    os.utime(src / "all.jsonl", (old, old))
+    run(src, index, fake_encoder, fake_model)
+    write(src / "all.jsonl", "\n".join(rows[:2] + rows[3:]))  # a2 leaves the file, which stays
+    os.utime(src / "all.jsonl", (old + 10, old + 10))
+    rep = run(src, index, fake_encoder, fake_model)
+    assert rep.removed == 1 and rep.articles == 4
+    assert Searcher(index, encoder=fake_encoder).article("a2") is None
+    check_index(index)
