@@ -169,6 +169,12 @@ def vectors_by_text_hash(con: sqlite3.Connection, hashes: Sequence[str]) -> dict
     return {h: StoredVector(v, sent) for h, v, sent in select_in(con, sql, list(hashes))}
 
 
+def signatures(con: sqlite3.Connection, rowids: Sequence[int]) -> dict[int, np.ndarray]:
+    """MinHash signatures of articles, by row (dedup.py)."""
+    rows = select_in(con, "SELECT article, sig FROM minhash WHERE article IN ({marks})", rowids)
+    return {int(a): np.frombuffer(blob, dtype=np.uint64) for a, blob in rows}
+
+
 def counts(con: sqlite3.Connection) -> dict[str, int]:
     """Articles and passages held."""
     a = con.execute("SELECT count(*) FROM articles").fetchone()[0]
@@ -292,8 +298,7 @@ class Store:
 
     def signatures(self, rowids: Sequence[int]) -> dict[int, np.ndarray]:
         """MinHash signatures of articles."""
-        rows = select_in(self.con, "SELECT article, sig FROM minhash WHERE article IN ({marks})", rowids)
-        return {int(a): np.frombuffer(blob, dtype=np.uint64) for a, blob in rows}
+        return signatures(self.con, rowids)
 
     def article_passages(self, rowids: Sequence[int]) -> list[int]:
         """The passage ids of articles."""

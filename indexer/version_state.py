@@ -54,6 +54,11 @@ class VersionState:
         a, b = np.searchsorted(self.deleted_ids, [lo, hi])
         return self.deleted_ids[a:b]
 
+    def row_deleted(self, row: int) -> bool:
+        """Whether article ``row`` is deleted in this version."""
+        i = int(np.searchsorted(self.deleted_rows, row))
+        return i < len(self.deleted_rows) and int(self.deleted_rows[i]) == row
+
     def dead_rows(self, lo: int, hi: int) -> np.ndarray:
         """The deleted article rows within [lo, hi)."""
         a, b = np.searchsorted(self.deleted_rows, [lo, hi])

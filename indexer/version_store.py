@@ -11,7 +11,6 @@ from typing import TypeVar
 
 import numpy as np
 
-from .columns import locate
 from .records import Article, KnownArticle, StoredVector
 from .segments import SegmentReader, route
 from .store import PassageRow, PassageState, Store
@@ -107,10 +106,9 @@ class VersionStore:
     def band_articles(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], list[int]]:
         """(LSH band, bucket) → the live article rows holding that band key, across segments."""
         out: dict[tuple[int, int], list[int]] = {}
-        dead = self.state.deleted_rows
         for seg in self.segments:
             for key, rows in seg.store.band_articles(keys).items():
-                alive = [r for r in rows if not locate(dead, np.array([r], np.int64))[1][0]] if len(dead) else rows
+                alive = [r for r in rows if not self.state.row_deleted(r)]
                 if alive:
                     out.setdefault(key, []).extend(alive)
         return out
@@ -138,13 +136,12 @@ class VersionStore:
     def known_by_id(self, article_ids: Sequence[str]) -> dict[str, KnownArticle]:
         """The live row and content hash of those of ``article_ids`` the version holds (an indexed lookup)."""
         out: dict[str, KnownArticle] = {}
-        dead = self.state.deleted_rows
         for seg in reversed(self.segments):
             todo = [a for a in article_ids if a not in out]
             if not todo:
                 break
             for aid, known in seg.store.known_by_id(todo):
-                if not (len(dead) and locate(dead, np.array([known.rowid], np.int64))[1][0]):
+                if not self.state.row_deleted(known.rowid):
                     out[aid] = known
         return out
 
@@ -155,7 +152,7 @@ class VersionStore:
             if row is None:
                 continue
             rowid, art = row
-            if not len(self.state.dead_rows(rowid, rowid + 1)):
+            if not self.state.row_deleted(rowid):
                 return art
         return None
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .records import Article, Chunk, StoredVector
-from .store import SCHEMA, SCHEMA_VERSION, counts, select_in, vectors_by_text_hash
+from .store import SCHEMA, SCHEMA_VERSION, counts, signatures, vectors_by_text_hash
 
 
 class Writer:
@@ -114,8 +114,7 @@ class Writer:
 
     def signatures(self, rowids: Sequence[int]) -> dict[int, np.ndarray]:
         """MinHash signatures of articles."""
-        rows = select_in(self.con, "SELECT article, sig FROM minhash WHERE article IN ({marks})", rowids)
-        return {int(a): np.frombuffer(blob, dtype=np.uint64) for a, blob in rows}
+        return signatures(self.con, rowids)
 
     def set_duplicate_groups(self, groups: dict[int, int]) -> None:
         """Every article its own group, except those given: article row → its cluster's first row."""
