@@ -32,7 +32,7 @@ st.html(page.CSS)
 @st.cache_resource(show_spinner="Loading the index and the model…", max_entries=4)
 def load_searcher(index_dir: str, store: str | None) -> indexer.Searcher:
     """One searcher per index (and vector store) and process; it follows new index versions by itself."""
-    searcher = indexer.Searcher(index_dir, store=store)
+    searcher = indexer.Searcher(index_dir, store=store, warm_new_versions=True)
     searcher.warm_up()  # load the model now, not during a user's first question
     return searcher
 

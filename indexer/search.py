@@ -103,8 +103,15 @@ class Searcher:
         model: str | None = None,
         backend: str | None = None,
         store: str | None = None,
+        warm_new_versions: bool = False,
     ) -> None:
         self.idx = IndexDir(index_dir)
+        # a long-lived server (the page, the API) keeps answering from the version it has while
+        # a new one is opened, checked and loaded in the background, as Lucene's warmers do:
+        # no reader waits for the vectors or postings of a freshly merged segment
+        self.warm_new_versions = warm_new_versions
+        self._warmer: threading.Thread | None = None
+        self._warm_failed: tuple[tuple[int, int], BaseException] | None = None
         # a bad URI fails before the index is opened, a missing index before the store is reached
         self.backends: Backends = open_backends(store, index=self.idx)
         self._lock = threading.Lock()
@@ -127,25 +134,91 @@ class Searcher:
 
     # ------------------------------------------------------------- index
     def snapshot(self) -> Snapshot:
-        """The live version, reopened if a build has published a new one."""
+        """The live version, reopened if a build has published a new one.
+
+        With ``warm_new_versions``, the version in use stays until the new one is open,
+        verified and warm (see ``refresh``); it is left at once only when its folder is gone.
+        """
         with self._lock:
-            if self._snap is None or self.idx.stamp() != self._snap.stamp:
+            stamp = self.idx.stamp()
+            if self._snap is not None and stamp != self._snap.stamp and self.warm_new_versions:
+                failed = self._warm_failed
+                if failed is not None and failed[0] == stamp:
+                    raise failed[1]  # the new version is damaged: refused, as an immediate switch would
+                if self._snap.path.is_dir():
+                    self._start_warmer()
+                    self._snap.raise_if_damaged()
+                    return self._snap
+            if self._snap is None or stamp != self._snap.stamp:
                 # moving to a new version: the segments it shares with the last one are kept as
                 # they are, and a new segment's database (most of its bytes) is verified in the
                 # background, so the first question after a publish does not wait for it
                 defer = frozenset({DB_FILE}) if self._snap is not None else frozenset()
-                snap = self.idx.open(defer=defer, reuse=self._snap)
-                try:
-                    self.backends.check(snap, self.idx)  # an external store: same index, same model
-                except BaseException:
-                    snap.close()
-                    raise
-                if self._snap is not None and self._snap.manifest.model != snap.manifest.model:
-                    self._encoder = None  # rebuilt with another model: load that one
-                    self._qcache.clear()
-                self._snap = snap
+                self._move_to(self._open(defer))
+            assert self._snap is not None
             self._snap.raise_if_damaged()
             return self._snap
+
+    def refresh(self) -> Snapshot:
+        """Move to the live version now, loading what it added before the next search uses it.
+
+        A server calls nothing: with ``warm_new_versions`` a search that notices a new
+        version starts this in a background thread and is answered from the current one.
+        """
+        snap = self._open(frozenset())
+        self._warm(snap)
+        with self._lock:
+            if self._snap is None or self._snap.stamp != self.idx.stamp():  # unless already on the live one
+                self._move_to(snap)
+            assert self._snap is not None
+            return self._snap
+
+    def _open(self, defer: frozenset[str]) -> Snapshot:
+        snap = self.idx.open(defer=defer, reuse=self._snap)
+        try:
+            self.backends.check(snap, self.idx)  # an external store: same index, same model
+        except BaseException:
+            snap.close()
+            raise
+        return snap
+
+    def _move_to(self, snap: Snapshot) -> None:
+        if self._snap is not None and self._snap.manifest.model != snap.manifest.model:
+            self._encoder = None  # rebuilt with another model: load that one
+            self._highlighter = None
+            self._qcache.clear()
+        self._snap = snap
+
+    def _start_warmer(self) -> None:
+        if self._warmer is not None and self._warmer.is_alive():
+            return
+        self._warmer = threading.Thread(target=self._warm_loop, name="indexer-warm", daemon=True)
+        self._warmer.start()
+
+    def _warm_loop(self) -> None:
+        """Warm the live version, and again if another was published meanwhile."""
+        while True:
+            stamp = self.idx.stamp()
+            with self._lock:
+                if self._snap is not None and self._snap.stamp == stamp:
+                    return
+            try:
+                self.refresh()
+            except BaseException as exc:  # the searches raise it, with its own message, for this version only
+                with self._lock:
+                    self._warm_failed = (stamp, exc)
+                return
+
+    def _warm(self, snap: Snapshot) -> None:
+        """Load what a search of ``snap`` reads: its columns, postings and vectors, then ask it one question."""
+        snap.checked.wait()  # a version is used only once every byte of it is verified
+        snap.raise_if_damaged()
+        _ = snap.columns, snap.facets, snap.clusters, snap.lexical
+        for seg in snap.segments:
+            _ = seg.vectors
+        current = self._snap
+        if current is None or current.manifest.model == snap.manifest.model:
+            self._search(snap, "warm up the search engine", SearchOptions(k=3))
 
     @property
     def encoder(self) -> Encoder:
@@ -194,19 +267,20 @@ class Searcher:
     def warm_up(self) -> None:
         """Load everything a search touches now, so the first real question is as fast as the next ones.
 
-        That is the model, the lexical index, the language identifier, stemmers and sentence vectors.
+        That is the model, every segment's vectors and postings, the metadata columns, the
+        language identifier, stemmers and sentence vectors.
         """
-        self.search("warm up the search engine", SearchOptions(k=3))
-        _ = self.snapshot().columns
+        self._warm(self.snapshot())
 
     # ------------------------------------------------------------ search
     def search(self, query: str, options: SearchOptions | None = None) -> SearchResult:
         """The best passages for ``query``, at most ``per_article`` per article, highlighted."""
-        options = options or SearchOptions()
+        return self._search(self.snapshot(), query, options or SearchOptions())
+
+    def _search(self, snap: Snapshot, query: str, options: SearchOptions) -> SearchResult:
         t0 = time.perf_counter()
         clock = _Clock()
         text, truncated = clean_query(query)
-        snap = self.snapshot()
         filters = self._check_filters(snap, options.filters)
         allowed = snap.allowed(filters) if filters else None
         clock.mark("filters")
