@@ -4,37 +4,30 @@ Vectors are L2-normalised and searched by inner product, which equals cosine
 similarity on unit vectors. FAISS ids are the passages' SQLite row ids (int64),
 so a hit maps straight back to its passage.
 
-The index type follows the collection's size (``plan``): an exact scan
-(``IDMap2,Flat``) while it still answers within the latency budget, then
-``IVF{nlist},PQ{dim/2}x4fs`` — 4-bit product-quantisation codes scanned with SIMD
-("fast scan"), 1/16 of the memory of float32, with ids held natively and
-``add_with_ids``/``remove_ids`` supported, so an incremental build edits the live
-index in place. Codes this coarse cannot rank the top 10 by themselves, so the
-search takes the ``rerank`` best candidates (512) by code and re-scores them with
-the exact float32 vectors that SQLite keeps on disk (``FaissDense`` in search.py):
-memory stays at the codes' size, and the ranking is exact among the candidates.
-On e5-like vectors this scans a third as many bytes per list as SQ8 for the same
-recall (bench/scale.py). Any FAISS factory string can be forced instead
-(``indexer build --faiss "IVF4096,SQ8"``, ``"HNSW32,SQ8"``).
+The index type follows a segment's size (``plan``): an exact scan (``IDMap2,Flat``)
+while it still answers within the latency budget, then ``IVF{nlist},PQ{dim/2}x4fs`` —
+4-bit product-quantisation codes scanned with SIMD ("fast scan"), 1/16 of the memory of
+float32, with ids held natively. Codes this coarse cannot rank the top 10 by
+themselves, so the search takes the ``rerank`` best candidates (512) by code and
+re-scores them with the exact float32 vectors that SQLite keeps on disk (``FaissDense``
+in backends.py): memory stays at the codes' size, and the ranking is exact among the
+candidates. Any FAISS factory string can be forced instead (``indexer build --faiss
+"IVF4096,SQ8"``, ``"HNSW32,SQ8"``), checked first by ``faiss_factory``.
 
-When the index is rebuilt (from the float32 vectors SQLite keeps, streamed in
-batches so memory stays bounded): on the first build; when the automatic type
-changes with size; when an IVF collection has grown or shrunk ``regrow`` times
-past the size its lists were trained for (a fresh nlist and k-means); and when
-passages are removed from a type that cannot remove them (HNSW).
+Every segment has its own index, built once when the segment is written (from the
+float32 vectors SQLite keeps, streamed in batches so memory stays bounded) and never
+edited: later builds add segments and deletion markers, merges write new segments.
 
-After every build of an approximate index its search breadth (``nprobe`` for
-IVF, ``efSearch`` for HNSW) is tuned: a sample of the stored vectors is held out
-as queries, their exact neighbours come from a scan of the SQLite vectors, and the
-smallest setting with recall@10 ≥ ``target_recall`` is kept — for a
-re-scored type, the share of each query's exact top 10 among its ``rerank``
-candidates, which is exactly the recall after re-scoring (on 1,961 real e5
-paragraphs, this estimate and the recall of 2,000 real questions agreed within
-0.01 — bench/scale.py). The setting is stored on the index object, which FAISS
-saves with the file, so ``search`` needs no parameter. An incremental update of
-an IVF index is measured and tuned again the same way, each query left out of its
-own neighbours, and retrained when no breadth reaches ``min_recall`` any more; an
-HNSW index keeps the tuning of its last rebuild.
+After the build of an approximate index its search breadth (``nprobe`` for IVF,
+``efSearch`` for HNSW) is tuned: a sample of the stored vectors is held out as queries,
+their exact neighbours come from a scan of the SQLite vectors, and the smallest setting
+with recall@10 ≥ ``target_recall`` is kept — for a re-scored type, the share of each
+query's exact top 10 among its ``rerank`` candidates, which is exactly the recall after
+re-scoring (on 1,961 real e5 paragraphs, this estimate and the recall of 2,000 real
+questions agreed within 0.01 — bench/scale.py). The setting is stored on the index
+object, which FAISS saves with the file, so ``search`` needs no parameter. An
+automatic type that reaches ``min_recall`` at no breadth is replaced by an exact scan,
+with a warning (``segment_write.VectorChoice``).
 """
 
 from __future__ import annotations
@@ -50,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from . import tuning
+from . import faiss_factory, tuning
 from .errors import BuildError
 from .vector_plan import (
     AUTO,
@@ -80,7 +73,7 @@ def _faiss() -> Any:
 
 
 def check_factory(factory: str, dim: int) -> str:
-    """A factory string, checked by building an empty index, normalised; ``"auto"`` as is.
+    """A factory string, checked (``faiss_factory``: ranges, FAISS's parser, a probe), normalised; ``"auto"`` as is.
 
     Types without their own ids (Flat, HNSW, PQ) are wrapped in ``IDMap2``, whose
     ids are the passages' row ids. Raises ``BuildError`` naming the fix.
@@ -90,6 +83,7 @@ def check_factory(factory: str, dim: int) -> str:
         return AUTO
     if text.startswith("IDMap,"):
         text = "IDMap2," + text[len("IDMap,") :]  # IDMap2 can also decode vectors (exact filtered scans)
+    faiss_factory.check_parameters(text, dim)
     faiss = _faiss()
     try:
         index = faiss.index_factory(dim, text, faiss.METRIC_INNER_PRODUCT)
@@ -104,6 +98,7 @@ def check_factory(factory: str, dim: int) -> str:
         raise BuildError(f"FAISS factory {factory!r} does not support inner product — choose another type")
     if faiss.try_extract_index_ivf(index) is None and not text.startswith("IDMap"):
         text = "IDMap2," + text
+    faiss_factory.probe(text, dim)  # an assertion in FAISS would abort the build: it aborts a child instead
     return text
 
 
