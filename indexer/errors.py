@@ -15,8 +15,8 @@ class IndexNotFoundError(IndexerError):
 
 class IndexCorruptError(IndexerError):
     """The index exists but cannot be read as it was written."""
-    def __init__(self, path: object, detail: str) -> None:
-        super().__init__(f'the index at {path} is damaged ({detail}) — rebuild it with "indexer build --full"')
+    def __init__(self, path: object, detail: str, *, fix: str = 'rebuild it with "indexer build --full"') -> None:
+        super().__init__(f"the index at {path} is damaged ({detail}) — {fix}")
 
 
 class IndexVersionError(IndexerError):

@@ -313,6 +313,7 @@ class IndexDir:
         self, m: Manifest, stamp: tuple[int, int], defer: frozenset[str], reuse: Snapshot | None
     ) -> Snapshot:
         folder = self.layout.version(m.version)
+        self._check_inside(folder, self.versions)
         self._verify(m.files, folder)
         try:
             state = VersionState.load(folder)
@@ -328,6 +329,7 @@ class IndexDir:
                     readers.append(old)
                     continue
                 seg_folder = self.layout.segment(info.name)
+                self._check_inside(seg_folder, self.layout.segments)
                 now = {rel: d for rel, d in info.files.items() if rel not in defer}
                 self._verify(now, seg_folder)
                 if len(now) < len(info.files):
@@ -346,6 +348,12 @@ class IndexDir:
         else:
             snap.checked.set()
         return snap
+
+    def _check_inside(self, folder: Path, parent: Path) -> None:
+        """A version or segment folder must be a real folder of the index, not a link to elsewhere."""
+        if folder.is_symlink() or (folder.exists() and folder.resolve().parent != parent.resolve()):
+            rel = folder.relative_to(self.path)
+            raise IndexCorruptError(self.path, f"{rel} is a link to a folder outside the index; it is not searched")
 
     def _check_segment(self, reader: SegmentReader, m: Manifest) -> None:
         """The segment's database holds what its entry says (its vectors are checked when loaded)."""
@@ -446,6 +454,10 @@ class IndexDir:
         live version (a build killed between renaming its folder and switching the manifest
         never published it), and segments that no remaining version lists.
         """
+        if (self.layout.manifest.exists() or self.layout.has_published()) and self._sound_live() is None:
+            # a damaged index: its only good copy may be any of these folders (or a temporary of the
+            # manifest), so nothing is deleted before a build has published a sound version again
+            return
         for tmp in self.layout.manifest_temporaries():  # killed while writing the switch
             tmp.unlink(missing_ok=True)
         live, folders = self._retained()
@@ -454,6 +466,15 @@ class IndexDir:
                 if is_partial(p) or (live is not None and p.is_dir() and p.name > live):
                     shutil.rmtree(p, ignore_errors=True)
         self._drop_segments([f for f in folders if live is None or f.name <= live], live)
+
+    def _sound_live(self) -> str | None:
+        """The live version's name when it opens and its files match their checksums, else None."""
+        try:
+            snap = self.open()
+        except Exception:
+            return None
+        snap.close()
+        return snap.manifest.version
 
     def _drop_segments(self, folders: list[Path], live: str | None) -> None:
         seg_root = self.layout.segments

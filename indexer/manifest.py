@@ -195,6 +195,8 @@ def read(index_dir: Path) -> Manifest:
         if layout.has_published():
             raise IndexCorruptError(index_dir, "manifest.json is missing")
         raise IndexNotFoundError(index_dir)
+    if not path.is_file():
+        raise _not_a_file(index_dir, path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
@@ -261,8 +263,17 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _not_a_file(index_dir: Path, path: Path) -> IndexCorruptError:
+    kind = "a folder" if path.is_dir() else "not a regular file"
+    return IndexCorruptError(
+        index_dir, f"{path.name} is {kind}", fix=f'remove {path}, then run "indexer build --full"'
+    )
+
+
 def write_atomic(path: Path, content: str) -> None:
     """Replace ``path`` with ``content`` so readers see the old or the new file, never half."""
+    if os.path.lexists(path) and not path.is_file():  # replacing a folder fails as if the disk were full
+        raise _not_a_file(path.parent, path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:

@@ -1,0 +1,112 @@
+"""Clean-up never runs on an index that is not known to be sound; version and segment folders cannot lead outside."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from indexer import BuildSettings, Searcher, build
+from indexer.errors import IndexCorruptError, IndexerError
+from indexer.index import IndexDir
+
+from .conftest import write
+from .test_reliability_index import DAMAGE, _edit_manifest
+
+
+def _files(index: Path) -> set[str]:
+    return {str(p.relative_to(index)) for p in index.rglob("*") if p.is_file() and ".work" not in p.parts}
+
+
+def _corpus(src: Path, n: int) -> None:
+    for i in range(n):
+        write(src / f"a{i}.txt", f"Title {i}\nArticle {i} is about glaciers, shipping lanes and the Arctic council.")
+
+
+@pytest.fixture(scope="module")
+def three_versions(tmp_path_factory) -> Path:
+    """An index with two older versions kept beside the live one, and what a killed build leaves."""
+    from .conftest import FAKE_MODEL, FakeEncoder
+
+    root = tmp_path_factory.mktemp("three")
+    src, index = root / "src", root / "index"
+    enc = FakeEncoder()
+    for n in (3, 5, 7):
+        _corpus(src, n)
+        build([src], index, BuildSettings(), encoder=enc, model=FAKE_MODEL)
+    (index / "versions" / "999998-killed.partial").mkdir()  # a killed build's folder
+    (index / "versions" / "999998-killed.partial" / "x").write_text("left")
+    return index
+
+
+EXTRA = {
+    # the case reported: a live name sorting before every folder, so each looked "newer than live"
+    "manifest names an older missing version": lambda i: _edit_manifest(i, lambda d: d.update(version="000000-x")),
+    "manifest is a folder": lambda i: ((i / "manifest.json").unlink(), (i / "manifest.json").mkdir()),
+}
+
+
+@pytest.mark.parametrize("kind", list(DAMAGE) + list(EXTRA))
+def test_a_build_on_a_damaged_index_deletes_nothing(kind, three_versions, tmp_path, fake_encoder, fake_model):
+    index = tmp_path / "index"
+    shutil.copytree(three_versions, index, symlinks=True)
+    (DAMAGE | EXTRA)[kind](index)
+    before = _files(index)
+    src = tmp_path / "src"
+    _corpus(src, 8)
+    try:
+        build([src], index, BuildSettings(), encoder=fake_encoder, model=fake_model)
+    except IndexerError:
+        gone = before - _files(index)
+        assert not gone, f"{kind}: a refused build deleted {sorted(gone)}"
+        return
+    # an incremental build that could go on: the index it published is sound and complete
+    assert {h.article_id for h in Searcher(index, encoder=fake_encoder).search("glaciers Arctic").hits}
+
+
+def test_the_named_fix_rebuilds_after_the_refusal(three_versions, tmp_path, fake_encoder, fake_model):
+    index = tmp_path / "index"
+    shutil.copytree(three_versions, index, symlinks=True)
+    EXTRA["manifest names an older missing version"](index)
+    src = tmp_path / "src"
+    _corpus(src, 8)
+    before = _files(index)
+    with pytest.raises(IndexCorruptError, match="indexer build --full"):
+        build([src], index, BuildSettings(), encoder=fake_encoder, model=fake_model)
+    assert _files(index) == before
+    build([src], index, BuildSettings(full=True), encoder=fake_encoder, model=fake_model)
+    assert len(Searcher(index, encoder=fake_encoder).search("glaciers").hits) > 0
+
+
+def test_a_manifest_that_is_a_folder_names_its_own_fix(three_versions, tmp_path, fake_encoder, fake_model):
+    index = tmp_path / "index"
+    shutil.copytree(three_versions, index, symlinks=True)
+    EXTRA["manifest is a folder"](index)
+    src = tmp_path / "src"
+    _corpus(src, 8)
+    for settings in (BuildSettings(), BuildSettings(full=True)):
+        with pytest.raises(IndexCorruptError, match=r"manifest.json is a folder\) — remove .*manifest.json") as exc:
+            build([src], index, settings, encoder=fake_encoder, model=fake_model)
+        assert "disk space" not in str(exc.value)
+    with pytest.raises(IndexCorruptError, match="is a folder"):
+        Searcher(index, encoder=fake_encoder)
+    (index / "manifest.json").rmdir()  # the fix it names
+    build([src], index, BuildSettings(full=True), encoder=fake_encoder, model=fake_model)
+    assert Searcher(index, encoder=fake_encoder).search("glaciers").hits
+
+
+@pytest.mark.parametrize("what", ["version", "segment"])
+def test_a_folder_linked_to_outside_the_index_is_refused(what, three_versions, tmp_path, fake_encoder):
+    index = tmp_path / "index"
+    shutil.copytree(three_versions, index, symlinks=True)
+    m = IndexDir(index).manifest()
+    folder = index / "versions" / m.version if what == "version" else index / "segments" / m.segments[0].name
+    outside = tmp_path / "elsewhere"
+    shutil.move(folder, outside)  # the same bytes (checksums match), but outside the index
+    os.symlink(outside, folder)
+    with pytest.raises(IndexCorruptError, match="link to a folder outside the index"):
+        Searcher(index, encoder=fake_encoder)
+    with pytest.raises(IndexCorruptError, match="link to a folder outside the index"):
+        IndexDir(index).info()
