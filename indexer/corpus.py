@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -81,12 +82,17 @@ def _printable(text: str) -> str:
 
 
 def check_sources(sources: Iterable[Path]) -> list[Path]:
-    """Validate sources up front: each must exist."""
+    """Validate sources up front: each must exist, and a source that is a link must lead somewhere."""
     out = []
     for src in sources:
         p = Path(src)
-        if not p.exists() and not p.is_symlink():
-            raise SourceNotFoundError(p)
+        try:
+            p.resolve(strict=True)
+        except FileNotFoundError:
+            raise SourceNotFoundError(p, "a symlink to nothing" if p.is_symlink() else "") from None
+        except (RuntimeError, OSError) as exc:  # RuntimeError: Python 3.11's "Symlink loop"; OSError: ELOOP, EACCES
+            why = "a symlink loop" if isinstance(exc, RuntimeError) or exc.errno == errno.ELOOP else exc.strerror
+            raise SourceNotFoundError(p, why or str(exc)) from None
         out.append(p)
     return out
 
@@ -273,7 +279,6 @@ def to_article(record: Record, default_id: str, path: str) -> Article | str:
 def _with_language(article: Article) -> Article:
     if article.lang:
         return article
-    from dataclasses import replace
 
     lang, _ = language.detect(f"{article.title}\n{article.text}")
     return replace(article, lang=lang)
@@ -393,24 +398,29 @@ def read_sources(
         real = _resolved(item, resolved_dirs) if skip is not None or on_read is not None else path
         if skip is not None:
             state = skip(real, item.st)
-            if state is not None and _claim(state, _relative(path, root), seen):
+            if state is not None and _claim(state, display_path(path), seen):
                 yield Unchanged(real, state)
                 if on_file is not None:
                     on_file(path)
                 continue
         ids: list[str] = []
         clean = True
+        shown = display_path(path)
         for art in read_file(path, root, settings):
             if isinstance(art, Article):
+                derived = bool(art.path) and art.id.startswith(art.path)  # from the file's name, not a record's id
+                if art.id in seen and derived and root.name and f"{root.name}/{art.id}" not in seen:
+                    # two sources hold the same relative path: the later one's ids are spelt with its
+                    # folder's name, so both are kept (the first keeps the id it always had)
+                    art = replace(art, id=f"{root.name}/{art.id}")
                 first = seen.get(art.id)
                 if first is not None:
                     clean = False
-                    yield Skipped(
-                        display_path(path),
-                        f"duplicate article id {art.id!r} (already read from {first}); give records distinct ids",
-                    )
+                    fix = ("rename one of the files" if derived
+                           else 'give the records distinct "id" fields')  # fmt: skip
+                    yield Skipped(shown, f"duplicate article id {art.id!r}, already read from {first} — {fix}")
                     continue
-                seen[art.id] = art.path or ""
+                seen[art.id] = shown
                 ids.append(art.id)
             else:
                 clean = False

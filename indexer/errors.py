@@ -32,9 +32,9 @@ class ModelNotFoundError(IndexerError):
 
 
 class SourceNotFoundError(IndexerError):
-    """A source path that does not exist."""
-    def __init__(self, path: object) -> None:
-        super().__init__(f"source not found: {path} — pass an existing file or folder")
+    """A source path that does not exist (or a link that leads nowhere)."""
+    def __init__(self, path: object, why: str = "") -> None:
+        super().__init__(f"source not found: {path}{f' ({why})' if why else ''} — pass an existing file or folder")
 
 
 class IndexLockedError(IndexerError):

@@ -333,7 +333,7 @@ def test_duplicate_ids_seen_through_unchanged_files(tmp_path):
     assert [type(r) for r in out] == [Unchanged, Skipped]
     assert out[1] == Skipped(
         display_path(src / "b.jsonl"),
-        "duplicate article id 'x' (already read from a.jsonl); give records distinct ids",
+        f"duplicate article id 'x', already read from {display_path(a)} — give the records distinct \"id\" fields",
     )
 
 

@@ -110,3 +110,50 @@ def test_a_folder_linked_to_outside_the_index_is_refused(what, three_versions, t
         Searcher(index, encoder=fake_encoder)
     with pytest.raises(IndexCorruptError, match="link to a folder outside the index"):
         IndexDir(index).info()
+
+
+# ------------------------------------------------------------ sources
+def test_two_sources_with_the_same_relative_path_keep_both(tmp_path, fake_encoder, fake_model):
+    a, b, index = tmp_path / "srcA", tmp_path / "srcB", tmp_path / "index"
+    write(a / "same.txt", "Ice\nArctic sea ice melts early this year.")
+    write(b / "same.txt", "Volcano\nA volcano erupted and lava reached the sea.")
+    write(b / "sub" / "same.txt", "Fox\nThe quick brown fox jumps over the lazy dog.")
+    rep = build([a, b], index, BuildSettings(), encoder=fake_encoder, model=fake_model)
+    assert rep.skipped == [] and rep.added == 3
+    s = Searcher(index, encoder=fake_encoder)
+    assert s.article("same.txt").title == "Ice"  # the first source keeps the id it always had
+    assert s.article("srcB/same.txt").title == "Volcano"
+    # the next build reads nothing and keeps the same ids
+    again = build([a, b], index, BuildSettings(), encoder=fake_encoder, model=fake_model)
+    assert (again.added, again.removed, again.skipped) == (0, 0, [])
+
+
+def test_explicit_duplicate_ids_name_both_files(tmp_path, fake_encoder, fake_model):
+    a, b, index = tmp_path / "srcA", tmp_path / "srcB", tmp_path / "index"
+    write(a / "x.jsonl", '{"id": "dup", "text": "Arctic sea ice melts early this year."}\n')
+    write(b / "y.jsonl", '{"id": "dup", "text": "A volcano erupted and lava reached the sea."}\n')
+    rep = build([a, b], index, BuildSettings(), encoder=fake_encoder, model=fake_model)
+    [skip] = rep.skipped
+    assert "y.jsonl" in skip.path and str(a / "x.jsonl") in skip.reason and '"id"' in skip.reason
+
+
+@pytest.mark.parametrize("kind", ["loop", "self", "dangling"])
+def test_a_source_that_is_a_bad_symlink_is_one_line_and_leaves_nothing(kind, tmp_path):
+    import subprocess
+    import sys
+
+    from .reliability_helpers import ROOT, cli_env
+
+    src, index = tmp_path / "src", tmp_path / "index"
+    if kind == "loop":
+        os.symlink(tmp_path / "other", src)
+        os.symlink(src, tmp_path / "other")
+    elif kind == "self":
+        os.symlink(src, src)
+    else:
+        os.symlink(tmp_path / "nowhere", src)
+    res = subprocess.run([sys.executable, "-m", "indexer", "build", str(src), "--index", str(index), "-q"],
+                         cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.startswith(f"error: source not found: {src} (a symlink") and res.stderr.count("\n") == 1
+    assert not index.exists()
