@@ -36,7 +36,9 @@ export PATH="$PWD/.venv/bin:$PATH"
 case "$mode" in
   serve)
     indexer build
-    exec streamlit run app.py --server.headless true --server.port "${PORT:-8501}" --browser.gatherUsageStats false
+    # ADDRESS=0.0.0.0 ./run.sh serves other machines too; by default only this one
+    exec streamlit run app.py --server.headless true --server.address "${ADDRESS:-127.0.0.1}" \
+      --server.port "${PORT:-8501}" --browser.gatherUsageStats false
     ;;
   test)
     if ! command -v chromium >/dev/null 2>&1; then
