@@ -7,6 +7,7 @@ import os
 import re
 import stat
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -296,11 +297,18 @@ def read_file(path: Path, root: Path, settings: ReadSettings) -> Iterator[Articl
     shown = display_path(path)
     kind = EXTENSIONS[path.suffix.lower()]
     produced = False
+    more: Counter[str] = Counter()  # skipped records past the first few: counted, not listed
     try:
         size = path.stat().st_size
+        listed = 0
         for n, rec in _records(path, kind, size, settings):
             for out in _emit(rec, kind, n, rel, shown, settings):
                 produced = True
+                if isinstance(out, Skipped):
+                    listed += 1
+                    if listed > SKIPS_LISTED_PER_FILE:
+                        more[out.reason if len(more) < 8 or out.reason in more else "other reasons"] += 1
+                        continue
                 yield out
         if not produced:
             yield Skipped(shown, "empty file" if size == 0 else "no articles found in the file")
@@ -318,6 +326,13 @@ def read_file(path: Path, root: Path, settings: ReadSettings) -> Iterator[Articl
         yield Skipped(shown, f"cannot read ({exc.strerror or exc})")
     except Exception as exc:  # a parser bug must cost this file, not the build
         yield Skipped(shown, " ".join(f"cannot read ({type(exc).__name__}: {exc})".split()))
+    if more:
+        # one line for the rest, however many: a file of two million bad records is not a report of them
+        reasons = ", ".join(f"{n:,} × {why}" for why, n in more.most_common())
+        yield Skipped(shown, f"{more.total():,} more records skipped ({reasons})")
+
+
+SKIPS_LISTED_PER_FILE = 5  # bad records of one file reported one by one; the rest are counted
 
 
 def _records(

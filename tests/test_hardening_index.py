@@ -157,3 +157,20 @@ def test_a_source_that_is_a_bad_symlink_is_one_line_and_leaves_nothing(kind, tmp
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert res.stderr.startswith(f"error: source not found: {src} (a symlink") and res.stderr.count("\n") == 1
     assert not index.exists()
+
+
+@pytest.mark.parametrize("body", ["[" + ",".join(["1"] * 200_000) + "]", "[" + ",".join(["[[[[1]]]]"] * 50_000) + "]"])
+def test_a_file_of_many_bad_records_gives_a_bounded_report(body, tmp_path):
+    from indexer.corpus import SKIPS_LISTED_PER_FILE, ReadSettings, read_sources
+    from indexer.records import Article, Skipped
+
+    src = tmp_path / "src"
+    write(src / "bad.json", body)
+    write(src / "good.txt", "Ice\nArctic sea ice melts early this year.")
+    out = list(read_sources([src], ReadSettings()))
+    skips = [o for o in out if isinstance(o, Skipped)]
+    assert [o.id for o in out if isinstance(o, Article)] == ["good.txt"]
+    assert len(skips) == SKIPS_LISTED_PER_FILE + 1
+    n = len(body.split(",")) - SKIPS_LISTED_PER_FILE
+    assert skips[-1].reason.startswith(f"{n:,} more records skipped (")
+    assert len(skips[-1].reason) < 400
