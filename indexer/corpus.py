@@ -423,7 +423,7 @@ def read_sources(
         shown = display_path(path)
         for art in read_file(path, root, settings):
             if isinstance(art, Article):
-                derived = bool(art.path) and art.id.startswith(art.path)  # from the file's name, not a record's id
+                derived = bool(art.path and art.id.startswith(art.path))  # from the file's name, not a record's id
                 if art.id in seen and derived and root.name and f"{root.name}/{art.id}" not in seen:
                     # two sources hold the same relative path: the later one's ids are spelt with its
                     # folder's name, so both are kept (the first keeps the id it always had)
