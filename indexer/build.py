@@ -9,8 +9,11 @@
 4. finalize: the new segment is sealed (its BM25 postings and its vector index,
    tuned once: segments never change) and near-duplicate groups are updated
    for what was added and deleted only.
-5. publish: checksums of the new files, and the manifest switch (``IndexDir.publish``).
-6. merge: segments of one size tier are merged (merge.py), each merge a version of its own.
+5. gate (only with ``BuildSettings(gate=...)``): the new version and the live one answer
+   labelled queries; a new version that ranks them worse than allowed is kept aside, not
+   published (gate.py).
+6. publish: checksums of the new files, and the manifest switch (``IndexDir.publish``).
+7. merge: segments of one size tier are merged (merge.py), each merge a version of its own.
 
 An update therefore costs what changed, not what the archive holds. A killed or
 failed build leaves the live version untouched.
@@ -29,7 +32,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from . import __version__, corpus, dedup, postings, vectors
+from . import __version__, corpus, dedup, gate, postings, vectors
 from .analysis import ANALYZER_VERSION, analyze
 from .backends import open_backends
 from .chunking import ChunkSettings, chunk_article
@@ -37,8 +40,10 @@ from .corpus import ReadSettings, Unchanged
 from .draft import Context, Draft, Spans, passage_inputs, prepare, publish
 from .embedding import Encoder, context_title
 from .errors import BuildError, IndexerError
+from .evaluate import LabelledQuery
 from .faults import crash_point
 from .filecache import FileCache, FileState
+from .gate import GateError, GatePlan, GateRefusedError, GateReport, GateSettings
 from .highlight import pack_sentences
 from .index import IndexDir, VerifiedFiles
 from .manifest import FORMAT_VERSION, LexicalInfo, Manifest, ModelInfo, now
@@ -75,6 +80,9 @@ class BuildSettings:
     # re-read every file; else a file whose size and modification time are those the last
     # build recorded is taken as unchanged without being opened (as make and rsync reason)
     check: bool = False
+    # publish only if the new version answers these labelled queries about as well as the live one
+    # (gate.py); otherwise the live version stays and the new one is kept under .work/rejected/
+    gate: GateSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,7 @@ class BuildReport:
     publish_seconds: float = 0.0  # until the update was live (merges, if any, follow)
     merge: MergeReport | None = None  # the merges run after publishing
     warnings: list[str] = field(default_factory=list)  # promises the new segments could not keep
+    gate: GateReport | None = None  # the gate's verdict when it let this version through
 
     @property
     def tokens_per_second(self) -> float:
@@ -136,9 +145,18 @@ class BuildReport:
 class _Run:
     """One build: the steps, run in order by ``run``."""
 
-    def __init__(self, ctx: Context, progress: Callable[[BuildProgress], None] | None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        progress: Callable[[BuildProgress], None] | None,
+        *,
+        queries: list[LabelledQuery] | None = None,
+        live_encoder: Encoder | None = None,
+    ) -> None:
         self.ctx = ctx
         self.progress = progress
+        self.queries = queries  # the gate's labelled queries, loaded before any work
+        self.live_encoder = live_encoder
         self.report = BuildReport(full=not ctx.incremental)
         self.report.reason = ctx.reason or ("no index yet" if ctx.prev is None and not ctx.settings.full else "--full")
         self.started = time.perf_counter()
@@ -154,8 +172,10 @@ class _Run:
         ctx, rep = self.ctx, self.report
         self._trust()
         self._load_cache(sources)
+        gate.clean(ctx.idx)  # a candidate that a killed gated build left staged
         draft = Draft(ctx)
         try:
+            plan = self._gate_plan(draft)  # the live version checked before any embedding
             cache = ResumeCache(ctx.idx.layout.resume, f"{ctx.model.fingerprint}|{ctx.backend}")
             try:
                 self._plan(sources, draft, VectorReuse(draft, draft.previous, cache))
@@ -167,6 +187,8 @@ class _Run:
                 self._unchanged(draft)
                 return self._merge(reindex)
             manifest = self._finalize(draft, sources)
+            if plan is not None:
+                rep.gate = self._judge(plan, draft, manifest)
             publish(ctx.idx, draft.folder, manifest)
         except BaseException:
             shutil.rmtree(draft.folder, ignore_errors=True)
@@ -180,6 +202,31 @@ class _Run:
         rep.seconds = time.perf_counter() - self.started
         rep.publish_seconds = rep.seconds
         return self._merge(False)
+
+    def _gate_plan(self, draft: Draft) -> GatePlan | None:
+        settings = self.ctx.settings.gate
+        if settings is None:
+            return None
+        assert self.queries is not None
+        return gate.plan(
+            self.ctx.idx, settings, self.queries, live=draft.live, model=self.ctx.model, live_encoder=self.live_encoder
+        )
+
+    def _judge(self, plan: GatePlan, draft: Draft, manifest: Manifest) -> GateReport:
+        """The gate's verdict on the finalized version; raises when it is not to be published."""
+        ctx = self.ctx
+        try:
+            return gate.judge(
+                ctx.idx, plan, draft.folder, manifest, encoder=ctx.encoder, live_encoder=self.live_encoder
+            )
+        except (GateError, GateRefusedError):
+            # not published: the new segment lives on only in the kept candidate (hard links), and
+            # the file cache is not saved, so the next build reads the refused change again; the
+            # resume cache stays, so that build embeds none of it again
+            if draft.has_segment():
+                shutil.rmtree(ctx.idx.layout.segment(draft.segment), ignore_errors=True)
+            self._save_trust()
+            raise
 
     def _trust(self) -> None:
         """Let the build skip re-hashing segment files it verified before (not with ``--check``)."""
@@ -209,6 +256,14 @@ class _Run:
             fresh = self.filecache.loaded and not self.filecache.dirty and version == self.loaded_key
             if not fresh:  # a build that read nothing and published nothing writes nothing
                 self.filecache.save(self.cache_path, version=version, seen=self.seen)
+        except (OSError, IndexerError):
+            pass
+        self._save_trust()
+
+    def _save_trust(self) -> None:
+        """Record the checksums verified by this build (only a cache: a failure costs a re-read)."""
+        idx = self.ctx.idx
+        try:
             (idx.trust or VerifiedFiles(idx.layout.verified)).save([idx.layout.segments, idx.versions])
         except (OSError, IndexerError):
             pass
@@ -548,13 +603,20 @@ def build(
     model: ResolvedModel | None = None,
     progress: Callable[[BuildProgress], None] | None = None,
     store: str | None = None,
+    live_encoder: Encoder | None = None,
 ) -> BuildReport:
     """Build or update the index at ``index_dir`` from ``sources``; publish atomically.
 
     ``store`` (a ``milvus://`` or ``milvus-lite://`` URI) is then synced to the live version.
+    With ``settings.gate``, a new version that answers the labelled queries worse than the
+    live one raises ``GateRefusedError`` (carrying the report) and is not published;
+    ``live_encoder`` then searches the live version when the model changed (by default
+    its model is resolved by name, as a ``Searcher`` does).
     """
     settings = settings or BuildSettings()
     srcs = corpus.check_sources(Path(s) for s in sources)
+    # a missing, garbled or empty labelled file fails before any work
+    queries = gate.load(settings.gate) if settings.gate is not None else None
     idx = IndexDir(index_dir)
     _check_target(idx)
     # a bad URI or an unreachable server fails before any work
@@ -567,7 +629,8 @@ def build(
         lock = idx.lock()
         try:
             try:
-                report = _Run(prepare(idx, settings, encoder, model), progress).run(srcs)
+                ctx = prepare(idx, settings, encoder, model)
+                report = _Run(ctx, progress, queries=queries, live_encoder=live_encoder).run(srcs)
             except (OSError, sqlite3.OperationalError) as exc:
                 # a full disk, a read-only file system, a permission: the new version's folder
                 # is already gone and the live one untouched, which is what the user must know
