@@ -201,6 +201,91 @@ def build(
     print_report(report, target)
 
 
+# ------------------------------------------------------------------ watch
+@main.command(context_settings=CONTEXT)
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@_index_option
+@click.option(
+    "--interval",
+    type=float,
+    default=1.0,
+    show_default=True,
+    metavar="S",
+    help="Seconds a changed file must stay unchanged before it is published (a file still open for writing "
+    "waits longer, up to 30 intervals); also the polling period.",
+)
+@click.option("--poll", is_flag=True, help="Poll the folders instead of using inotify (which is used where it works).")
+@click.option("--follow-symlinks", is_flag=True, help="Also read symlinks that lead outside the sources (as build).")
+@click.option(
+    "--max-file-mb",
+    type=click.FloatRange(0.001),
+    default=20.0,
+    show_default=True,
+    help="Skip single-document files larger than this (as build).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
+def watch(
+    paths: tuple[Path, ...],
+    index_dir: Path | None,
+    interval: float,
+    poll: bool,
+    follow_symlinks: bool,
+    max_file_mb: float,
+    quiet: bool,
+) -> None:
+    """Follow files and folders, and publish what changes in them to the index.
+
+    Builds once to catch up, then builds each batch of added, changed and deleted files
+    once they have settled, keeping the index's model and settings. One line per batch;
+    Ctrl-C or SIGTERM stops it (a build in progress is abandoned: the index stays as it was).
+
+    \b
+    Examples:
+      indexer watch                          # seeds/ and data/articles/ into data/index/
+      indexer watch ~/news --index ~/news-index
+      indexer watch /mnt/share --poll --interval 5
+    """
+    import signal
+    import time
+
+    from .build import BuildSettings
+    from .corpus import ReadSettings
+    from .paths import default_sources
+    from .watch import Notice, Watcher, WatchSettings
+
+    try:
+        read = ReadSettings(follow_symlinks=follow_symlinks, max_file_mb=max_file_mb)
+        settings = WatchSettings(interval=interval, poll=poll, build=BuildSettings(read=read))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--interval'") from None
+
+    def show(notice: Notice) -> None:
+        if notice.error or not quiet:
+            click.echo(f"{time.strftime('%H:%M:%S')} {notice.text}", err=notice.error)
+
+    watcher = Watcher(list(paths) or default_sources(), _index_dir(index_dir), settings, on_notice=show)
+    received: list[str] = []
+
+    def on_signal(signum: int, _: object) -> None:
+        if received:  # a second signal: stop at once (still safe, builds are atomic)
+            raise KeyboardInterrupt
+        received.append(signal.Signals(signum).name)
+        watcher.stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        summary = watcher.run()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if not quiet:
+        how = "a build in progress was abandoned, " if summary.abandoned else ""
+        click.echo(
+            f"{time.strftime('%H:%M:%S')} stopped by {received[0] if received else 'request'} after "
+            f"{summary.builds} build(s): {how}the index is at version {summary.version.split('-', 1)[0] or '-'}"
+        )
+
+
 # ------------------------------------------------------------------ merge
 @main.command(context_settings=CONTEXT)
 @_index_option
