@@ -72,6 +72,9 @@ def one_run(source: Path, copy: Path, warm: bool, after: int, stream: Any, order
         if published is None and idx.stamp() != stamp:
             published = time.perf_counter()
         if published is None and proc.poll() is not None:
+            if idx.stamp() == stamp:
+                out = proc.communicate()[0].decode(errors="replace").strip()
+                raise RuntimeError(f"indexer merge --all ended ({proc.returncode}) without publishing: {out}")
             published = time.perf_counter()  # published between two checks: the next search is the first after
         mode, fname = next(order)
         ms = ss.timed(s, next(stream), mode, fname)[0]
