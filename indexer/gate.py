@@ -361,16 +361,18 @@ def keep_rejected(idx: IndexDir, staged: Path, keep: int) -> Path:
     if final.exists():  # the same version name refused twice within one second: the newer wins
         shutil.rmtree(final)
     os.replace(staged, final)
-    # version names sort in time (number, then UTC timestamp), and a refusal never consumes a number
-    # below a later one's, so the oldest come first
-    kept = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name)
+    kept = rejected(idx)
     for p in kept[: max(0, len(kept) - keep)]:
         shutil.rmtree(p, ignore_errors=True)
     return final
 
 
 def rejected(idx: IndexDir) -> list[Path]:
-    """The refused candidates kept, oldest first."""
+    """The refused candidates kept, oldest first.
+
+    Version names sort in time (number, then UTC timestamp), and a refusal never takes a
+    number below an earlier one's: the live version's number only grows.
+    """
     root = idx.work / REJECTED
     return sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name) if root.is_dir() else []
 
@@ -379,13 +381,13 @@ def rejected(idx: IndexDir) -> list[Path]:
 def summary(report: GateReport) -> str:
     """One line: the verdict and both versions' metrics (what a build prints when it published)."""
     if not report.applied:
-        return f"Gate not applied: {report.reason}; published without comparison"
+        return f"gate not applied: {report.reason}; published without comparison"
     assert report.live is not None and report.candidate is not None
     lm, cm = report.live, report.candidate
     need_r, need_m = report.required()
     verdict = "passed" if report.passed else "refused"
     return (
-        f"Gate {verdict} on {report.queries} labelled queries (hybrid): R@10 {lm.r10:.3f} → {cm.r10:.3f} "
+        f"gate {verdict} on {report.queries} labelled queries (hybrid): R@10 {lm.r10:.3f} → {cm.r10:.3f} "
         f"(needs {need_r:.3f}), MRR@10 {lm.mrr10:.3f} → {cm.mrr10:.3f} (needs {need_m:.3f}); "
         f"{len(report.worse)} worse, {len(report.better)} better"
     )
@@ -442,19 +444,3 @@ def _rr(rank: int | None) -> float:
 def _quote(query: str, width: int = 90) -> str:
     text = " ".join(query.split())
     return repr(text if len(text) <= width else text[: width - 1] + "…")
-
-
-__all__ = [
-    "GateError",
-    "GatePlan",
-    "GateRefusedError",
-    "GateReport",
-    "GateSettings",
-    "QueryChange",
-    "judge",
-    "load",
-    "plan",
-    "rejected",
-    "report_lines",
-    "summary",
-]

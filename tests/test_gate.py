@@ -159,7 +159,7 @@ def test_a_neutral_update_passes_and_is_published(corpus, tmp_path, fake_encoder
     assert g.live is not None and g.candidate is not None
     assert (g.live.r10, g.live.mrr10) == (1.0, 1.0) == (g.candidate.r10, g.candidate.mrr10)
     assert g.queries == len(TOPICS) and not g.worse and g.unknown == 0 and g.candidate_path is None
-    assert summary(g).startswith("Gate passed on 8 labelled queries (hybrid): R@10 1.000 → 1.000")
+    assert summary(g).startswith("gate passed on 8 labelled queries (hybrid): R@10 1.000 → 1.000")
     assert IndexDir(index).manifest().version == rep.version
     assert "extra.txt" in top_ids(index, fake_encoder, "rain northern coast")
     assert leftovers(index) == [] and rejected(IndexDir(index)) == []
@@ -211,7 +211,7 @@ def test_a_bad_chunker_change_is_refused(corpus, tmp_path, fake_encoder):
     assert all(c.live_rank == 1 and (c.candidate_rank is None or c.candidate_rank > 1) for c in worse)
     assert [c.lost for c in worse] == sorted((c.lost for c in worse), reverse=True)
     lines = report_lines(g)
-    assert lines[0].startswith("Gate refused on 8 labelled queries (hybrid): R@10 1.000 → ")
+    assert lines[0].startswith("gate refused on 8 labelled queries (hybrid): R@10 1.000 → ")
     assert any(f"version {live_version} stays live" in ln and str(path) in ln for ln in lines)
     assert any(f"--index {path}" in ln for ln in lines)
     assert f"{len(worse)} queries got worse" in "\n".join(lines)
@@ -323,7 +323,7 @@ def test_no_live_version_publishes_and_says_so(corpus, tmp_path, fake_encoder):
     src, labelled = corpus
     rep = run(src, tmp_path / "index", fake_encoder, gate=gated(labelled))
     assert rep.published and rep.gate is not None and not rep.gate.applied and rep.gate.passed
-    assert summary(rep.gate) == "Gate not applied: no live version to compare with; published without comparison"
+    assert summary(rep.gate) == "gate not applied: no live version to compare with; published without comparison"
     rep = run(src, tmp_path / "empty", fake_encoder, full=True, gate=gated(labelled))
     assert rep.published and rep.gate is not None and not rep.gate.applied
 
