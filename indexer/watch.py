@@ -23,7 +23,7 @@ from typing import Any, Literal
 from .build import BuildProgress, BuildReport, BuildSettings, build
 from .corpus import EXTENSIONS, check_sources, display_path
 from .embedding import Embedder, Encoder
-from .errors import IndexerError, IndexLockedError
+from .errors import IndexerError, IndexLockedError, SourceNotFoundError
 from .index import IndexDir
 from .models import DEFAULT_MODEL, ResolvedModel, resolve
 from .settings import DEFAULT_BACKEND
@@ -149,29 +149,34 @@ class Changes:
         self.wake.set()
 
     def ready(self, now: float) -> Batch | None:
-        """The pending paths as a batch, taken, if they have settled (or waited ``hold``); else None."""
+        """The pending paths as a batch, taken, if each has settled or waited ``hold``; else None."""
         with self._lock:
-            if not self._items:
+            if not self._items or not all(self._calm(c, now) for c in self._items.values()):
                 return None
-            if now - min(c.first for c in self._items.values()) >= self.hold:
-                return self._take(settled=False)
-            if now - max(c.last for c in self._items.values()) < self.quiet:
-                return None
-            looks = [(p, c.sig) for p, c in self._items.items() if c.settle]
+            looks = [(p, c.sig) for p, c in self._items.items() if c.settle and not self._overdue(c, now)]
         fresh = [(p, old, self._stat(p)) for p, old in looks]  # outside the lock: events keep coming
         with self._lock:
-            busy = False
             for p, old, sig in fresh:
                 c = self._items.get(p)
-                if c is None or c.sig != old:
-                    busy = True  # changed again meanwhile
-                elif sig != old:
-                    c.sig, c.last, busy = sig, now, True  # a change no event reported (yet)
-                elif c.writing:
-                    busy = True
-            if busy or now - max(c.last for c in self._items.values()) < self.quiet:
-                return None
-            return self._take(settled=True)
+                if c is not None and c.sig == old and sig != old:
+                    c.sig, c.last = sig, now  # a change no event reported (yet): quiet starts again
+                if c is None or sig != old:
+                    return None
+            if not all(self._calm(c, now) for c in self._items.values()):
+                return None  # changed meanwhile
+            return self._take(
+                settled=not any(self._overdue(c, now) and self._busy(c, now) for c in self._items.values())
+            )
+
+    def _busy(self, c: _Change, now: float) -> bool:
+        return now - c.last < self.quiet or c.writing
+
+    def _overdue(self, c: _Change, now: float) -> bool:
+        return now - c.first >= self.hold
+
+    def _calm(self, c: _Change, now: float) -> bool:
+        """Quiet and closed, or waited long enough: a file that never settles must not hold the others forever."""
+        return not self._busy(c, now) or self._overdue(c, now)
 
     def _take(self, *, settled: bool) -> Batch:
         items, self._items = self._items, {}
@@ -384,6 +389,8 @@ class Watcher:
         is_file = not os.path.isdir(resolved)
         root = _Root(path, is_file, mount=not is_file and os.path.ismount(resolved))
         root.identity = root.probe()
+        if root.identity is None:  # neither a folder nor a regular file (a socket, a device)
+            raise SourceNotFoundError(path)
         return root
 
     def stop(self) -> None:
@@ -539,7 +546,7 @@ class Watcher:
         if report.published:
             self._published += 1
         if report.published or batch.reason in ("", "catch-up", "source back"):
-            self._notice(*_describe(report, batch, started), report=report, batch=batch)
+            self._notice(*_describe(report, batch, started, self.settings.max_hold), report=report, batch=batch)
         if batch.reason == "catch-up":
             self._preload()
 
@@ -620,7 +627,7 @@ def _merge(carry: Batch | None, batch: Batch | None, reason: str, now: float) ->
     )
 
 
-def _describe(report: BuildReport, batch: Batch, started: float) -> tuple[NoticeKind, str]:
+def _describe(report: BuildReport, batch: Batch, started: float, hold: float) -> tuple[NoticeKind, str]:
     """A batch's log line: what it published (or that nothing changed), how fast, and why it ran."""
     version = report.version.split("-", 1)[0]
     files = len(batch.paths)
@@ -639,7 +646,7 @@ def _describe(report: BuildReport, batch: Batch, started: float) -> tuple[Notice
         live = started + report.publish_seconds - batch.last
         timing.insert(0, f"live {max(live, 0.0):.1f} s after the last change")
     if not batch.settled:
-        timing.append(f"a file was still changing after {HOLD_INTERVALS} intervals")
+        timing.append(f"published although a file was still changing after {hold:g} s")
     if report.merge is not None and report.merge.merges:
         timing.append(f"then {report.merge.merges} merge(s)")
     return "published", f"published {version} ({what}): {counts} ({', '.join(timing)})"

@@ -152,12 +152,27 @@ def test_a_file_that_never_settles_does_not_hold_the_batch_forever():
     changes = Changes(quiet=1.0, hold=5.0, stat=files)
     changes.note("/s/log.txt", 0.0)
     changes.note("/s/new.txt", 0.0)
-    for t in range(1, 5):
-        files.sig["/s/log.txt"] = (t, t)
-        changes.note("/s/log.txt", float(t))
-        assert changes.ready(t + 0.5) is None
+    for t in (1.0, 2.0, 3.0, 4.0, 4.8):
+        files.sig["/s/log.txt"] = (int(t * 10), int(t * 10))
+        changes.note("/s/log.txt", t)
+        assert changes.ready(t + 0.1) is None
     batch = changes.ready(5.0)
     assert batch is not None and not batch.settled and batch.paths == {"/s/log.txt", "/s/new.txt"}
+
+
+def test_the_hold_bound_counts_from_each_files_own_first_change():
+    """After a pause (a source gone for an hour), a file written just now is not taken half-written."""
+    files = Files()
+    changes = Changes(quiet=1.0, hold=5.0, stat=files)
+    changes.note("/s/old.txt", 0.0)
+    files.sig["/s/new.txt"] = (1, 1)
+    changes.note("/s/new.txt", 3600.0, writing=True)
+    assert changes.ready(3600.5) is None
+    assert changes.ready(3602.0) is None  # still open for writing
+    changes.note("/s/new.txt", 3602.0, writing=False)
+    assert changes.ready(3602.5) is None
+    batch = changes.ready(3603.0)
+    assert batch is not None and batch.settled and batch.paths == {"/s/old.txt", "/s/new.txt"}
 
 
 def test_deletions_and_folders_need_not_settle():
