@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from .embedding import Encoder
 from .errors import IndexerError, ModelNotFoundError
 from .evaluate import LabelledQuery, Metrics, QueryRun, first_relevant, load_queries, run_queries, summarize
@@ -257,7 +259,7 @@ def judge(
     try:
         crash_point("gate")
         if live_encoder is None and gate.live_model is not None and _same_model(gate.live_model, manifest.model):
-            live_encoder = encoder  # one model in memory, not two
+            live_encoder = encoder = _SharedQueries(encoder)  # one model in memory, each query embedded once
         try:
             live_runs, live_known = _ask(idx.path, live_encoder, gate.queries)
         except IndexerError as exc:  # a file the build trusted fails a searcher's full check, a model that fails
@@ -276,6 +278,47 @@ def judge(
         for p, d in verified:
             assert trust is not None
             trust.note(p, d)
+
+
+class _SharedQueries(Encoder):
+    """The build's encoder, remembering query vectors: with one model, both versions get the same ones.
+
+    The searchers embed one query at a time, as ``indexer eval`` does, so the vectors are
+    those it would use; embedding them once halves what a gate costs.
+    """
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+        self.vectors: dict[str, np.ndarray] = {}
+
+    @property
+    def dimension(self) -> int:
+        """The model's."""
+        return self.encoder.dimension
+
+    @property
+    def max_seq_length(self) -> int:
+        """The model's."""
+        return self.encoder.max_seq_length
+
+    def token_spans(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        """The model's."""
+        return self.encoder.token_spans(texts)
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        """The model's."""
+        return self.encoder.embed_passages(texts)
+
+    def load(self) -> None:
+        """The model's."""
+        self.encoder.load()
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """The model's, computed once per text."""
+        todo = [t for t in dict.fromkeys(texts) if t not in self.vectors]
+        if todo:
+            self.vectors.update(zip(todo, self.encoder.embed_queries(todo)))
+        return np.stack([self.vectors[t] for t in texts])
 
 
 def _same_model(a: ModelInfo, b: ModelInfo) -> bool:

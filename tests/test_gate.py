@@ -168,6 +168,29 @@ def test_a_neutral_update_passes_and_is_published(corpus, tmp_path, fake_encoder
     assert all(trust.holds(index / "segments" / s.name / rel, d) for s in m.segments for rel, d in s.files.items())
 
 
+class CountingEncoder(FakeEncoder):
+    """Records the queries it embeds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queries: list[str] = []
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        self.queries += texts
+        return super().embed_queries(texts)
+
+
+def test_with_one_model_each_query_is_embedded_once(corpus, tmp_path):
+    src, labelled = corpus
+    index = tmp_path / "index"
+    enc = CountingEncoder()
+    run(src, index, enc)
+    write(src / "extra.txt", "Weather\nRain is expected tomorrow over the northern coast.")
+    rep = run(src, index, enc, gate=gated(labelled))
+    assert rep.gate is not None and rep.gate.applied and rep.gate.passed
+    assert sorted(enc.queries) == sorted(q.query for q in load_queries(labelled))
+
+
 def test_an_ordinary_full_rebuild_is_compared_too(corpus, tmp_path, fake_encoder):
     src, labelled = corpus
     index = tmp_path / "index"
