@@ -10,6 +10,7 @@ once the files a batch touched have settled, never while a source root is missin
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import stat
@@ -338,6 +339,22 @@ class _Handler:
         self.changes.note(path, now, settle=settle, writing=writing)
 
 
+class _Overflow(logging.Handler):
+    """Hears watchdog say the kernel's inotify queue overflowed: events were lost, so build once it is quiet.
+
+    Attached to watchdog's logger, it also keeps watchdog's own warnings off the watcher's output.
+    """
+
+    def __init__(self, watcher: Watcher) -> None:
+        super().__init__(logging.WARNING)
+        self.watcher = watcher
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """On an overflow, note every root as changed (a build then reads them all)."""
+        if "overflow" in record.getMessage().lower():
+            self.watcher.events_lost()
+
+
 class _Abandon(Exception):
     """Raised from a build's progress callback when the watcher is asked to stop."""
 
@@ -402,8 +419,18 @@ class Watcher:
         """
         self._stop.set()
 
+    def events_lost(self) -> None:
+        """Events were lost (inotify's queue overflowed): build once every root has been quiet a while."""
+        now = time.monotonic()
+        for root in self._roots:
+            if root.identity is not None:
+                self.changes.note(root.folder, now, settle=False)
+        self._due = "events lost: inotify's queue overflowed"
+
     def run(self) -> WatchSummary:
         """Catch up, then follow the sources until ``stop()``; returns how it ended."""
+        overflow = _Overflow(self)
+        logging.getLogger("watchdog").addHandler(overflow)
         try:
             for root in self._roots:
                 self._notice("watching", f"watching {root.shown} {self._watch(root)}")
@@ -413,6 +440,7 @@ class Watcher:
                 self.changes.wake.wait(tick)
                 self.changes.wake.clear()
         finally:
+            logging.getLogger("watchdog").removeHandler(overflow)
             for observer in self._observers.values():
                 observer.stop()
             for observer in self._observers.values():
@@ -545,7 +573,7 @@ class Watcher:
             self._rescan_at = time.monotonic() + self.settings.rescan
         if report.published:
             self._published += 1
-        if report.published or batch.reason in ("", "catch-up", "source back"):
+        if report.published or batch.reason != "rescan":
             self._notice(*_describe(report, batch, started, self.settings.max_hold), report=report, batch=batch)
         if batch.reason == "catch-up":
             self._preload()
@@ -631,7 +659,7 @@ def _describe(report: BuildReport, batch: Batch, started: float, hold: float) ->
     """A batch's log line: what it published (or that nothing changed), how fast, and why it ran."""
     version = report.version.split("-", 1)[0]
     files = len(batch.paths)
-    what = f"{files} changed path{'s' * (files != 1)}" if files else (batch.reason or "rescan")
+    what = batch.reason or f"{files} changed path{'s' * (files != 1)}"
     if batch.paths:
         skipped = [s for s in report.skipped if os.path.realpath(s.path) in batch.paths]
     else:

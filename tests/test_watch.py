@@ -438,6 +438,21 @@ def test_a_network_file_system_is_polled(tmp_path, fake_encoder, fake_model, mon
         w.wait_kind("published")
 
 
+def test_lost_events_make_a_build_that_reads_everything(tmp_path, fake_encoder, fake_model):
+    """The kernel's inotify queue overflowed (a burst faster than it is read): what changed is unknown."""
+    import logging
+
+    src, index = tmp_path / "src", tmp_path / "index"
+    write(src / "fox.txt", "Fox\nThe quick brown fox jumps over the lazy dog.")
+    with watching([src], index, fake_encoder, fake_model) as w:
+        w.wait_kind("published")
+        logging.getLogger("watchdog.observers.inotify_c").warning(
+            "Inotify queue overflowed; filesystem events were lost"
+        )
+        notice = w.wait_kind("unchanged")
+        assert "events lost" in notice.text and notice.batch.paths == {os.path.realpath(src)}
+
+
 def test_a_single_file_source_is_followed(tmp_path, fake_encoder, fake_model):
     feed, index = tmp_path / "feed.jsonl", tmp_path / "index"
     write(feed, '{"id": "n1", "title": "Harbour", "text": "Ships wait in the harbour."}\n')
