@@ -10,6 +10,7 @@ once the files a batch touched have settled, never while a source root is missin
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -433,7 +434,10 @@ class Watcher:
         logging.getLogger("watchdog").addHandler(overflow)
         try:
             for root in self._roots:
-                self._notice("watching", f"watching {root.shown} {self._watch(root)}")
+                try:
+                    self._notice("watching", f"watching {root.shown} {self._watch(root)}")
+                except OSError:
+                    pass  # gone since the start was checked: the first look says so, and waits for it
             tick = min(self.settings.interval / 4, 0.5)
             while not self._stop.is_set():
                 self._step(time.monotonic())
@@ -451,7 +455,8 @@ class Watcher:
     def _watch(self, root: _Root) -> str:
         """Start following ``root``: inotify where it works, else polling; says which, and why."""
         if root.watch is not None:
-            root.observer.unschedule(root.watch)
+            with contextlib.suppress(KeyError):  # already dropped by its observer
+                root.observer.unschedule(root.watch)
             root.watch = root.observer = None
         native, why = self._native_or_why(root)
         observer = None
@@ -512,7 +517,11 @@ class Watcher:
                 root.identity = where
                 # a new folder (or the share mounted again) needs a new watch; so does a folder deleted
                 # and made again between two looks (its inode number may even be reused)
-                how = self._watch(root)
+                try:
+                    how = self._watch(root)
+                except OSError:  # gone again already: the next look tries again
+                    root.identity, present = None if back else root.identity, False
+                    continue
                 state = "is back" if back else "was replaced"
                 self._notice("back", f"source {root.shown} {state}, watching it again {how}")
                 self._due = self._due or "source back"
@@ -633,7 +642,7 @@ class Watcher:
 
 def _following(root: _Root) -> bool:
     """Whether the root's watch still runs (an emitter stops itself when its folder is deleted)."""
-    return any(e.watch == root.watch and e.is_alive() for e in root.observer.emitters)
+    return root.observer is not None and any(e.watch == root.watch and e.is_alive() for e in root.observer.emitters)
 
 
 def method_name(observer: Any) -> str:

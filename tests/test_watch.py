@@ -624,7 +624,10 @@ def test_cli_watch_killed_mid_build_restarts_to_a_consistent_index(tmp_path):
 
     # killed by itself inside the catch-up build's embedding, at an exact point
     proc = _watch_proc(src, index, tmp_path / "w1.log", INDEXER_CRASH_AT="embed:3")
-    assert proc.wait(WAIT * 5) == -signal.SIGKILL, _log_lines(tmp_path / "w1.log")
+    try:
+        assert proc.wait(WAIT * 5) == -signal.SIGKILL, _log_lines(tmp_path / "w1.log")
+    finally:
+        kill_group(proc)
     assert check_index(index) == before
 
     # killed from outside while a batch is being built
@@ -634,18 +637,34 @@ def test_cli_watch_killed_mid_build_restarts_to_a_consistent_index(tmp_path):
     left = partials()  # what the build killed above left behind, for the next build to remove
     proc = _watch_proc(src, index, tmp_path / "w2.log")
     try:
-        assert wait_for(lambda: bool(partials() - left), WAIT * 5, 0.01), "no build started"
+        assert wait_for(lambda: bool(partials() - left), WAIT * 5, 0.01), _log_lines(tmp_path / "w2.log")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(WAIT)
     finally:
         kill_group(proc)
     assert check_index(index).articles.keys() >= before.articles.keys()
 
+    # SIGTERM in the middle of a build: abandoned, exit code 0, the index as it was
+    log = tmp_path / "w-term.log"
+    mid = check_index(index)
+    left = partials()
+    proc = _watch_proc(src, index, log)
+    try:
+        assert wait_for(lambda: bool(partials() - left), WAIT * 5, 0.01), _log_lines(log)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(WAIT) == 0
+    finally:
+        kill_group(proc)
+    assert "a build in progress was abandoned" in _log_lines(log)[-1], _log_lines(log)
+    assert check_index(index) == mid
+
     # the restart catches up: every file, a consistent index
     log = tmp_path / "w3.log"
     proc = _watch_proc(src, index, log)
     try:
-        assert wait_for(lambda: _logged(log, "(catch-up") and _logged(log, "published"), WAIT * 5, 0.05)
+        assert wait_for(lambda: _logged(log, "published") and _logged(log, "(catch-up"), WAIT * 5, 0.05), _log_lines(
+            log
+        )
         write(src / "volcano.txt", "Volcano erupts\nLava from the volcano reached the sea near the harbour.")
         assert wait_for(lambda: _logged(log, "(1 changed path)"), WAIT, 0.05), _log_lines(log)
         proc.send_signal(signal.SIGTERM)
