@@ -6,6 +6,7 @@ real subprocesses with the small real model, as a user runs it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import random
@@ -631,8 +632,15 @@ def test_cli_watch_killed_mid_build_restarts_to_a_consistent_index(tmp_path):
     assert check_index(index) == before
 
     # killed from outside while a batch is being built
-    def partials() -> set[str]:
-        return {p.name for p in (index / "versions").iterdir() if p.name.endswith(".partial")}
+    def partials() -> set[tuple[str, int, int]]:
+        # not by name alone: a build started within the second another was killed reuses its folder's name
+        found = set()
+        for p in (index / "versions").iterdir():
+            if p.name.endswith(".partial"):
+                with contextlib.suppress(OSError):
+                    st = p.stat()
+                    found.add((p.name, st.st_ino, st.st_ctime_ns))
+        return found
 
     left = partials()  # what the build killed above left behind, for the next build to remove
     proc = _watch_proc(src, index, tmp_path / "w2.log")
