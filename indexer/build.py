@@ -133,7 +133,7 @@ class BuildReport:
     publish_seconds: float = 0.0  # until the update was live (merges, if any, follow)
     merge: MergeReport | None = None  # the merges run after publishing
     warnings: list[str] = field(default_factory=list)  # promises the new segments could not keep
-    gate: GateReport | None = None  # the gate's verdict when it let this version through
+    gate: GateReport | None = None  # with --gate: passed (both versions' metrics), or not applied (no live version)
 
     @property
     def tokens_per_second(self) -> float:
