@@ -1,0 +1,346 @@
+"""Stories on the shared data: pair precision and recall of "same story", from scratch and incrementally.
+
+    python bench/stories.py [--work DIR] [--grid] [--scale N]
+
+Builds one index with the product's own ``build`` (default model and settings) from
+../shared/bench-data (read in place, never copied into the repo): every XQuAD paragraph
+in each of its five languages (de, en, es, ru, zh) and every PIAF paragraph (fr) is an
+article, without a title (XQuAD's titles are the English Wikipedia titles in every
+language, which would give translations away). The gold stories: each XQuAD paragraph's
+five translations form one story; every PIAF paragraph is a story of its own, so PIAF
+only adds negatives — French paragraphs on the same topic as each other (191 articles,
+761 paragraphs), and on topics that XQuAD covers too. Stories are then made with
+``indexer.stories`` over the version's own databases (``IndexArchive``), on five sets of
+articles:
+
+* de+en, en+zh, es+ru: two languages of XQuAD;
+* xq5: all five XQuAD languages;
+* xq5+fr: the five plus the PIAF paragraphs.
+
+each **undated** (the articles carry no date: only the content decides) and **dated**
+with made-up dates: every Wikipedia article's paragraphs fall within 4 days of one
+another (a burst of coverage on one topic, so same-topic paragraphs are always inside
+each other's 7-day window) and each translation within 2 days of its paragraph. A
+predicted pair is two articles of one predicted story; pair precision is the share of
+predicted pairs that are gold pairs, recall the share of gold pairs predicted.
+
+``--steps`` (default 3) also builds the stories of xq5+fr incrementally — a quarter of
+the articles, then updates that add the next quarter and delete one article in twenty
+of the live ones (restored by the next update) — and compares the result with a
+from-scratch clustering. ``--grid`` sweeps the thresholds and ranks them by the mean
+F1 over all ten runs (how the defaults were chosen). ``--scale N`` times scratch and
+incremental clustering on N synthetic articles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from indexer import build
+from indexer.index import IndexDir
+from indexer.stories import (
+    DEFAULT_STORIES,
+    Archive,
+    Facts,
+    IndexArchive,
+    MemoryArchive,
+    StoryIndex,
+    StorySettings,
+    cluster,
+    update,
+)
+
+DATA = Path(os.environ.get("BENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "bench-data"))
+XQUAD = ("de", "en", "es", "ru", "zh")
+SETS = {
+    "de+en": ("de", "en"),
+    "en+zh": ("en", "zh"),
+    "es+ru": ("es", "ru"),
+    "xq5": XQUAD,
+    "xq5+fr": (*XQUAD, "fr"),
+}
+
+
+def squad(path: Path) -> list[dict]:
+    return json.loads(path.read_text(encoding="utf-8"))["data"]
+
+
+def corpus(work: Path) -> Path:
+    """The JSONL corpus: XQuAD paragraphs in five languages, PIAF paragraphs; gold labels as extra fields."""
+    folder = work / "corpus"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for lang in XQUAD:
+        i = 0
+        for art in squad(DATA / "xquad" / f"xquad.{lang}.json"):
+            for p in art["paragraphs"]:
+                rows.append({"id": f"xq-{lang}-{i:03d}", "text": p["context"].lstrip("\ufeff"), "lang": lang,
+                             "story": f"xq-{i:03d}", "topic": f"xq-{art['title']}"})  # fmt: skip
+                i += 1
+    for a, art in enumerate(squad(DATA / "piaf" / "piaf-v1.0.json")):
+        for j, p in enumerate(art["paragraphs"]):
+            rows.append({"id": f"fr-{a:03d}-{j:02d}", "text": p["context"], "lang": "fr",
+                         "story": f"fr-{a:03d}-{j:02d}", "topic": f"fr-{a:03d}"})  # fmt: skip
+    content = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    path = folder / "stories.jsonl"
+    if not path.exists() or path.read_text(encoding="utf-8") != content:
+        path.write_text(content, encoding="utf-8")
+    return folder
+
+
+class View:
+    """An archive restricted to some live articles, with dates of its own (``days`` None: as stored)."""
+
+    def __init__(self, base: Archive, live: np.ndarray, days: Mapping[int, int] | None = None) -> None:
+        self.base, self.live, self.days = base, np.sort(live), days
+
+    def _dated(self, f: Facts) -> Facts:
+        if self.days is None:
+            return f
+        return Facts(f.rows, np.array([self.days[r] for r in f.rows.tolist()], np.int64), f.langs, f.vectors)
+
+    def catalog(self) -> Facts:
+        f = self.base.catalog()
+        return self._dated(f.take(np.isin(f.rows, self.live)))
+
+    def facts(self, rows: Sequence[int]) -> Facts:
+        return self._dated(self.base.facts(rows))
+
+    def texts(self, rows: Sequence[int]) -> dict[int, str]:
+        return self.base.texts(rows)
+
+    def groups(self) -> Mapping[int, int]:
+        return {r: g for r, g in self.base.groups().items() if r in set(self.live.tolist())}
+
+
+def gold_labels(index: Path) -> tuple[dict[int, str], dict[int, str], dict[int, str]]:
+    """Article row → gold story, topic and language, read from the version's own databases."""
+    snap = IndexDir(index).open()
+    story, topic, lang = {}, {}, {}
+    for seg in snap.segments:
+        for row, meta, lg in seg.store.con.execute("SELECT rowid, meta, lang FROM articles"):
+            m = json.loads(meta)
+            story[row], topic[row], lang[row] = m["story"], m["topic"], lg
+    snap.close()
+    return story, topic, lang
+
+
+def synthetic_days(topic: Mapping[int, str], story: Mapping[int, str], seed: int = 7) -> dict[int, int]:
+    """Each topic published within 4 days from a day of 2020–2023, each translation within 2 days of its paragraph."""
+    rng = np.random.default_rng(seed)
+    base = {t: 737425 + int(rng.integers(0, 4 * 365)) for t in sorted(set(topic.values()))}
+    para = {s: int(rng.integers(0, 3)) for s in sorted(set(story.values()))}
+    return {r: base[topic[r]] + para[story[r]] + int(rng.integers(0, 3)) for r in sorted(topic)}
+
+
+def pair_counts(labels: Sequence[object]) -> int:
+    return sum(c * (c - 1) // 2 for c in Counter(labels).values())
+
+
+def score(stories: StoryIndex, rows: Sequence[int], gold: Mapping[int, str]) -> tuple[float, float, int, int]:
+    """Pair precision, recall, predicted pairs, gold pairs."""
+    pred = [stories.story_of(r) for r in rows]
+    both = pair_counts(list(zip(pred, [gold[r] for r in rows])))
+    p, g = pair_counts(pred), pair_counts([gold[r] for r in rows])
+    return both / max(p, 1), both / max(g, 1), p, g
+
+
+def agreement(a: StoryIndex, b: StoryIndex, rows: Sequence[int]) -> tuple[int, int, int]:
+    """Pairs together in both, in ``a`` only, in ``b`` only."""
+    la, lb = [a.story_of(r) for r in rows], [b.story_of(r) for r in rows]
+    both = pair_counts(list(zip(la, lb)))
+    return both, pair_counts(la) - both, pair_counts(lb) - both
+
+
+def memory_copy(archive: IndexArchive) -> MemoryArchive:
+    """The same articles held in memory (for the threshold sweep, which clusters hundreds of times)."""
+    cat = archive.catalog()
+    return MemoryArchive(archive.facts(cat.rows.tolist()), archive.texts(cat.rows.tolist()), cat.rows,
+                         dict(archive.groups()))  # fmt: skip
+
+
+def runs(base: Archive, lang: Mapping[int, str], days: Mapping[int, int]) -> list[tuple[str, str, View]]:
+    out = []
+    for name, langs in SETS.items():
+        rows = np.array(sorted(r for r, lg in lang.items() if lg in langs), np.int64)
+        out += [(name, "undated", View(base, rows)), (name, "dated", View(base, rows, days))]
+    return out
+
+
+def table(base: Archive, lang: Mapping[int, str], days: Mapping[int, int], gold: Mapping[int, str],
+          settings: StorySettings) -> list[tuple[str, str, float, float, int, int, float]]:  # fmt: skip
+    results = []
+    for name, variant, view in runs(base, lang, days):
+        t0 = time.perf_counter()
+        stories = cluster(view, settings)
+        took = time.perf_counter() - t0
+        p, r, npred, ngold = score(stories, view.live.tolist(), gold)
+        results.append((name, variant, p, r, npred, ngold, took))
+    return results
+
+
+def same_language_errors(stories: StoryIndex, rows: Sequence[int], gold: Mapping[int, str],
+                         lang: Mapping[int, str]) -> int:  # fmt: skip
+    """Predicted pairs of one language that are not gold pairs (XQuAD has no same-language positive)."""
+    pred = [(stories.story_of(r), lang[r]) for r in rows]
+    return pair_counts(pred) - pair_counts([(s, lg, gold[r]) for (s, lg), r in zip(pred, rows)])
+
+
+def incremental(base: Archive, rows: np.ndarray, days: Mapping[int, int] | None, gold: Mapping[int, str],
+                steps: int, settings: StorySettings) -> None:  # fmt: skip
+    rng = np.random.default_rng(11)
+    order = rng.permutation(rows)
+    parts = np.array_split(order, steps + 1)
+    live = np.sort(parts[0])
+    t0 = time.perf_counter()
+    stories = cluster(View(base, live, days), settings)
+    log = [f"first quarter ({len(live)} articles) from scratch: {time.perf_counter() - t0:.2f} s"]
+    held: np.ndarray = np.zeros(0, np.int64)
+    for step in range(1, steps + 1):
+        add = np.union1d(parts[step], held)
+        held = rng.choice(live, size=len(live) // 20, replace=False) if step < steps else np.zeros(0, np.int64)
+        live = np.setdiff1d(np.union1d(live, add), held)
+        t0 = time.perf_counter()
+        before = stories.calibration
+        stories = update(stories, View(base, live, days), added=add, removed=held, settings=settings)
+        moved = [lg for lg, c in zip(stories.calibration.langs, stories.calibration.centroids)
+                 if lg in before.langs and not np.array_equal(c, before.centroids[before.langs.index(lg)])]  # fmt: skip
+        log.append(f"update {step}: +{len(add)} −{len(held)} → {len(live)} live, "
+                   f"{time.perf_counter() - t0:.2f} s, centroids re-taken: {', '.join(moved) or 'none'}")  # fmt: skip
+    view = View(base, live, days)
+    t0 = time.perf_counter()
+    fresh = cluster(view, settings)
+    scratch_s = time.perf_counter() - t0
+    same = cluster(view, settings, calibration=stories.calibration)
+    exact = dict(same.story) == dict(stories.story) and dict(same.central) == dict(stories.central)
+    both, only_inc, only_fresh = agreement(stories, fresh, live.tolist())
+    pi, ri, *_ = score(stories, live.tolist(), gold)
+    pf, rf, *_ = score(fresh, live.tolist(), gold)
+    print("\n".join(f"  {line}" for line in log))
+    print(f"  from scratch on the final {len(live)} articles: {scratch_s:.2f} s")
+    print(f"  incremental == from scratch with the same centroids: {exact}")
+    print(
+        f"  incremental vs from scratch (its own centroids): {both} pairs in both, {only_inc} only incremental, "
+        f"{only_fresh} only from scratch ({both / max(both + only_inc + only_fresh, 1):.4f} agreement)"
+    )
+    print(f"  pair precision / recall: incremental {pi:.3f} / {ri:.3f}, from scratch {pf:.3f} / {rf:.3f}")
+
+
+def grid(base: MemoryArchive, lang: Mapping[int, str], days: Mapping[int, int], gold: Mapping[int, str]) -> None:
+    combos = itertools.product((0.40, 0.45, 0.50), (0.02, 0.05, 0.08), (0.0, 0.05, 0.10), (0.75, 0.80, 0.85))
+    ranked = []
+    for sim, margin, weight, same in combos:
+        s = replace(DEFAULT_STORIES, min_similarity=sim, best_margin=margin, number_weight=weight,
+                    same_language_similarity=same)  # fmt: skip
+        res = table(base, lang, days, gold, s)
+        f1 = np.mean([2 * p * r / max(p + r, 1e-9) for *_, p, r, _, _, _ in res])
+        ranked.append((f1, np.mean([x[2] for x in res]), np.mean([x[3] for x in res]), min(x[2] for x in res), s))
+        print(f"  min_similarity {sim:.2f} best_margin {margin:.2f} number_weight {weight:.2f} "
+              f"same_language {same:.2f}: mean F1 {ranked[-1][0]:.4f}", file=sys.stderr)  # fmt: skip
+    ranked.sort(key=lambda x: -x[0])
+    print("\n| min_similarity | best_margin | number_weight | same_language | mean P | mean R | min P | mean F1 |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for f1, p, r, pmin, s in ranked[:12]:
+        mark = " (default)" if s == DEFAULT_STORIES else ""
+        print(f"| {s.min_similarity:.2f} | {s.best_margin:.2f} | {s.number_weight:.2f} | "
+              f"{s.same_language_similarity:.2f}{mark} | {p:.3f} | {r:.3f} | {pmin:.3f} | {f1:.4f} |")  # fmt: skip
+    where = next(i for i, x in enumerate(ranked) if x[4] == DEFAULT_STORIES)
+    print(f"\ndefaults rank {where + 1} of {len(ranked)}")
+
+
+def scale(n: int, dim: int = 384, seed: int = 3) -> None:
+    """Scratch vs incremental on ``n`` synthetic dated articles: stories of 1–6 articles in 1–5 languages."""
+    rng = np.random.default_rng(seed)
+    langs = np.array(["de", "en", "es", "fr", "ru", "zh"])
+    shift = rng.normal(size=(len(langs), dim)).astype(np.float32)
+    shift = 2.0 * shift / np.linalg.norm(shift, axis=1, keepdims=True)
+    size = rng.integers(1, 7, size=n)
+    story = np.repeat(np.arange(n), size)[:n]
+    topic_of = rng.integers(0, max(n // 50, 1), size=n)
+    topics = rng.normal(size=(max(n // 50, 1), dim)).astype(np.float32)
+    own = rng.normal(size=(n, dim)).astype(np.float32)
+    base = topics[topic_of[story]] + 0.8 * own[story]
+    lang = rng.integers(0, len(langs), size=n)
+    vecs = shift[lang] + base + 0.5 * rng.normal(size=(n, dim)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    day0 = 736695 + rng.integers(0, 8 * 365, size=n)  # 2018–2025
+    days = day0[story] + rng.integers(0, 3, size=n)
+    rows = np.arange(1, n + 1, dtype=np.int64)
+    facts = Facts(rows, days.astype(np.int64), langs[lang], vecs)
+    texts = {int(r): "" for r in rows}
+    live = rows[: int(0.99 * n)]
+    t0 = time.perf_counter()
+    stories = cluster(MemoryArchive(facts, texts, live))
+    scratch_s = time.perf_counter() - t0
+    add = rows[int(0.99 * n) :]
+    gone = rng.choice(live, size=n // 200, replace=False)
+    after = np.setdiff1d(rows, gone)
+    t0 = time.perf_counter()
+    updated = update(stories, MemoryArchive(facts, texts, after), added=add, removed=gone)
+    inc_s = time.perf_counter() - t0
+    changed = sum(1 for r in after.tolist() if updated.story_of(r) != stories.story_of(r))
+    print(
+        f"{n} synthetic articles over 8 years: from scratch {scratch_s:.1f} s; an update adding 1 % and "
+        f"deleting 0.5 % {inc_s:.2f} s ({changed} articles changed story)"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "indexer-stories")
+    ap.add_argument("--steps", type=int, default=3, help="incremental updates after the first quarter (0: none)")
+    ap.add_argument("--grid", action="store_true", help="sweep the thresholds (mean F1 over all runs)")
+    ap.add_argument("--scale", type=int, default=0, help="also time N synthetic articles (0: no)")
+    args = ap.parse_args()
+    if args.scale:
+        scale(args.scale)
+    work: Path = args.work
+    t0 = time.perf_counter()
+    rep = build([corpus(work)], work / "index")
+    print(
+        f"index: {rep.articles} articles, {rep.passages} passages ({time.perf_counter() - t0:.0f} s)", file=sys.stderr
+    )
+    gold, topic, lang = gold_labels(work / "index")
+    days = synthetic_days(topic, gold)
+    snap = IndexDir(work / "index").open()
+    archive = IndexArchive.of_snapshot(snap)
+
+    results = table(archive, lang, days, gold, DEFAULT_STORIES)
+    print(f"\n{DEFAULT_STORIES}\n")
+    print("| set | articles | dates | gold pairs | predicted pairs | pair precision | pair recall | seconds |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    for (name, variant, p, r, npred, ngold, took), (_, _, view) in zip(results, runs(archive, lang, days)):
+        print(f"| {name} | {len(view.live)} | {variant} | {ngold} | {npred} | {p:.3f} | {r:.3f} | {took:.2f} |")
+    print(f"| **mean** | | | | | **{np.mean([x[2] for x in results]):.3f}** | "
+          f"**{np.mean([x[3] for x in results]):.3f}** | |")  # fmt: skip
+    everything = runs(archive, lang, days)[-2][2]
+    errors = same_language_errors(cluster(everything), everything.live.tolist(), gold, lang)
+    print(f"\nsame-language pairs predicted on xq5+fr (undated), none of them gold: {errors}")
+
+    if args.steps:
+        rows = np.array(sorted(lang), np.int64)
+        for variant, d in (("undated", None), ("dated", days)):
+            print(f"\nincremental, xq5+fr {variant}:")
+            incremental(archive, rows, d, gold, args.steps, DEFAULT_STORIES)
+    if args.grid:
+        grid(memory_copy(archive), lang, days, gold)
+    snap.close()
+    print(f"\n{time.perf_counter() - t0:.0f} s in all", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,749 @@
+"""Stories: the articles about one event, from any source and in any language.
+
+Two articles are *linked* when the evidence says they report the same thing:
+
+* **Article vectors, centred per language** (``article_vectors.py``). e5's vectors carry a
+  strong language component: a German paragraph and its Chinese translation have cosine
+  0.80–0.85, less than two unrelated German paragraphs (0.85–0.90). Subtracting each
+  language's mean vector (``Calibration``) removes it: translations then score 0.45–0.85
+  and unrelated pairs 0.0 ± 0.08, whatever the two languages.
+* **The best match in the other language.** A translation, or another outlet's report of
+  the event, is about the closest article of its language; a merely topical neighbour
+  (another paragraph of the same Wikipedia article, another summit) is not. A
+  cross-language pair links when its score is at least ``min_similarity`` and within
+  ``best_margin`` of the best score each article has in the other's language (the
+  mutual-best criterion of bitext mining). One language offers no such contrast, so a
+  same-language pair links only above ``same_language_similarity``.
+* **Numbers**, the rare terms that survive translation in every script: when both articles
+  mention numbers of two or more digits, sharing some adds up to ``number_weight`` to the
+  score and sharing none takes it off. Capitalised words are not used: German capitalises
+  every noun, Russian and Chinese transliterate names.
+* **Dates.** Only articles at most ``window_days`` apart are compared. An undated article
+  is compared with undated ones only: it has no place in any window, and letting it link
+  dated articles would let one text bridge two events a year apart.
+* **Near-duplicates** (``dedup.py``) are always in one story, whatever their dates.
+
+A story is a connected component of the links; its id is its smallest article row (as
+near-duplicate groups are named) and its representative the member closest to the
+story's mean centred vector. A link depends only on the two articles, the articles within
+their windows and the language centroids, so stories do not depend on the order articles
+came in. ``update`` recomputes only what an update can change — the stories of the
+deleted, added and recalibrated articles and of their neighbours — and gives exactly what
+``cluster`` gives with the same centroids. A language's centroid is re-taken (its articles
+then count as changed) when the running mean of its articles has moved by more than
+``recalibrate_drift`` from it.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from .article_vectors import read_database
+from .errors import IndexerError
+from .store import select_in
+
+if TYPE_CHECKING:
+    from .index import Snapshot
+
+STORIES = "stories.npy"  # int64 (row, story id, 1 for its representative) for stories of two or more
+LANGS = "story_langs.npy"  # the calibrated languages ("" for articles without one)
+CENTROIDS = "story_centroids.npy"  # float32: each language's centroid
+SUMS = "story_sums.npy"  # float64: each language's sum of article vectors, then their count
+FILES = (STORIES, LANGS, CENTROIDS, SUMS)
+
+_NUMBER = re.compile(r"\d{1,3}(?:[.,\u00a0\u202f ]\d{3})+(?!\d)|\d+")
+_QUERIES = 512  # query articles per matrix product
+_POOL = 8192  # compared articles per matrix product
+
+
+class StoryError(IndexerError):
+    """Story settings that cannot be used."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorySettings:
+    """What links two articles into one story (tuned on XQuAD + PIAF: README, "Stories")."""
+
+    window_days: int = 7
+    min_similarity: float = 0.45
+    best_margin: float = 0.05
+    same_language_similarity: float = 0.80
+    number_weight: float = 0.05
+    centroid_prior: float = 5.0  # articles' worth of the global mean in a language's centroid
+    recalibrate_drift: float = 0.04
+
+    def __post_init__(self) -> None:
+        if isinstance(self.window_days, bool) or not isinstance(self.window_days, int):
+            raise StoryError(f"story window {self.window_days!r} — give a whole number of days")
+        if not 0 <= self.window_days <= 36_500:
+            raise StoryError(f"story window of {self.window_days} days — use 0 to 36500 days")
+        for name in ("min_similarity", "same_language_similarity"):
+            if not -1 <= getattr(self, name) <= 1:
+                raise StoryError(f"{name} {getattr(self, name)} — a similarity lies between -1 and 1")
+        for name in ("best_margin", "number_weight", "centroid_prior", "recalibrate_drift"):
+            if not getattr(self, name) >= 0:
+                raise StoryError(f"{name} {getattr(self, name)} — use a value of 0 or more")
+
+
+DEFAULT_STORIES = StorySettings()
+
+
+def day_number(value: str | None) -> int:
+    """``2024-05-17…`` → its day number (``date.toordinal``); 0 when missing or not a real date."""
+    if not value or len(value) < 10 or value[4] != "-" or value[7] != "-" or not value[:10].isascii():
+        return 0
+    try:
+        return date(int(value[:4]), int(value[5:7]), int(value[8:10])).toordinal()
+    except ValueError:
+        return 0
+
+
+def numbers(text: str) -> frozenset[str]:
+    """The numbers of two or more digits a text mentions, thousands separators dropped."""
+    found = (re.sub(r"\D", "", m.group()).lstrip("0") for m in _NUMBER.finditer(text))
+    return frozenset(n for n in found if len(n) >= 2)
+
+
+def agreement(a: frozenset[str], b: frozenset[str]) -> float:
+    """The share of the shorter number list found in the other; -1 when none is; 0 when one has none."""
+    if not a or not b:
+        return 0.0
+    shared = len(a & b)
+    return shared / min(len(a), len(b)) if shared else -1.0
+
+
+# ---------------------------------------------------------------- what stories read
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Articles as stories compare them: rows (sorted), day numbers (0: undated), languages, vectors."""
+
+    rows: np.ndarray  # int64
+    days: np.ndarray  # int64
+    langs: np.ndarray  # str, "" when unknown
+    vectors: np.ndarray | None = None  # float32 unit article vectors (None in a catalog)
+
+    def take(self, keep: np.ndarray) -> Facts:
+        """The articles a mask or positions select."""
+        return Facts(self.rows[keep], self.days[keep], self.langs[keep],
+                     None if self.vectors is None else self.vectors[keep])  # fmt: skip
+
+    def without_vectors(self) -> Facts:
+        """The same articles, as a catalog."""
+        return Facts(self.rows, self.days, self.langs)
+
+
+@dataclass(frozen=True)
+class ArticleMeta:
+    """What a story shows of one member."""
+
+    row: int
+    id: str
+    title: str
+    date: str | None
+    lang: str | None
+    source: str | None
+
+
+class Archive(Protocol):
+    """The articles of the version whose stories are made."""
+
+    def catalog(self) -> Facts:
+        """Every live article, without vectors."""
+        ...
+
+    def facts(self, rows: Sequence[int]) -> Facts:
+        """Those of ``rows`` held, with vectors: live articles, and those the update deletes."""
+        ...
+
+    def texts(self, rows: Sequence[int]) -> dict[int, str]:
+        """Title and text of articles."""
+        ...
+
+    def groups(self) -> Mapping[int, int]:
+        """Near-duplicate groups: article row → its cluster's smallest row."""
+        ...
+
+
+@dataclass
+class MemoryArchive:
+    """An archive in memory (tests, benches): every article it was given, and which are live."""
+
+    all: Facts
+    text: Mapping[int, str]
+    live: np.ndarray  # sorted rows
+    dup_groups: Mapping[int, int] = field(default_factory=dict)
+
+    def catalog(self) -> Facts:
+        """The live articles."""
+        return self.all.take(np.isin(self.all.rows, self.live)).without_vectors()
+
+    def facts(self, rows: Sequence[int]) -> Facts:
+        """Articles among ``rows``, live or not."""
+        return self.all.take(np.isin(self.all.rows, np.asarray(rows, np.int64)))
+
+    def texts(self, rows: Sequence[int]) -> dict[int, str]:
+        """Texts of articles."""
+        return {int(r): self.text.get(int(r), "") for r in rows}
+
+    def groups(self) -> Mapping[int, int]:
+        """Near-duplicate groups."""
+        return self.dup_groups
+
+
+class IndexArchive:
+    """A version's articles, read from its segments' databases (a build may add its new segment's)."""
+
+    def __init__(
+        self,
+        databases: Sequence[sqlite3.Connection],
+        *,
+        dim: int,
+        deleted_rows: Iterable[int] = (),
+        groups: Mapping[int, int] | None = None,
+    ) -> None:
+        self.databases = list(databases)
+        self.dim = dim
+        self._groups = dict(groups or {})
+        parts = [con.execute("SELECT rowid, date, coalesce(lang, '') FROM articles ORDER BY rowid").fetchall()
+                 for con in self.databases]  # fmt: skip
+        self._rows = np.array([r[0] for p in parts for r in p], np.int64)
+        self._days = np.array([day_number(r[1]) for p in parts for r in p], np.int64)
+        self._langs = np.array([r[2] for p in parts for r in p], dtype=str)
+        self._db = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
+        order = np.argsort(self._rows, kind="stable")
+        self._rows, self._days = self._rows[order], self._days[order]
+        self._langs, self._db = self._langs[order], self._db[order]
+        self._live = ~np.isin(self._rows, np.fromiter(deleted_rows, np.int64))
+
+    @classmethod
+    def of_snapshot(cls, snap: Snapshot) -> IndexArchive:
+        """A published version's articles."""
+        return cls([s.store.con for s in snap.segments], dim=snap.manifest.model.dimension,
+                   deleted_rows=snap.state.deleted_rows.tolist(), groups=snap.state.groups)  # fmt: skip
+
+    def catalog(self) -> Facts:
+        """The live articles."""
+        return Facts(self._rows[self._live], self._days[self._live], self._langs[self._live])
+
+    def _where(self, rows: Sequence[int]) -> np.ndarray:
+        pos = np.searchsorted(self._rows, np.unique(np.asarray(rows, np.int64)))
+        pos = pos[pos < len(self._rows)]
+        return pos[np.isin(self._rows[pos], np.asarray(rows, np.int64))]
+
+    def facts(self, rows: Sequence[int]) -> Facts:
+        """Articles held among ``rows``, live or deleted, with their vectors."""
+        pos = self._where(rows)
+        vecs = np.zeros((len(pos), self.dim), np.float32)
+        for i in np.unique(self._db[pos]).tolist():
+            mine = pos[self._db[pos] == i]
+            got = read_database(self.databases[i], self.dim, self._rows[mine].tolist())
+            at = np.searchsorted(self._rows[pos], got.rows)
+            vecs[at] = got.vectors
+        return Facts(self._rows[pos], self._days[pos], self._langs[pos], vecs)
+
+    def _select(self, rows: Sequence[int], columns: str) -> list[tuple[Any, ...]]:
+        pos = self._where(rows)
+        out: list[tuple[Any, ...]] = []
+        for i in np.unique(self._db[pos]).tolist():
+            sql = f"SELECT rowid, {columns} FROM articles WHERE rowid IN ({{marks}})"
+            out += select_in(self.databases[i], sql, self._rows[pos[self._db[pos] == i]].tolist())
+        return out
+
+    def texts(self, rows: Sequence[int]) -> dict[int, str]:
+        """Title and text of articles."""
+        return {int(r[0]): f"{r[1]}\n{r[2]}" for r in self._select(rows, "title, text")}
+
+    def meta(self, rows: Sequence[int]) -> dict[int, ArticleMeta]:
+        """What stories show of articles."""
+        return {int(r[0]): ArticleMeta(int(r[0]), *r[1:]) for r in self._select(rows, "id, title, date, lang, source")}
+
+    def groups(self) -> Mapping[int, int]:
+        """The version's near-duplicate groups."""
+        return self._groups
+
+
+# ---------------------------------------------------------------- language centroids
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Each language's centroid, and the running sums that tell when it is out of date."""
+
+    langs: tuple[str, ...] = ()
+    centroids: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    sums: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float64))
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def centre(self, langs: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        """Unit vectors less their language's centroid (zero where nothing is left)."""
+        if not len(vectors):
+            return np.zeros_like(vectors, np.float32)
+        where = {v: i for i, v in enumerate(self.langs)}
+        out = vectors.astype(np.float32) - self.centroids[[where[v] for v in langs.tolist()]]
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.divide(out, norms, out=np.zeros_like(out), where=norms > 1e-6)
+
+    def advance(self, added: Facts, removed: Facts, settings: StorySettings) -> tuple[Calibration, set[str]]:
+        """The calibration after an update, and the languages whose centroid was re-taken."""
+        assert added.vectors is not None and removed.vectors is not None
+        dim = self.sums.shape[1] if len(self.langs) else added.vectors.shape[1] if len(added.rows) else 0
+        langs = tuple(sorted(set(self.langs) | set(added.langs.tolist()) | set(removed.langs.tolist())))
+        pos = {v: i for i, v in enumerate(langs)}
+        sums, counts = np.zeros((len(langs), dim)), np.zeros(len(langs), np.int64)
+        cents = np.zeros((len(langs), dim), np.float32)
+        known = np.zeros(len(langs), bool)
+        if self.langs:
+            mine = [pos[v] for v in self.langs]
+            sums[mine], counts[mine], cents[mine], known[mine] = self.sums, self.counts, self.centroids, True
+        for vectors, of, sign in ((added.vectors, added.langs, 1), (removed.vectors, removed.langs, -1)):
+            at = np.array([pos[v] for v in of.tolist()], np.int64)
+            np.add.at(sums, at, sign * vectors.astype(np.float64))
+            np.add.at(counts, at, sign)
+        total = max(int(counts.sum()), 1)
+        mean = sums.sum(axis=0) / total
+        now = ((sums + settings.centroid_prior * mean) / (counts[:, None] + settings.centroid_prior)).astype(np.float32)
+        drift = np.linalg.norm(now - cents, axis=1)
+        retake = ~known | ((counts > 0) & (drift > settings.recalibrate_drift))
+        cents[retake] = now[retake]
+        return Calibration(langs, cents, sums, counts), {v for v in langs if retake[pos[v]] and known[pos[v]]}
+
+
+# ---------------------------------------------------------------- records and storage
+
+
+@dataclass(frozen=True)
+class Story:
+    """One story: its members in date order (undated last), and its most central member."""
+
+    id: int
+    central: int
+    members: tuple[ArticleMeta, ...]
+
+    @property
+    def rows(self) -> list[int]:
+        """The members' article rows."""
+        return [m.row for m in self.members]
+
+    @property
+    def article_ids(self) -> list[str]:
+        """The members' article ids."""
+        return [m.id for m in self.members]
+
+    @property
+    def first_date(self) -> str | None:
+        """The earliest member's date."""
+        return min((m.date for m in self.members if m.date), default=None)
+
+    @property
+    def last_date(self) -> str | None:
+        """The latest member's date."""
+        return max((m.date for m in self.members if m.date), default=None)
+
+    @property
+    def langs(self) -> list[str]:
+        """The languages it is told in."""
+        return sorted({m.lang for m in self.members if m.lang})
+
+    @property
+    def sources(self) -> list[str]:
+        """The sources that covered it."""
+        return sorted({m.source for m in self.members if m.source})
+
+    @property
+    def title(self) -> str:
+        """The representative (most central) member's title."""
+        return next((m.title for m in self.members if m.row == self.central), "")
+
+    def to_json(self) -> dict[str, Any]:
+        """The story as ``--json`` would print it."""
+        return {"id": self.id, "title": self.title, "first_date": self.first_date, "last_date": self.last_date,
+                "langs": self.langs, "sources": self.sources, "central": self.central,
+                "members": [vars(m) for m in self.members]}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StoryIndex:
+    """A version's stories: article row → story id for stories of two or more (a lone article is its own)."""
+
+    story: Mapping[int, int] = field(default_factory=dict)
+    central: Mapping[int, int] = field(default_factory=dict)  # story id → its representative row
+    calibration: Calibration = field(default_factory=Calibration)
+
+    def story_of(self, row: int) -> int:
+        """The story an article belongs to."""
+        return self.story.get(row, row)
+
+    @cached_property
+    def clusters(self) -> dict[int, list[int]]:
+        """Story id → its rows (sorted), for stories of two or more."""
+        out: dict[int, list[int]] = {}
+        for row, sid in sorted(self.story.items()):
+            out.setdefault(sid, []).append(row)
+        return out
+
+    def members(self, story_id: int) -> list[int]:
+        """The rows of a story."""
+        return self.clusters.get(story_id, [story_id])
+
+    def describe(self, story_id: int, meta: Callable[[Sequence[int]], Mapping[int, ArticleMeta]]) -> Story:
+        """The story's record; ``meta`` gives what is shown of articles (``IndexArchive.meta``)."""
+        found = meta(self.members(story_id))
+        undated = 1 << 62
+        members = sorted(found.values(), key=lambda m: (day_number(m.date) or undated, m.row))
+        return Story(story_id, self.central.get(story_id, story_id), tuple(members))
+
+    def save(self, folder: Path) -> None:
+        """Write the stories and the calibration into a version folder."""
+        table = np.array([(r, s, int(self.central.get(s) == r)) for r, s in sorted(self.story.items())], np.int64)
+        cal = self.calibration
+        np.save(folder / STORIES, table.reshape(-1, 3), allow_pickle=False)
+        np.save(folder / LANGS, np.array(cal.langs, dtype=str).reshape(-1), allow_pickle=False)
+        np.save(folder / CENTROIDS, cal.centroids.astype(np.float32), allow_pickle=False)
+        dim = cal.centroids.shape[1] if cal.centroids.ndim == 2 else 0
+        sums = np.hstack([cal.sums.reshape(len(cal.langs), dim), cal.counts.reshape(-1, 1).astype(np.float64)])
+        np.save(folder / SUMS, sums, allow_pickle=False)
+
+    @classmethod
+    def load(cls, folder: Path) -> StoryIndex:
+        """Read a version folder's stories; raises ``OSError``/``ValueError`` on damage."""
+        table = np.load(folder / STORIES, allow_pickle=False)
+        langs = np.load(folder / LANGS, allow_pickle=False)
+        cents = np.load(folder / CENTROIDS, allow_pickle=False)
+        sums = np.load(folder / SUMS, allow_pickle=False)
+        if table.ndim != 2 or table.shape[1] != 3 or table.dtype.kind not in "iu":
+            raise ValueError(f"{STORIES} has the wrong shape")
+        if langs.ndim != 1 or langs.dtype.kind != "U" or cents.ndim != 2 or sums.ndim != 2:
+            raise ValueError("story calibration arrays have the wrong shape")
+        if len(cents) != len(langs) or len(sums) != len(langs) or sums.shape[1] != cents.shape[1] + 1:
+            raise ValueError("story calibration arrays disagree in size")
+        story = dict(zip(table[:, 0].tolist(), table[:, 1].tolist()))
+        central = {int(s): int(r) for r, s, c in table.tolist() if c}
+        if len(story) != len(table) or set(central) != set(story.values()):
+            raise ValueError(f"{STORIES} does not name one representative per story")
+        cal = Calibration(tuple(langs.tolist()), cents.astype(np.float32), sums[:, :-1].astype(np.float64),
+                          sums[:, -1].astype(np.int64))  # fmt: skip
+        index = cls(story, central, cal)
+        if any(len(rows) < 2 or min(rows) != sid for sid, rows in index.clusters.items()):
+            raise ValueError(f"{STORIES} holds a story that is not named by its first row")
+        return index
+
+
+def exists(folder: Path) -> bool:
+    """Whether a version folder holds stories (versions written before them do not)."""
+    return all((folder / f).is_file() for f in FILES)
+
+
+# ---------------------------------------------------------------- linking
+
+
+@dataclass(frozen=True)
+class _Pairs:
+    """Candidate links: query row ``a``, compared row ``b``, and their score."""
+
+    a: np.ndarray
+    b: np.ndarray
+    score: np.ndarray
+
+    @classmethod
+    def concat(cls, parts: Sequence[_Pairs]) -> _Pairs:
+        if not parts:
+            return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+        return cls(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("a", "b", "score")))
+
+    def keep(self, mask: np.ndarray | slice) -> _Pairs:
+        return _Pairs(self.a[mask], self.b[mask], self.score[mask])
+
+
+class _Vectors:
+    """Centred vectors of one set of articles in a fixed order, fetched from the archive on first use."""
+
+    def __init__(self, archive: Archive, rows: np.ndarray, calibration: Calibration, dim: int) -> None:
+        self.archive, self.rows, self.calibration = archive, rows, calibration
+        self.matrix = np.zeros((len(rows), dim), np.float32)
+        self.have = np.zeros(len(rows), bool)
+
+    def block(self, lo: int, hi: int) -> np.ndarray:
+        """The vectors of positions [lo, hi), a view."""
+        todo = np.flatnonzero(~self.have[lo:hi]) + lo
+        if len(todo):
+            f = self.archive.facts(self.rows[todo].tolist())
+            assert f.vectors is not None
+            pos = dict(zip(self.rows[todo].tolist(), todo.tolist()))
+            at = np.array([pos[r] for r in f.rows.tolist()], np.int64)
+            self.matrix[at] = self.calibration.centre(f.langs, f.vectors)
+            self.have[todo] = True  # an article without vectors stays zero: it links with nothing
+        return self.matrix[lo:hi]
+
+
+class _Linker:
+    """The links among one set of live articles (``pool``) under one calibration."""
+
+    def __init__(self, archive: Archive, pool: Facts, calibration: Calibration, settings: StorySettings) -> None:
+        self.archive, self.pool, self.calibration, self.settings = archive, pool, calibration, settings
+        dim = calibration.centroids.shape[1]
+        # dated articles in date order, so a window is one slice; undated ones apart (they meet only each other)
+        dated = np.flatnonzero(pool.days > 0)
+        self.dated = dated[np.argsort(pool.days[dated], kind="stable")]
+        self.dated_days = pool.days[self.dated]
+        self.undated = np.flatnonzero(pool.days == 0)
+        self.by_date = _Vectors(archive, pool.rows[self.dated], calibration, dim)
+        self.apart = _Vectors(archive, pool.rows[self.undated], calibration, dim)
+        self.lang = dict(zip(pool.rows.tolist(), pool.langs.tolist()))
+        self._extra: dict[int, tuple[int, np.ndarray]] = {}  # articles outside the pool (deleted ones)
+        self._near: dict[int, _Pairs] = {}
+        self._numbers: dict[int, frozenset[str]] = {}
+        self._where = {r: (self.by_date, i) for i, r in enumerate(self.by_date.rows.tolist())}
+        self._where.update({r: (self.apart, i) for i, r in enumerate(self.apart.rows.tolist())})
+
+    def vectors(self, rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Centred vectors and day numbers of articles (live or deleted)."""
+        missing = [r for r in rows if r not in self._where and r not in self._extra]
+        if missing:
+            f = self.archive.facts(missing)
+            assert f.vectors is not None
+            for r, d, v, c in zip(f.rows.tolist(), f.days.tolist(), f.langs.tolist(),
+                                  self.calibration.centre(f.langs, f.vectors)):  # fmt: skip
+                self._extra[r] = (d, c)
+                self.lang[r] = v
+        vecs, days = [], []
+        for r in rows:
+            if r in self._where:
+                store, i = self._where[r]
+                vecs.append(store.block(i, i + 1)[0])
+                days.append(int(self.pool.days[self.dated[i]] if store is self.by_date else 0))
+            else:
+                d, c = self._extra.get(r, (0, np.zeros(self.by_date.matrix.shape[1], np.float32)))
+                vecs.append(c)
+                days.append(d)
+        dim = self.by_date.matrix.shape[1]
+        return (np.stack(vecs) if vecs else np.zeros((0, dim), np.float32)), np.array(days, np.int64)
+
+    def neighbours(self, rows: np.ndarray) -> _Pairs:
+        """Every (a in ``rows``, b in the pool, b ≠ a) within each other's window whose score reaches the floor."""
+        todo = [r for r in np.unique(rows).tolist() if r not in self._near]
+        if todo:
+            self._search(np.array(todo, np.int64))
+        return _Pairs.concat([self._near[r] for r in np.unique(rows).tolist()])
+
+    def _search(self, rows: np.ndarray) -> None:
+        s = self.settings
+        qv, qd = self.vectors(rows.tolist())
+        floor = min(s.min_similarity, s.same_language_similarity)
+        found: list[_Pairs] = []
+        for dated in (True, False):
+            pick = np.flatnonzero((qd > 0) == dated)
+            pick = pick[np.argsort(qd[pick], kind="stable")]
+            for i in range(0, len(pick), _QUERIES):
+                part = pick[i : i + _QUERIES]
+                if dated:
+                    lo = int(np.searchsorted(self.dated_days, qd[part].min() - s.window_days, "left"))
+                    hi = int(np.searchsorted(self.dated_days, qd[part].max() + s.window_days, "right"))
+                    store, pool_days = self.by_date, self.dated_days
+                else:
+                    lo, hi, store, pool_days = 0, len(self.undated), self.apart, None
+                found += self._compare(rows[part], qv[part], qd[part], store, pool_days, lo, hi)
+        pairs = self._score(_Pairs.concat(found), floor)
+        order = np.argsort(pairs.a, kind="stable")
+        pairs = pairs.keep(order)
+        starts = np.searchsorted(pairs.a, rows)
+        ends = np.searchsorted(pairs.a, rows, side="right")
+        for r, a, b in zip(rows.tolist(), starts.tolist(), ends.tolist()):
+            self._near[r] = pairs.keep(slice(a, b))
+
+    def _compare(self, q: np.ndarray, qv: np.ndarray, qd: np.ndarray, store: _Vectors,
+                 pool_days: np.ndarray | None, lo: int, hi: int) -> list[_Pairs]:  # fmt: skip
+        s = self.settings
+        out = []
+        for j in range(lo, hi, _POOL):
+            k = min(hi, j + _POOL)
+            sim = qv @ store.block(j, k).T
+            prow = store.rows[j:k]
+            keep = sim >= min(s.min_similarity, s.same_language_similarity) - s.number_weight
+            keep &= q[:, None] != prow[None, :]
+            if pool_days is not None:
+                keep &= np.abs(qd[:, None] - pool_days[None, j:k]) <= s.window_days
+            ia, ib = np.nonzero(keep)
+            out.append(_Pairs(q[ia], prow[ib], sim[ia, ib].astype(np.float32)))
+        return out
+
+    def _score(self, pairs: _Pairs, floor: float) -> _Pairs:
+        """The pairs with their number evidence added, at or above ``floor``."""
+        w = self.settings.number_weight
+        if len(pairs.a) and w:
+            need = [r for r in np.union1d(pairs.a, pairs.b).tolist() if r not in self._numbers]
+            if need:
+                texts = self.archive.texts(need)
+                self._numbers.update((r, numbers(texts.get(r, ""))) for r in need)
+            bonus = [agreement(self._numbers[a], self._numbers[b]) for a, b in zip(pairs.a.tolist(), pairs.b.tolist())]
+            pairs = _Pairs(pairs.a, pairs.b, pairs.score + np.float32(w) * np.array(bonus, np.float32))
+        return pairs.keep(pairs.score >= floor)
+
+    def partners(self, rows: np.ndarray) -> np.ndarray:
+        """The pool articles that ``rows`` could link with."""
+        return np.unique(self.neighbours(rows).b) if len(rows) else np.zeros(0, np.int64)
+
+    def links(self, rows: np.ndarray) -> list[tuple[int, int]]:
+        """Every link of ``rows`` with live articles, near-duplicates included."""
+        s = self.settings
+        near = self.neighbours(rows)
+        others = np.setdiff1d(near.b, rows)
+        # a cross-language link is judged against the best match of both ends: b's neighbours are needed too
+        every = _Pairs.concat([near, self.neighbours(others)])
+        la = [self.lang[r] for r in every.a.tolist()]
+        lb = [self.lang[r] for r in every.b.tolist()]
+        best: dict[tuple[int, str], float] = {}
+        for a, lang_b, lang_a, v in zip(every.a.tolist(), lb, la, every.score.tolist()):
+            if lang_a != lang_b and v >= s.min_similarity and v > best.get((a, lang_b), -9.0):
+                best[(a, lang_b)] = v
+        out = []
+        for a, b, v, lang_a, lang_b in zip(near.a.tolist(), near.b.tolist(), near.score.tolist(), la, lb):
+            if lang_a == lang_b:
+                linked = v >= s.same_language_similarity
+            else:
+                linked = v >= s.min_similarity and v >= best[(a, lang_b)] - s.best_margin
+                linked = linked and v >= best.get((b, lang_a), 9.0) - s.best_margin
+            if linked:
+                out.append((a, b))
+        return out + self._copies(rows)
+
+    def _copies(self, rows: np.ndarray) -> list[tuple[int, int]]:
+        """Links between near-duplicates (a cluster's first row may be absent from the group map)."""
+        groups = self.archive.groups()
+        if not groups:
+            return []
+        live = set(self.pool.rows.tolist())
+        clusters: dict[int, set[int]] = {}
+        for r, g in groups.items():
+            clusters.setdefault(g, {g}).add(r)
+        out = []
+        for r in rows.tolist():
+            for other in clusters.get(groups.get(r, r), ()):
+                if other != r and other in live:
+                    out.append((r, other))
+        return out
+
+
+class _Components:
+    """Union-find whose root is the smallest node of its component."""
+
+    def __init__(self) -> None:
+        self.parent: dict[int, int] = {}
+
+    def find(self, a: int) -> int:
+        root = a
+        while self.parent.get(root, root) != root:
+            root = self.parent[root]
+        while a != root:
+            self.parent[a], a = root, self.parent.get(a, a)
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def cluster(
+    archive: Archive, settings: StorySettings = DEFAULT_STORIES, *, calibration: Calibration | None = None
+) -> StoryIndex:
+    """The stories of every live article, from scratch (with the language centroids of ``calibration``, if given)."""
+    if calibration is None:
+        return update(None, archive, added=(), removed=(), settings=settings)
+    return _relink(StoryIndex(calibration=calibration), archive, archive.catalog().rows, np.zeros(0, np.int64),
+                   calibration, set(), settings)  # fmt: skip
+
+
+def update(
+    previous: StoryIndex | None,
+    archive: Archive,
+    *,
+    added: Sequence[int] | np.ndarray,
+    removed: Sequence[int] | np.ndarray,
+    settings: StorySettings = DEFAULT_STORIES,
+) -> StoryIndex:
+    """The stories after an update that added and deleted these article rows.
+
+    ``archive`` is the new version: its catalog holds the added rows and not the removed
+    ones, whose facts it must still give. Only the stories the change can reach are
+    recomputed, and the result is what ``cluster`` gives with the returned calibration.
+    ``previous`` None clusters every live article.
+    """
+    live = archive.catalog()
+    if previous is None:
+        previous, added, removed = StoryIndex(), live.rows, ()
+    add = np.unique(np.asarray(added, np.int64))
+    gone = np.setdiff1d(np.asarray(removed, np.int64), add)
+    if not np.isin(add, live.rows).all() or np.isin(gone, live.rows).any():
+        raise ValueError("added rows must be live articles of the archive, removed rows must not")
+    calibration, retaken = previous.calibration.advance(archive.facts(add.tolist()), archive.facts(gone.tolist()),
+                                                        settings)  # fmt: skip
+    return _relink(previous, archive, add, gone, calibration, retaken, settings)
+
+
+def _relink(
+    previous: StoryIndex,
+    archive: Archive,
+    add: np.ndarray,
+    gone: np.ndarray,
+    calibration: Calibration,
+    retaken: set[str],
+    settings: StorySettings,
+) -> StoryIndex:
+    """Re-derive the stories the change reaches; the others stay as they are."""
+    live = archive.catalog()
+    before = live.take(~np.isin(live.rows, add))
+    if not set(before.langs.tolist()) <= set(previous.calibration.langs):
+        raise ValueError("the previous stories are not those of this archive — cluster it from scratch")
+    new = _Linker(archive, live, calibration, settings)
+    dissolved: set[int] = set()
+    if len(before.rows) or len(gone):
+        # the stories whose links may change: those of deleted and recalibrated articles, and of the
+        # neighbours of deleted, added and recalibrated ones (their best matches may change)
+        gone_f = archive.facts(gone.tolist())
+        recal = before.rows[np.isin(before.langs, sorted(retaken))]
+        old_pool = Facts(*(np.concatenate([getattr(before, k), getattr(gone_f, k)]) for k in ("rows", "days", "langs")))
+        old = _Linker(archive, old_pool.take(np.argsort(old_pool.rows, kind="stable")), previous.calibration, settings)
+        seeds = [gone, recal, old.partners(np.union1d(gone, recal)), new.partners(np.union1d(add, recal))]
+        dissolved = {previous.story_of(r) for r in np.unique(np.concatenate(seeds)).tolist()}
+    gone_set = set(gone.tolist())
+    redo = {r for sid in dissolved for r in previous.members(sid) if r not in gone_set} | set(add.tolist())
+
+    def node(r: int) -> int:
+        # an untouched story stays whole: its id stands for all its members
+        return r if r in redo else previous.story_of(r)
+
+    comp = _Components()
+    nodes = set(redo)
+    for a, b in new.links(np.array(sorted(redo), np.int64)):
+        nodes.update((node(a), node(b)))
+        comp.union(node(a), node(b))
+    parts: dict[int, list[int]] = {}
+    for n in nodes:
+        parts.setdefault(comp.find(n), []).extend([n] if n in redo else previous.members(n))
+
+    story = {r: s for r, s in previous.story.items() if s not in dissolved and r not in gone_set}
+    central = {s: c for s, c in previous.central.items() if s not in dissolved}
+    for members in parts.values():
+        members.sort()
+        for r in members:
+            central.pop(story.pop(r, r), None)
+        if len(members) > 1:
+            story.update((r, members[0]) for r in members)
+            central[members[0]] = _central(members, new.vectors(members)[0])
+    return StoryIndex(story, central, calibration)
+
+
+def _central(rows: list[int], vectors: np.ndarray) -> int:
+    """The member closest to the mean of the story's centred vectors (the smallest row on a tie)."""
+    return rows[int(np.argmax(vectors @ vectors.mean(axis=0)))]
