@@ -138,6 +138,9 @@ def _walk(sources: Iterable[Path], settings: ReadSettings) -> Iterator[_Found | 
             yield Skipped(display_path(directory), "permission denied")
             return
         except OSError as exc:
+            if directory == root and isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+                # gone since check_sources: a build that went on would delete every article it holds
+                raise SourceNotFoundError(root) from None
             yield Skipped(display_path(directory), f"cannot list folder ({exc.strerror or exc})")
             return
         for entry in entries:

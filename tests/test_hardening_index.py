@@ -174,3 +174,30 @@ def test_a_file_of_many_bad_records_gives_a_bounded_report(body, tmp_path):
     n = len(body.split(",")) - SKIPS_LISTED_PER_FILE
     assert skips[-1].reason.startswith(f"{n:,} more records skipped (")
     assert len(skips[-1].reason) < 400
+
+
+def test_a_root_that_vanishes_after_the_check_fails_the_build_instead_of_emptying_it(
+    tmp_path, fake_encoder, fake_model, monkeypatch
+):
+    from indexer import corpus
+    from indexer.errors import SourceNotFoundError
+
+    a, b, index = tmp_path / "a", tmp_path / "b", tmp_path / "index"
+    write(a / "x.txt", "Ice\nArctic sea ice melts early this year.")
+    write(b / "y.txt", "Volcano\nA volcano erupted and lava reached the sea.")
+    build([a, b], index, BuildSettings(), encoder=fake_encoder, model=fake_model)
+    checked, calls = corpus.check_sources, []
+
+    def then_gone(sources):
+        out = checked(sources)
+        calls.append(1)
+        if len(calls) == 2:  # the walk's own check passed: unmounted just after it
+            shutil.rmtree(b)
+        return out
+
+    monkeypatch.setattr(corpus, "check_sources", then_gone)
+    with pytest.raises(SourceNotFoundError):
+        build([a, b], index, BuildSettings(), encoder=fake_encoder, model=fake_model)
+    assert len(calls) == 2
+    monkeypatch.undo()
+    assert Searcher(index, encoder=fake_encoder).article("y.txt") is not None
