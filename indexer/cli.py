@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from . import __version__
+from . import __version__, terminal
 from .cli_output import ProgressBar, print_hits, print_merge, print_report, print_sync
 from .errors import IndexerError, QueryError
 from .settings import BACKENDS, MAX_K, MODES
@@ -21,6 +20,9 @@ class _Group(click.Group):
     """Turns library errors into one line on stderr and exit code 2, without a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        # article titles, sources, urls, paths and the messages quoting them are untrusted:
+        # nothing printed from here on reaches the terminal as an escape sequence
+        terminal.protect_std_streams()
         try:
             return super().invoke(ctx)
         except IndexerError as exc:
@@ -399,12 +401,12 @@ def search(
                 if queries_file is None:
                     raise
                 if as_json:
-                    click.echo(json.dumps({"query": q, "hits": [], "error": str(exc)}, ensure_ascii=False))
+                    click.echo(terminal.json_safe({"query": q, "hits": [], "error": str(exc)}))
                 else:
                     click.echo(f"{q!r}: {exc}\n")
                 continue
             if as_json:
-                click.echo(json.dumps(result.to_json(), ensure_ascii=False))
+                click.echo(terminal.json_safe(result.to_json()))
             else:
                 print_hits(result)
     finally:
@@ -478,7 +480,7 @@ def info(index_dir: Path | None, as_json: bool) -> None:
     if as_json:
         m, counts, facets = snap_info.manifest, snap_info.counts, snap_info.facets
         data = {"manifest": m.to_dict(), "counts": counts, "facets": asdict(facets)}
-        click.echo(json.dumps(data, ensure_ascii=False))
+        click.echo(terminal.json_safe(data))
         return
     print_info(idx.path, snap_info)
 
@@ -517,7 +519,7 @@ def evaluate_cmd(file: Path, index_dir: Path | None, mode: str, compare: bool, k
     modes = ["dense", "bm25", "hybrid"] if compare else [mode]
     rows = [(m, evaluate(searcher, queries, SearchOptions(k=k, mode=m, highlight=False))) for m in modes]
     if as_json:
-        click.echo(json.dumps({m: r.to_json() for m, r in rows}))
+        click.echo(terminal.json_safe({m: r.to_json() for m, r in rows}))
         return
     click.echo(f"{len(queries)} queries, index {searcher.idx.path}")
     click.echo(f"{'mode':8} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR@10':>7} {'nDCG@10':>8} {'p50 ms':>7} {'p95 ms':>7}")

@@ -47,3 +47,45 @@ def test_safe_stream_cleans_every_write():
     s = SafeStream(inner)
     print("Title: \x1b]0;PWNED\x07 ok", file=s)
     assert inner.getvalue() == "Title: \\x1b]0;PWNED\\x07 ok\n"
+
+
+# ------------------------------------------------------- every output path
+WORDS = ["of Bergen, full of fishing boats and ferries,", "in Lisbon, where cranes load container ships,",
+         "at Gdansk, the shipyard city on the Baltic,", "of Genoa, with its old lighthouse and cruise quays,",
+         "in Rotterdam, Europe's largest port by tonnage,", "at Valletta, guarded by baroque fortifications,",
+         "of Tromsø, a gateway to Arctic expeditions,"]
+def _hostile_index(tmp_path):
+    from .conftest import write
+    from .reliability_helpers import build_args, cli
+
+    src, index = tmp_path / "src", tmp_path / "index"
+    recs = [{"id": f"r{i}", "title": f"Harbour {a} news", "source": f"Wire{a}", "url": f"https://x.org/{a}",
+             "author": f"A{a}", "text": f"The harbour {WORDS[i]} reopened after storm number {i} {a}."}
+            for i, a in enumerate(ATTACKS)]  # fmt: skip
+    write(src / "wire.jsonl", "\n".join(json.dumps(r) for r in recs) + "\n")
+    write(src / "bad.jsonl", json.dumps({"title": "\x1b]0;PWNED\x07", "text": 5}) + "\n")  # a skip quoting it
+    write(src / "nul\x1b[2J.txt", b"\x00\x01binary")  # a skip naming a hostile file name
+    res = cli(*build_args(src, index))
+    assert res.returncode == 0, res.stderr
+    return src, index, recs, res
+
+
+def test_no_output_path_lets_an_escape_through(tmp_path):
+    from .reliability_helpers import cli
+
+    src, index, recs, built = _hostile_index(tmp_path)
+    runs = [built, cli("search", "harbour storm", "--index", index, "-k", "10"),
+            cli("search", "harbour storm", "--index", index, "-k", "10", "--json"),
+            cli("info", "--index", index), cli("info", "--index", index, "--json"),
+            cli("search", "harbour", "--index", index, "--source", "nope\x1b]0;x\x07"),
+            cli("build", tmp_path / "missing\x1b[2J", "--index", index)]  # fmt: skip
+    for res in runs:
+        for stream in (res.stdout, res.stderr):
+            assert not ACTIVE.search(stream.replace("\r", "")), (res.args, stream[:300])
+    hits = json.loads(runs[2].stdout)["hits"]
+    by_id = {r["id"]: r for r in recs}
+    assert len(hits) == len(recs)
+    for h in hits:  # --json keeps the exact text
+        rec = by_id[h["article_id"]]
+        assert (h["title"], h["source"], h["url"]) == (rec["title"], rec["source"], rec["url"])
+    assert "\\x1b]0;PWNED\\x07" in runs[1].stdout or "Harbour \\x1b" in runs[1].stdout
