@@ -73,7 +73,7 @@ def _hostile_index(tmp_path):
 def test_no_output_path_lets_an_escape_through(tmp_path):
     from .reliability_helpers import cli
 
-    src, index, recs, built = _hostile_index(tmp_path)
+    _, index, recs, built = _hostile_index(tmp_path)
     runs = [built, cli("search", "harbour storm", "--index", index, "-k", "10"),
             cli("search", "harbour storm", "--index", index, "-k", "10", "--json"),
             cli("info", "--index", index), cli("info", "--index", index, "--json"),
