@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -330,8 +331,8 @@ def merge(index_dir: Path | None, everything: bool) -> None:
 @click.option(
     "--queries",
     "queries_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Answer each line of this file, in order, loading the model once.",
+    type=click.Path(path_type=Path, allow_dash=True),
+    help="Answer each line of this file (or pipe, or - for standard input), in order, loading the model once.",
 )
 @click.option(
     "--mode",
@@ -383,12 +384,7 @@ def search(
 
     if (query is None) == (queries_file is None):
         raise click.UsageError("give a QUERY or --queries FILE (one of them)")
-    if queries_file is not None:
-        if not queries_file.is_file():
-            raise IndexerError(f"queries file not found: {queries_file}")
-        queries = queries_file.read_text(encoding="utf-8", errors="replace").splitlines()
-    else:
-        queries = [query or ""]
+    queries: Iterable[str] = [query or ""] if queries_file is None else _query_lines(queries_file)
     filters = Filters(langs=langs, sources=sources, date_from=date_from, date_to=date_to).normalized()
     options = SearchOptions(k=k, per_article=per_article, mode=mode, filters=filters)
     _check_store(store)
@@ -411,6 +407,32 @@ def search(
                 print_hits(result)
     finally:
         searcher.close()
+
+
+def _query_lines(path: Path) -> Iterator[str]:
+    """The lines of a queries file, pipe, FIFO or ``-`` (stdin), opened now and read as they are answered."""
+    try:
+        stream = sys.stdin.buffer if str(path) == "-" else open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        raise IndexerError(
+            f"queries file not found: {path} — give a file of one question per line, or - for stdin"
+        ) from None
+    except IsADirectoryError:
+        raise IndexerError(f"--queries {path} is a folder — give a file of one question per line") from None
+    except OSError as exc:
+        raise IndexerError(f"cannot read the queries file {path} ({exc.strerror or exc})") from None
+
+    def lines() -> Iterator[str]:
+        try:
+            for raw in stream:
+                yield raw.decode("utf-8-sig", errors="replace").rstrip("\r\n")
+        except OSError as exc:  # e.g. EISDIR from reading a folder opened on some systems
+            raise IndexerError(f"cannot read the queries file {path} ({exc.strerror or exc})") from None
+        finally:
+            if stream is not sys.stdin.buffer:
+                stream.close()
+
+    return lines()
 
 
 # ----------------------------------------------------------------- export

@@ -1,0 +1,73 @@
+"""Every file-reading CLI input works as a file, a pipe, stdin, a FIFO; a folder or a missing path is one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from .conftest import write
+from .reliability_helpers import ROOT, build_args, cli, cli_env
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cliq")
+    write(root / "src" / "ice.txt", "Ice\nArctic sea ice is melting fast this summer.")
+    write(root / "src" / "fox.txt", "Fox\nThe quick brown fox jumps over the lazy dog.")
+    res = cli(*build_args(root / "src", root / "index"))
+    assert res.returncode == 0, res.stderr
+    return root / "index"
+
+
+def _search(index: Path, source: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "indexer", "search", "--index", str(index), "--queries", source,
+                           "--json", "-k", "1"], cwd=ROOT, env=cli_env(), input=stdin, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+
+
+def _answered(res: subprocess.CompletedProcess) -> list[str]:
+    assert res.returncode == 0, res.stderr
+    return [json.loads(line)["query"] for line in res.stdout.splitlines()]
+
+
+def test_queries_from_a_file_stdin_and_dev_null(index, tmp_path):
+    f = write(tmp_path / "q.txt", "\ufeffsea ice\r\nbrown fox\n")
+    assert _answered(_search(index, str(f))) == ["sea ice", "brown fox"]  # BOM and CRLF are not part of a query
+    assert _answered(_search(index, "-", stdin="sea ice\nbrown fox\n")) == ["sea ice", "brown fox"]
+    assert _answered(_search(index, "/dev/null")) == []
+
+
+def test_queries_from_a_fifo(index, tmp_path):
+    fifo = tmp_path / "q.fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "w") as f:
+            f.write("sea ice\n")
+
+    t = threading.Thread(target=feed)
+    t.start()
+    assert _answered(_search(index, str(fifo))) == ["sea ice"]
+    t.join(10)
+
+
+def test_queries_from_a_process_substitution(index):
+    cmd = f'{sys.executable} -m indexer search --index "{index}" --queries <(echo "sea ice") --json -k 1'
+    res = subprocess.run(["bash", "-c", cmd], cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert _answered(res) == ["sea ice"]
+
+
+@pytest.mark.parametrize("what", ["missing", "folder"])
+def test_a_bad_queries_path_is_one_line(index, tmp_path, what):
+    path = tmp_path / "nope.txt" if what == "missing" else tmp_path
+    res = _search(index, str(path))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert ("not found" if what == "missing" else "is a folder") in lines[0]
