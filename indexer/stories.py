@@ -5,7 +5,7 @@ Two articles are *linked* when the evidence says they report the same thing:
 * **Article vectors, centred per language** (``article_vectors.py``). e5's vectors carry a
   strong language component: a German paragraph and its Chinese translation have cosine
   0.80–0.85, less than two unrelated German paragraphs (0.85–0.90). Subtracting each
-  language's mean vector (``Calibration``) removes it: translations then score 0.45–0.85
+  language's mean vector (``Calibration``) removes it: translations then score 0.40–0.85
   and unrelated pairs 0.0 ± 0.08, whatever the two languages.
 * **The best match in the other language.** A translation, or another outlet's report of
   the event, is about the closest article of its language; a merely topical neighbour
@@ -74,8 +74,8 @@ class StorySettings:
     """What links two articles into one story (tuned on XQuAD + PIAF: README, "Stories")."""
 
     window_days: int = 7
-    min_similarity: float = 0.45
-    best_margin: float = 0.05
+    min_similarity: float = 0.40
+    best_margin: float = 0.02
     same_language_similarity: float = 0.80
     number_weight: float = 0.05
     centroid_prior: float = 5.0  # articles' worth of the global mean in a language's centroid
@@ -109,7 +109,8 @@ def day_number(value: str | None) -> int:
 
 def numbers(text: str) -> frozenset[str]:
     """The numbers of two or more digits a text mentions, thousands separators dropped."""
-    found = (re.sub(r"\D", "", m.group()).lstrip("0") for m in _NUMBER.finditer(text))
+    # int() reads any script's digits, and drops leading zeros
+    found = (str(int(re.sub(r"\D", "", m.group()))) for m in _NUMBER.finditer(text))
     return frozenset(n for n in found if len(n) >= 2)
 
 
@@ -190,7 +191,9 @@ class MemoryArchive:
 
     def facts(self, rows: Sequence[int]) -> Facts:
         """Articles among ``rows``, live or not."""
-        return self.all.take(np.isin(self.all.rows, np.asarray(rows, np.int64)))
+        want = np.unique(np.asarray(rows, np.int64))
+        pos = np.minimum(np.searchsorted(self.all.rows, want), max(len(self.all.rows) - 1, 0))
+        return self.all.take(pos[self.all.rows[pos] == want] if len(self.all.rows) else pos[:0])
 
     def texts(self, rows: Sequence[int]) -> dict[int, str]:
         """Texts of articles."""
@@ -202,7 +205,11 @@ class MemoryArchive:
 
 
 class IndexArchive:
-    """A version's articles, read from its segments' databases (a build may add its new segment's)."""
+    """A version's articles, read from its segments' databases (a build adds its new segment's).
+
+    Lookups by row ask each database for the rows it holds (primary-key reads); only the
+    catalog scans every article's date and language, once, on first use.
+    """
 
     def __init__(
         self,
@@ -212,19 +219,10 @@ class IndexArchive:
         deleted_rows: Iterable[int] = (),
         groups: Mapping[int, int] | None = None,
     ) -> None:
-        self.databases = list(databases)
-        self.dim = dim
+        self.databases, self.dim = list(databases), dim
+        self.deleted = np.unique(np.fromiter(deleted_rows, np.int64))
         self._groups = dict(groups or {})
-        parts = [con.execute("SELECT rowid, date, coalesce(lang, '') FROM articles ORDER BY rowid").fetchall()
-                 for con in self.databases]  # fmt: skip
-        self._rows = np.array([r[0] for p in parts for r in p], np.int64)
-        self._days = np.array([day_number(r[1]) for p in parts for r in p], np.int64)
-        self._langs = np.array([r[2] for p in parts for r in p], dtype=str)
-        self._db = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
-        order = np.argsort(self._rows, kind="stable")
-        self._rows, self._days = self._rows[order], self._days[order]
-        self._langs, self._db = self._langs[order], self._db[order]
-        self._live = ~np.isin(self._rows, np.fromiter(deleted_rows, np.int64))
+        self._catalog: Facts | None = None
 
     @classmethod
     def of_snapshot(cls, snap: Snapshot) -> IndexArchive:
@@ -232,33 +230,33 @@ class IndexArchive:
         return cls([s.store.con for s in snap.segments], dim=snap.manifest.model.dimension,
                    deleted_rows=snap.state.deleted_rows.tolist(), groups=snap.state.groups)  # fmt: skip
 
+    @staticmethod
+    def _facts(found: Iterable[tuple[int, str | None, str]]) -> Facts:
+        got = sorted(found)
+        return Facts(np.array([r[0] for r in got], np.int64), np.array([day_number(r[1]) for r in got], np.int64),
+                     np.array([r[2] for r in got], dtype=str).reshape(-1))  # fmt: skip
+
     def catalog(self) -> Facts:
         """The live articles."""
-        return Facts(self._rows[self._live], self._days[self._live], self._langs[self._live])
+        if self._catalog is None:
+            sql = "SELECT rowid, date, coalesce(lang, '') FROM articles"
+            every = self._facts(r for con in self.databases for r in con.execute(sql))
+            self._catalog = every.take(~np.isin(every.rows, self.deleted))
+        return self._catalog
 
-    def _where(self, rows: Sequence[int]) -> np.ndarray:
-        pos = np.searchsorted(self._rows, np.unique(np.asarray(rows, np.int64)))
-        pos = pos[pos < len(self._rows)]
-        return pos[np.isin(self._rows[pos], np.asarray(rows, np.int64))]
+    def _select(self, rows: Sequence[int], columns: str) -> list[tuple[Any, ...]]:
+        want = sorted({int(r) for r in rows})
+        sql = f"SELECT rowid, {columns} FROM articles WHERE rowid IN ({{marks}})"
+        return [r for con in self.databases for r in select_in(con, sql, want)] if want else []
 
     def facts(self, rows: Sequence[int]) -> Facts:
         """Articles held among ``rows``, live or deleted, with their vectors."""
-        pos = self._where(rows)
-        vecs = np.zeros((len(pos), self.dim), np.float32)
-        for i in np.unique(self._db[pos]).tolist():
-            mine = pos[self._db[pos] == i]
-            got = read_database(self.databases[i], self.dim, self._rows[mine].tolist())
-            at = np.searchsorted(self._rows[pos], got.rows)
-            vecs[at] = got.vectors
-        return Facts(self._rows[pos], self._days[pos], self._langs[pos], vecs)
-
-    def _select(self, rows: Sequence[int], columns: str) -> list[tuple[Any, ...]]:
-        pos = self._where(rows)
-        out: list[tuple[Any, ...]] = []
-        for i in np.unique(self._db[pos]).tolist():
-            sql = f"SELECT rowid, {columns} FROM articles WHERE rowid IN ({{marks}})"
-            out += select_in(self.databases[i], sql, self._rows[pos[self._db[pos] == i]].tolist())
-        return out
+        f = self._facts(self._select(rows, "date, coalesce(lang, '')"))
+        vecs = np.zeros((len(f.rows), self.dim), np.float32)
+        for con in self.databases:
+            got = read_database(con, self.dim, f.rows.tolist())
+            vecs[np.searchsorted(f.rows, got.rows)] = got.vectors
+        return Facts(f.rows, f.days, f.langs, vecs)
 
     def texts(self, rows: Sequence[int]) -> dict[int, str]:
         """Title and text of articles."""
@@ -290,7 +288,9 @@ class Calibration:
         if not len(vectors):
             return np.zeros_like(vectors, np.float32)
         where = {v: i for i, v in enumerate(self.langs)}
-        out = vectors.astype(np.float32) - self.centroids[[where[v] for v in langs.tolist()]]
+        distinct, at = np.unique(langs, return_inverse=True)
+        which = np.array([where[v] for v in distinct.tolist()], np.int64)
+        out = vectors.astype(np.float32) - self.centroids[which[at.reshape(-1)]]
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return np.divide(out, norms, out=np.zeros_like(out), where=norms > 1e-6)
 
@@ -473,17 +473,39 @@ class _Vectors:
         self.matrix = np.zeros((len(rows), dim), np.float32)
         self.have = np.zeros(len(rows), bool)
 
-    def block(self, lo: int, hi: int) -> np.ndarray:
-        """The vectors of positions [lo, hi), a view."""
-        todo = np.flatnonzero(~self.have[lo:hi]) + lo
+    def fetch(self, positions: np.ndarray) -> None:
+        """Make sure the vectors at ``positions`` are read (in one request for all that are missing)."""
+        todo = positions[~self.have[positions]]
         if len(todo):
             f = self.archive.facts(self.rows[todo].tolist())
             assert f.vectors is not None
-            pos = dict(zip(self.rows[todo].tolist(), todo.tolist()))
-            at = np.array([pos[r] for r in f.rows.tolist()], np.int64)
+            order = np.argsort(self.rows[todo], kind="stable")
+            at = todo[order][np.searchsorted(self.rows[todo][order], f.rows)]
             self.matrix[at] = self.calibration.centre(f.langs, f.vectors)
             self.have[todo] = True  # an article without vectors stays zero: it links with nothing
+
+    def block(self, lo: int, hi: int) -> np.ndarray:
+        """The vectors of positions [lo, hi), a view."""
+        self.fetch(np.arange(lo, hi))
         return self.matrix[lo:hi]
+
+
+def _chunks(pick: np.ndarray, days: np.ndarray, pool_days: np.ndarray | None, window: int) -> list[np.ndarray]:
+    """``pick`` (in day order) cut into runs of at most ``_QUERIES`` articles whose windows hold ``_POOL``.
+
+    An update's articles scattered over years are so compared with the months around them
+    in a few products, not with the whole archive, nor in one product per article.
+    """
+    if pool_days is None:
+        return [pick[i : i + _QUERIES] for i in range(0, len(pick), _QUERIES)]
+    out, start = [], 0
+    lo = np.searchsorted(pool_days, days - window, "left")
+    hi = np.searchsorted(pool_days, days + window, "right")
+    for i in range(1, len(pick) + 1):
+        if i == len(pick) or i - start == _QUERIES or hi[i] - lo[start] > _POOL:
+            out.append(pick[start:i])
+            start = i
+    return out
 
 
 class _Linker:
@@ -514,20 +536,22 @@ class _Linker:
             assert f.vectors is not None
             for r, d, v, c in zip(f.rows.tolist(), f.days.tolist(), f.langs.tolist(),
                                   self.calibration.centre(f.langs, f.vectors)):  # fmt: skip
-                self._extra[r] = (d, c)
-                self.lang[r] = v
+                self._extra[r], self.lang[r] = (d, c), v
+        for store in (self.by_date, self.apart):
+            store.fetch(np.array([i for r in rows if (w := self._where.get(r)) and w[0] is store
+                                  for i in (w[1],)], np.int64))  # fmt: skip
+        none = (0, np.zeros(self.by_date.matrix.shape[1], np.float32))
         vecs, days = [], []
         for r in rows:
             if r in self._where:
                 store, i = self._where[r]
-                vecs.append(store.block(i, i + 1)[0])
-                days.append(int(self.pool.days[self.dated[i]] if store is self.by_date else 0))
+                vecs.append(store.matrix[i])
+                days.append(int(self.dated_days[i]) if store is self.by_date else 0)
             else:
-                d, c = self._extra.get(r, (0, np.zeros(self.by_date.matrix.shape[1], np.float32)))
+                d, c = self._extra.get(r, none)
                 vecs.append(c)
                 days.append(d)
-        dim = self.by_date.matrix.shape[1]
-        return (np.stack(vecs) if vecs else np.zeros((0, dim), np.float32)), np.array(days, np.int64)
+        return np.stack(vecs) if vecs else np.zeros((0, len(none[1])), np.float32), np.array(days, np.int64)
 
     def neighbours(self, rows: np.ndarray) -> _Pairs:
         """Every (a in ``rows``, b in the pool, b ≠ a) within each other's window whose score reaches the floor."""
@@ -544,8 +568,7 @@ class _Linker:
         for dated in (True, False):
             pick = np.flatnonzero((qd > 0) == dated)
             pick = pick[np.argsort(qd[pick], kind="stable")]
-            for i in range(0, len(pick), _QUERIES):
-                part = pick[i : i + _QUERIES]
+            for part in _chunks(pick, qd[pick], self.dated_days if dated else None, s.window_days):
                 if dated:
                     lo = int(np.searchsorted(self.dated_days, qd[part].min() - s.window_days, "left"))
                     hi = int(np.searchsorted(self.dated_days, qd[part].max() + s.window_days, "right"))
@@ -660,8 +683,9 @@ def cluster(
     """The stories of every live article, from scratch (with the language centroids of ``calibration``, if given)."""
     if calibration is None:
         return update(None, archive, added=(), removed=(), settings=settings)
-    return _relink(StoryIndex(calibration=calibration), archive, archive.catalog().rows, np.zeros(0, np.int64),
-                   calibration, set(), settings)  # fmt: skip
+    none = archive.facts([])
+    return _relink(StoryIndex(calibration=calibration), archive, archive.catalog().rows, none, calibration, set(),
+                   settings)  # fmt: skip
 
 
 def update(
@@ -686,16 +710,16 @@ def update(
     gone = np.setdiff1d(np.asarray(removed, np.int64), add)
     if not np.isin(add, live.rows).all() or np.isin(gone, live.rows).any():
         raise ValueError("added rows must be live articles of the archive, removed rows must not")
-    calibration, retaken = previous.calibration.advance(archive.facts(add.tolist()), archive.facts(gone.tolist()),
-                                                        settings)  # fmt: skip
-    return _relink(previous, archive, add, gone, calibration, retaken, settings)
+    gone_f = archive.facts(gone.tolist())
+    calibration, retaken = previous.calibration.advance(archive.facts(add.tolist()), gone_f, settings)
+    return _relink(previous, archive, add, gone_f, calibration, retaken, settings)
 
 
 def _relink(
     previous: StoryIndex,
     archive: Archive,
     add: np.ndarray,
-    gone: np.ndarray,
+    gone_f: Facts,
     calibration: Calibration,
     retaken: set[str],
     settings: StorySettings,
@@ -703,19 +727,20 @@ def _relink(
     """Re-derive the stories the change reaches; the others stay as they are."""
     live = archive.catalog()
     before = live.take(~np.isin(live.rows, add))
-    if not set(before.langs.tolist()) <= set(previous.calibration.langs):
+    gone = gone_f.rows
+    if not set(before.langs.tolist()) | set(gone_f.langs.tolist()) <= set(previous.calibration.langs):
         raise ValueError("the previous stories are not those of this archive — cluster it from scratch")
     new = _Linker(archive, live, calibration, settings)
     dissolved: set[int] = set()
     if len(before.rows) or len(gone):
         # the stories whose links may change: those of deleted and recalibrated articles, and of the
         # neighbours of deleted, added and recalibrated ones (their best matches may change)
-        gone_f = archive.facts(gone.tolist())
         recal = before.rows[np.isin(before.langs, sorted(retaken))]
         old_pool = Facts(*(np.concatenate([getattr(before, k), getattr(gone_f, k)]) for k in ("rows", "days", "langs")))
         old = _Linker(archive, old_pool.take(np.argsort(old_pool.rows, kind="stable")), previous.calibration, settings)
         seeds = [gone, recal, old.partners(np.union1d(gone, recal)), new.partners(np.union1d(add, recal))]
-        dissolved = {previous.story_of(r) for r in np.unique(np.concatenate(seeds)).tolist()}
+        alive_before = set(old_pool.rows.tolist())
+        dissolved = {previous.story_of(r) for r in np.unique(np.concatenate(seeds)).tolist() if r in alive_before}
     gone_set = set(gone.tolist())
     redo = {r for sid in dissolved for r in previous.members(sid) if r not in gone_set} | set(add.tolist())
 

@@ -115,6 +115,7 @@ def test_numbers_survive_formatting_and_single_digits_are_ignored():
     assert numbers("北极理事会 2024 年会议，1,200 名代表") == {"2024", "1200"}
     assert numbers("no digits here, 7 or 0") == frozenset()
     assert numbers("007 and 0042") == {"42"}
+    assert numbers("２０２４年に１２０人") == {"2024", "120"}, "full-width digits read as the same numbers"
 
 
 def test_agreement_of_numbers():
