@@ -441,7 +441,8 @@ def report_lines(report: GateReport, shown: int = SHOWN) -> list[str]:
     lines = [summary(report)]
     if report.unknown:
         lines.append(
-            f"  {report.unknown} labelled queries name no article of either version — check their ids "
+            f"  {_count(report.unknown, 'labelled query names', 'labelled queries name')} no article of either "
+            "version — check their ids "
             '(the article ids "indexer search --json" prints)'
         )
     if report.passed:
@@ -453,7 +454,9 @@ def report_lines(report: GateReport, shown: int = SHOWN) -> list[str]:
                  f"--index {path}")  # fmt: skip
     worse = report.worse
     if worse:
-        lines.append(f"  {len(worse)} queries got worse (rank of the first relevant article, live → new):")
+        lines.append(
+            f"  {_count(len(worse), 'query', 'queries')} got worse (rank of the first relevant article, live → new):"
+        )
         for c in worse[:shown]:
             found = f"  (relevant in top 10: {c.live_found} → {c.candidate_found})" if c.live_found > 1 else ""
             lines.append(f"    {_rank(c.live_rank):>14} → {_rank(c.candidate_rank):<14} {_quote(c.query)}{found}")
@@ -474,6 +477,10 @@ def _refusal(report: GateReport) -> str:
         f"{report.queries} queries worse — version {report.live_version} stays live, the new one is kept at "
         f"{report.candidate_path}; build without --gate to publish it anyway"
     )
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _rank(rank: int | None) -> str:

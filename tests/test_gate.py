@@ -413,7 +413,7 @@ def test_labelled_queries_naming_no_article_of_either_version_are_counted(corpus
     write(src / "extra.txt", "Weather\nRain is expected tomorrow.")
     rep = run(src, index, fake_encoder, gate=gated(labelled))
     assert rep.gate is not None and rep.gate.passed and rep.gate.unknown == 1
-    assert any("1 labelled queries name no article of either version" in ln for ln in report_lines(rep.gate))
+    assert any("1 labelled query names no article of either version" in ln for ln in report_lines(rep.gate))
 
 
 # ------------------------------------------------------------- candidates
