@@ -45,8 +45,8 @@ def test_good_factories_still_pass(factory):
 def test_cli_refuses_with_one_line_and_leaves_nothing(tmp_path, factory):
     src, index = tmp_path / "src", tmp_path / "index"
     write(src / "a.txt", "Arctic\nThe Arctic council met in Tromsø to discuss shipping routes.")
-    res = subprocess.run([sys.executable, "-m", "indexer", "build", str(src), "--index", str(index), "--faiss",
-                          factory, "-q"], cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=300)  # fmt: skip
+    args = [sys.executable, "-m", "indexer", "build", str(src), "--index", str(index), "--faiss", factory, "-q"]
+    res = subprocess.run(args, cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert res.returncode == 2, res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: invalid FAISS factory"), res.stderr
