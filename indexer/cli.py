@@ -135,6 +135,24 @@ def _check_store(uri: str | None) -> None:
     is_flag=True,
     help="Re-read every file, even those whose size and modification time are unchanged since the last build.",
 )
+@click.option(
+    "--gate",
+    "gate_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help='Publish only if the new version answers these labelled queries (JSON lines, as for "indexer eval") '
+    "about as well as the live one; otherwise keep the live version, keep the new one under "
+    "<index>/.work/rejected/ and list the queries that got worse (exit code 2).",
+)
+@click.option(
+    "--min-recall",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.95,
+    show_default=True,
+    metavar="R",
+    help="With --gate: the new version must keep at least R × the live version's R@10 and R × its MRR@10.",
+)
 @_store_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def build(
@@ -150,6 +168,8 @@ def build(
     max_file_mb: float,
     faiss: str | None,
     check: bool,
+    gate_file: Path | None,
+    min_recall: float,
     quiet: bool,
     store: str | None,
 ) -> None:
@@ -165,13 +185,17 @@ def build(
       indexer build --full --model sentence-transformers/all-MiniLM-L6-v2
       indexer build --store milvus://localhost:19530/passages   # then sync Milvus
       indexer build --faiss "HNSW32,SQ8"     # force an index type (--faiss auto: by size again)
+      indexer build --full --max-tokens 120 --gate labelled.jsonl   # publish only if it ranks as well
     """
     from .build import BuildSettings
     from .build import build as run_build
     from .chunking import ChunkSettings
     from .corpus import ReadSettings
+    from .gate import GateRefusedError, GateSettings, report_lines, summary
     from .paths import default_sources
 
+    if gate_file is None and min_recall != 0.95:
+        raise click.UsageError("--min-recall needs --gate FILE")
     chunk = None  # the index's own settings, so a plain "indexer build" never re-chunks everything
     if max_tokens is not None or overlap is not None:
         defaults = ChunkSettings()
@@ -191,6 +215,7 @@ def build(
         read=ReadSettings(follow_symlinks=follow_symlinks, max_file_mb=max_file_mb),
         faiss=faiss,
         check=check,
+        gate=GateSettings(queries=gate_file, min_recall=min_recall) if gate_file is not None else None,
     )
     sources = list(paths) or default_sources()
     target = _index_dir(index_dir)
@@ -198,10 +223,21 @@ def build(
     try:
         _check_store(store)
         report = run_build(sources, target, settings, progress=bar, store=store)
+    except GateRefusedError as refused:
+        if bar:
+            bar.close()
+            bar = None
+        lines = report_lines(refused.report)
+        click.echo(f"error: {lines[0]}", err=True)
+        for line in lines[1:]:
+            click.echo(line, err=True)
+        click.get_current_context().exit(2)
     finally:
         if bar:
             bar.close()
     print_report(report, target)
+    if report.gate is not None:
+        click.echo(f"  {summary(report.gate)}")
 
 
 # ------------------------------------------------------------------ watch

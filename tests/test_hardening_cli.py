@@ -71,3 +71,48 @@ def test_a_bad_queries_path_is_one_line(index, tmp_path, what):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert ("not found" if what == "missing" else "is a folder") in lines[0]
+
+
+# ------------------------------------------------------------------ --gate
+def _gate_setup(tmp_path):
+    src, index = tmp_path / "src", tmp_path / "index"
+    write(src / "ice.txt", "Ice\nArctic sea ice is melting fast this summer.")
+    write(src / "fox.txt", "Fox\nThe quick brown fox jumps over the lazy dog.")
+    write(src / "lava.txt", "Volcano\nThe volcano eruption sent lava down the slopes.")
+    assert cli(*build_args(src, index)).returncode == 0
+    gate = write(tmp_path / "gate.jsonl", "\n".join(json.dumps(q) for q in [
+        {"query": "melting sea ice in the Arctic", "relevant": ["ice.txt"]},
+        {"query": "a volcano sends lava down", "relevant": ["lava.txt"]},
+    ]) + "\n")  # fmt: skip
+    return src, index, gate
+
+
+def test_cli_gate_publishes_what_holds_and_refuses_what_does_not(tmp_path):
+    src, index, gate = _gate_setup(tmp_path)
+    manifest = (index / "manifest.json").read_bytes()
+    write(src / "harbour.txt", "Harbour\nThe harbour reopened after the storm.")
+    ok = cli(*build_args(src, index, "--gate", gate))
+    assert ok.returncode == 0, ok.stderr
+    assert "gate passed" in ok.stdout or "gate" in ok.stdout
+    assert (index / "manifest.json").read_bytes() != manifest
+
+    manifest = (index / "manifest.json").read_bytes()
+    (src / "lava.txt").unlink()  # the new version can no longer answer one of the labelled questions
+    refused = cli(*build_args(src, index, "--gate", gate))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    first, *rest = refused.stderr.strip().splitlines()
+    assert first.startswith("error: ") and any("a volcano sends lava down" in line for line in rest), refused.stderr
+    assert (index / "manifest.json").read_bytes() == manifest  # the live version stays
+    assert list((index / ".work" / "rejected").iterdir())
+    assert cli(*build_args(src, index)).returncode == 0  # without the gate the change is published
+
+
+@pytest.mark.parametrize("case", ["min-recall alone", "missing file", "folder", "bad line"])
+def test_cli_gate_bad_input_is_one_line(tmp_path, case):
+    src, index, _ = _gate_setup(tmp_path)
+    extra = {"min-recall alone": ["--min-recall", "0.9"], "missing file": ["--gate", str(tmp_path / "no.jsonl")],
+             "folder": ["--gate", str(tmp_path)],
+             "bad line": ["--gate", str(write(tmp_path / "bad.jsonl", "{not json\n"))]}[case]  # fmt: skip
+    res = cli(*build_args(src, index, *extra))
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert "error" in res.stderr.lower()
