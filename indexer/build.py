@@ -116,6 +116,7 @@ class BuildReport:
     updated: int = 0
     removed: int = 0
     unchanged: int = 0
+    kept: int = 0  # articles of files that did not read cleanly, kept as the last build indexed them
     skipped: list[Skipped] = field(default_factory=list)
     articles: int = 0
     passages: int = 0
@@ -163,6 +164,7 @@ class _Run:
         self.files = [0, 0]  # done, total
         self.cache_path = ctx.idx.layout.filecache
         self.filecache = FileCache()
+        self.previous_files = self.filecache  # what the last build recorded per file (empty without one)
         self.cache_key = ""
         self.seen: set[str] = set()  # ids of every article read (or taken as unchanged)
         self.loaded_key = ""
@@ -244,9 +246,12 @@ class _Run:
         self.cache_key = json.dumps(
             [[str(p.resolve()) for p in sources], read.follow_symlinks, read.max_file_mb, read.detect_language]
         )
-        if ctx.incremental and not ctx.settings.check and ctx.prev is not None:
-            self.loaded_key = f"{ctx.prev.version}|{self.cache_key}"
-            self.filecache = FileCache.load(self.cache_path, version=self.loaded_key)
+        if ctx.incremental and ctx.prev is not None:
+            key = f"{ctx.prev.version}|{self.cache_key}"
+            # which articles each file held: a file that fails to read keeps them (even with --check)
+            self.previous_files = FileCache.load(self.cache_path, version=key)
+            if not ctx.settings.check:
+                self.loaded_key, self.filecache = key, self.previous_files
 
     def _save_cache(self) -> None:
         """Record the files as read, for the live version (a failure costs the next build a full read)."""
@@ -338,7 +343,7 @@ class _Run:
                 pending = []
 
         for art in corpus.read_sources(sources, self.ctx.settings.read, on_file=self._file_done, skip=cache.unchanged,
-                                       on_read=cache.record):  # fmt: skip
+                                       on_read=cache.record, on_problem=self._keep_articles_of):  # fmt: skip
             if time.perf_counter() - shown > 0.25:
                 shown = time.perf_counter()
                 yield None
@@ -358,6 +363,25 @@ class _Run:
         yield from settle()
         if pending:
             yield self._prepare(pending)
+
+    def _keep_articles_of(self, file: Path, shown: str) -> None:
+        """A file that did not read cleanly keeps the articles the last build took from it.
+
+        Unparseable, cut short, unreadable or still being written may all be temporary: only a
+        file that is gone, or that reads cleanly to fewer records, removes articles.
+        """
+        before = self.previous_files.previous(file)
+        if before is None or not before.articles:
+            return
+        kept = [a for a in before.articles if a not in self.seen]
+        self.seen.update(before.articles)
+        # its old entry stays, so the next build reads the file again (its size or mtime differ by then)
+        self.filecache.keep(file, before)
+        if kept:
+            self.report.kept += len(kept)
+            self.report.skipped.append(
+                Skipped(shown, f"{len(kept)} article(s) from the last build kept until the file reads cleanly")
+            )
 
     def _prepare(self, pending: list[PendingArticle]) -> Window:
         """A window's passage texts, hashes, token counts, BM25 terms and MinHash signatures."""

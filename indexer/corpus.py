@@ -389,6 +389,7 @@ def read_sources(
     on_file: Callable[[Path], None] | None = None,
     skip: Callable[[Path, os.stat_result], object | None] | None = None,
     on_read: Callable[[Path, os.stat_result, list[str]], None] | None = None,
+    on_problem: Callable[[Path, str], None] | None = None,
 ) -> Iterator[Article | Skipped | Unchanged]:
     """Every article under ``sources``, streamed; duplicate ids are reported, not merged.
 
@@ -404,6 +405,8 @@ def read_sources(
             cleanly, every record an article; not called for a file with a problem, so that
             it is read, and its problems reported, again next time. The stat is the one taken
             before reading, so a file changed meanwhile differs from it next time.
+        on_problem: Called ``(absolute resolved path, shown path)`` after a file that could not be
+            read cleanly (skipped whole, or some of its records), so its earlier articles can be kept.
     """
     settings = settings or ReadSettings()
     seen: dict[str, str] = {}
@@ -413,7 +416,8 @@ def read_sources(
             yield item
             continue
         path, root = item.path, item.root
-        real = _resolved(item, resolved_dirs) if skip is not None or on_read is not None else path
+        wanted = skip is not None or on_read is not None or on_problem is not None
+        real = _resolved(item, resolved_dirs) if wanted else path
         if skip is not None:
             state = skip(real, item.st)
             if state is not None and _claim(state, display_path(path), seen):
@@ -445,6 +449,8 @@ def read_sources(
             yield art
         if on_read is not None and clean:
             on_read(real, item.st, ids)
+        elif on_problem is not None and not clean:
+            on_problem(real, shown)
         if on_file is not None:
             on_file(path)
 

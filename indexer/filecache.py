@@ -93,6 +93,15 @@ class FileCache:
         self._new[key] = state
         self._kept.add(key)
 
+    def previous(self, file: Path) -> FileState | None:
+        """What the last build recorded for ``file`` (its size, mtime and article ids), whatever it holds now."""
+        saved = self._saved
+        i = saved.index.get(_key(file))
+        if i is None:
+            return None
+        ids = tuple(saved.ids[saved.offsets[i] : saved.offsets[i + 1]])
+        return FileState(size=saved.sizes[i], mtime_ns=saved.mtimes[i], articles=ids, recorded_ns=saved.recorded[i])
+
     def dropped(self) -> list[str]:
         """Ids the saved cache held for files not taken as unchanged: articles that may be gone.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -201,3 +202,45 @@ def test_a_root_that_vanishes_after_the_check_fails_the_build_instead_of_emptyin
     assert len(calls) == 2
     monkeypatch.undo()
     assert Searcher(index, encoder=fake_encoder).article("y.txt") is not None
+
+
+# ------------------------------------------- a file that stops reading cleanly
+RECS = [{"id": f"n{i}", "title": f"Note {i}", "text": f"Harbour note {i}: the ferry to island {i} sails at dawn."}
+        for i in range(3)]  # fmt: skip
+
+
+def _jsonl(recs) -> str:
+    return "".join(json.dumps(r) + "\n" for r in recs)
+
+
+BREAKS = {
+    "jsonl with a broken first line": ("wire.jsonl", lambda: "{broken\n" + _jsonl(RECS[1:])),
+    "json cut short": ("wire.json", lambda: json.dumps(RECS)[:40]),
+    "binary garbage": ("wire.json", lambda: "\x00\x01\x02 not text"),
+    "empty file": ("wire.jsonl", lambda: ""),
+}
+
+
+@pytest.mark.parametrize("check", [False, True], ids=["incremental", "--check"])
+@pytest.mark.parametrize("kind", list(BREAKS))
+def test_a_file_that_stops_reading_cleanly_keeps_its_articles(kind, check, tmp_path, fake_encoder, fake_model):
+    name, broken = BREAKS[kind]
+    src, index = tmp_path / "src", tmp_path / "index"
+    good = json.dumps(RECS) if name.endswith(".json") else _jsonl(RECS)
+    write(src / name, good)
+    write(src / "other.txt", "Ice\nArctic sea ice melts early this year.")
+    build([src], index, BuildSettings(), encoder=fake_encoder, model=fake_model)
+    write(src / name, broken())
+    rep = build([src], index, BuildSettings(check=check), encoder=fake_encoder, model=fake_model)
+    assert rep.removed == 0, rep
+    s = Searcher(index, encoder=fake_encoder)
+    assert all(s.article(r["id"]) is not None for r in RECS), kind
+    assert rep.kept >= 1 and any("kept until the file reads cleanly" in k.reason for k in rep.skipped)
+    # fixed, with a record fewer: that record goes, the others stay
+    write(src / name, json.dumps(RECS[:2]) if name.endswith(".json") else _jsonl(RECS[:2]))
+    rep = build([src], index, BuildSettings(), encoder=fake_encoder, model=fake_model)
+    s = Searcher(index, encoder=fake_encoder)
+    assert rep.removed == 1 and s.article("n2") is None and s.article("n0") is not None
+    (src / name).unlink()  # gone: its articles go
+    build([src], index, BuildSettings(), encoder=fake_encoder, model=fake_model)
+    assert Searcher(index, encoder=fake_encoder).article("n0") is None
