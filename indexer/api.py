@@ -63,8 +63,9 @@ log = logging.getLogger("uvicorn.error")  # the server's log, formatted as uvico
 T = TypeVar("T")
 
 MAX_PER_ARTICLE = 100  # as the CLI's --per-article
-#: the longest request line and headers uvicorn reads: a 100,000-character query fits (it is then cut to
-#: MAX_QUERY_CHARS, as the CLI cuts it); anything longer gets uvicorn's own 400 before reaching the app
+#: how much of a request's line and headers uvicorn buffers (h11's default is 16 KB): a 100,000-character
+#: query fits, and is then cut to MAX_QUERY_CHARS as the CLI cuts it; a request whose head is still
+#: incomplete past this gets uvicorn's own 400 and never reaches the app
 MAX_REQUEST_BYTES = 1 << 20
 VERSION_HEADER = "X-Index-Version"
 GROUPS = ("article", "story")
