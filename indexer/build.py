@@ -184,6 +184,9 @@ class _Run:
             finally:
                 cache.close()
             self._check_strict()
+            if not draft.changed and draft.live is None:  # a first build or --full that found nothing
+                drop_resume_cache(ctx.idx.work)  # nothing was embedded: no work to resume
+                raise BuildError(f"no articles found in the sources{_skips_in_brief(rep.skipped)} — check the paths")
             if not draft.changed:
                 reindex = self._needs_new_version(draft)
                 self._unchanged(draft)
@@ -544,7 +547,7 @@ class _Run:
         articles = sum(s.articles for s in segments) - len(state.deleted_rows)
         passages = sum(s.passages for s in segments) - len(state.deleted_ids)
         if articles == 0:
-            raise BuildError("no articles found in the sources — check the paths, or see the skipped files above")
+            raise BuildError(f"no articles found in the sources{_skips_in_brief(rep.skipped)} — check the paths")
         rep.articles, rep.passages = articles, passages
         state.save(draft.folder)
         counts = {"articles": articles, "passages": passages}
@@ -598,6 +601,15 @@ class _Run:
         )
 
 
+def _skips_in_brief(skipped: list[Skipped], shown: int = 3) -> str:
+    """The first skips, for a message that has no report printed above it."""
+    if not skipped:
+        return " (no file of a supported type: txt, md, html, json, jsonl, csv)"
+    listed = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:shown])
+    more = f"; and {len(skipped) - shown:,} more" if len(skipped) > shown else ""
+    return f" ({len(skipped):,} skipped: {listed}{more})"
+
+
 def _cannot_write(path: Path, exc: BaseException) -> BuildError:
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
     return BuildError(
@@ -645,6 +657,7 @@ def build(
     _check_target(idx)
     # a bad URI or an unreachable server fails before any work
     backends = open_backends(store) if store is not None else None
+    created = not idx.path.exists()
     try:
         try:
             idx.path.mkdir(parents=True, exist_ok=True)
@@ -662,6 +675,11 @@ def build(
             if backends is not None:  # still under the lock: one sync at a time, of the version just published
                 report.store = backends.sync(idx)
             return report
+        except IndexerError:
+            # a folder this build made, never published to, holding no work worth resuming
+            if created and not idx.exists() and not idx.layout.resume.exists():
+                shutil.rmtree(idx.path, ignore_errors=True)
+            raise
         finally:
             lock.release()
     finally:

@@ -116,3 +116,25 @@ def test_cli_gate_bad_input_is_one_line(tmp_path, case):
     res = cli(*build_args(src, index, *extra))
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert "error" in res.stderr.lower()
+
+
+# ----------------------------------------------- a build that finds nothing
+@pytest.mark.parametrize("case", ["unsupported file", "an index folder", "empty folder", "only bad files"])
+def test_a_build_that_finds_nothing_says_why_in_one_line(index, tmp_path, case):
+    if case == "unsupported file":
+        source, why = write(tmp_path / "passwd", "root:x:0:0:root:/root:/bin/bash\n"), "unsupported file type"
+    elif case == "an index folder":
+        source, why = index, "an index folder"
+    elif case == "empty folder":
+        source, why = tmp_path / "empty", "no file of a supported type"
+        source.mkdir()
+    else:
+        source, why = tmp_path / "bad", "empty file"
+        write(source / "a.txt", "")
+    target = tmp_path / "new-index"
+    res = cli(*build_args(source, target))
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no articles found in the sources (") and why in lines[0]
+    assert "above" not in lines[0]
+    assert not target.exists()  # nothing left behind
