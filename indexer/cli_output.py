@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from .build import BuildProgress, BuildReport
     from .merge import MergeReport
     from .milvus_sync import SyncReport
+    from .records import Explanation
     from .search import IndexInfo, SearchResult
 
 
@@ -93,13 +94,17 @@ def print_merge(r: MergeReport, target: Path) -> None:
     click.echo(f"  now {r.segments} segment(s)")
 
 
-def print_hits(result: SearchResult) -> None:
-    """Hits as readable text, with their best sentences."""
+def print_hits(result: SearchResult, *, explain: bool = False) -> None:
+    """Hits as readable text, with their best sentences; ``explain``: why each is where it is."""
     click.echo(f"Query: {result.query}  ({len(result.hits)} results, {result.mode}, {result.took_ms:.0f} ms)")
     if result.truncated:
         click.echo("  (the query was shortened to its first 2,000 characters)")
     if not result.hits:
         click.echo("  no results")
+    elif result.no_close_match:
+        click.echo("  No close match in this collection; the nearest passages are below.")
+    if result.hits and not result.calibrated:
+        click.echo("  (scores are not calibrated for this index's model: they order the results only)")
     for h in result.hits:
         facts = " · ".join(x for x in (h.source, h.date, h.lang) if x)
         click.echo(f"\n{h.rank:>3}. {h.title or h.article_id}  [{h.score:.3f}]" + (f"  {facts}" if facts else ""))
@@ -112,7 +117,26 @@ def print_hits(result: SearchResult) -> None:
         click.echo(textwrap.indent(textwrap.fill(snippet, width=96), "     "))
         if h.duplicates:
             click.echo(f"     also in: {', '.join(h.duplicates)}")
+        if explain and h.explanation is not None:
+            for line in explanation_text(h.explanation):
+                click.echo(textwrap.indent(textwrap.fill(line, width=96, subsequent_indent="  "), "     "))
     click.echo("")
+
+
+def explanation_text(why: Explanation) -> list[str]:
+    """``--explain``'s lines for one hit: each side's evidence and rank, the matched terms, the scores."""
+    e = why.evidence
+    lines = []
+    if e.dense is not None:
+        lines.append(f"dense {e.dense:.4f} (rank {why.dense_rank})")
+    if e.bm25 is not None:
+        rank = f"rank {why.bm25_rank}" if why.bm25_rank else "no query term"
+        terms = ", ".join(f"{t.term} ← {t.word} ({t.analysis}) {t.bm25:.3f}" for t in why.terms)
+        lines.append(f"bm25 {e.bm25:.3f} ({rank})" + (f": {terms}" if terms else ""))
+        weight = f"language weight {e.lang_weight:.2f}, " if e.lang_weight is not None else ""
+        lines.append(f"{weight}coverage {e.coverage or 0:.2f}, query words in the passage {e.matched or 0:.2f}")
+    lines.append(f"fused {e.fused:.4f} → calibrated {why.calibrated:.3f} ({why.calibration})")
+    return ["why: " + lines[0], *("     " + line for line in lines[1:])]
 
 
 def print_info(path: Path, info: IndexInfo) -> None:
@@ -123,6 +147,13 @@ def print_info(path: Path, info: IndexInfo) -> None:
     click.echo(f"Built at:   {m.built_at} (created {m.created_at})")
     click.echo(f"Model:      {m.model.name} [{m.model.backend}], {m.model.dimension} dimensions, {m.model.fingerprint}")
     click.echo(f"Chunker:    {m.chunker.to_dict()}")
+    from .calibration import for_model
+
+    scores = for_model(m.model.name, m.model.fingerprint)
+    if scores.fitted:
+        click.echo(f"Scores:     calibrated, {scores.label}")
+    else:
+        click.echo(f"Scores:     {scores.label}: they order the results but are not chances of an answer")
     v = m.vectors
     tuned = [f"{k} {value}" for k, value in (("nprobe", v.nprobe), ("efSearch", v.efSearch)) if value is not None]
     tuned += [f"best {v.rerank} re-scored exactly"] if v.rerank else []

@@ -15,10 +15,12 @@ the lexical side everywhere — that is where exact matching helps most.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .language import script_of
+from .records import Evidence
 
 #: Weight of the dense side. General parameter, tuned on the average of all
 #: benchmark sets (not per set); 0.5–0.8 all beat both single sides.
@@ -79,3 +81,66 @@ def convex(
         # a passage in another language is judged on dense evidence alone, not penalised
         fused[pid] = dense_weight * dn + (1 - dense_weight) * (w * b.get(pid, 0.0) + (1 - w) * dn)
     return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+@dataclass(frozen=True)
+class Fused:
+    """A query's candidates in ranking order, with the evidence each was ranked on.
+
+    What calibration and explanations read: the raw scores of each side, the lexical
+    weight per passage, and what the query's candidates look like as a whole.
+    """
+
+    order: list[tuple[int, float]]  # (passage id, the mode's ranking score), best first
+    dense: dict[int, float] = field(default_factory=dict)  # cosine per candidate; empty in bm25 mode
+    lexical: dict[int, float] = field(default_factory=dict)  # BM25 per candidate; empty in dense mode
+    #: per candidate (hybrid), how much BM25 counts for its language (``language_weight``); fusion
+    #: weighs the lexical side by this times ``coverage``
+    lang_weights: dict[int, float] = field(default_factory=dict)
+    coverage: float | None = None  # share of the query's words the collection holds (None: no lexical side)
+    dense_top: float | None = None  # the best cosine of any candidate
+    dense_background: float | None = None  # the mean cosine of the BACKGROUND best dense candidates
+    dense_spread: float | None = None  # and their standard deviation
+    bm25_top: float | None = None  # the best BM25 score of any candidate
+
+    def evidence(self, pid: int, score: float, matched: float | None = None) -> Evidence:
+        """Passage ``pid``'s evidence; ``score`` is its ranking score, ``matched`` the share of query words it holds."""
+        lexical = self.coverage is not None
+        return Evidence(
+            fused=score,
+            dense=self.dense.get(pid) if self.dense else None,
+            bm25=self.lexical.get(pid, 0.0) if lexical else None,
+            lang_weight=self.lang_weights.get(pid) if self.lang_weights else None,
+            coverage=self.coverage,
+            matched=matched,
+            dense_top=self.dense_top,
+            dense_mean=self.dense_background,
+            dense_spread=self.dense_spread,
+            bm25_top=self.bm25_top if lexical else None,
+        )
+
+    def dense_rank(self, pid: int) -> int | None:
+        """The passage's rank by cosine among the dense candidates (1 = the most similar)."""
+        if pid not in self.dense:
+            return None
+        mine = self.dense[pid]
+        return 1 + sum(1 for v in self.dense.values() if v > mine)
+
+    def bm25_rank(self, pid: int) -> int | None:
+        """The passage's rank by BM25 among the lexical candidates; None when it holds no query term."""
+        mine = self.lexical.get(pid, 0.0)
+        if mine <= 0:
+            return None
+        return 1 + sum(1 for v in self.lexical.values() if v > mine)
+
+
+#: how many of a query's best dense candidates make its background: what a hit must stand out from
+BACKGROUND = 100
+
+
+def background(sorted_scores: np.ndarray) -> tuple[float | None, float | None, float | None]:
+    """The best, the mean and the standard deviation of the ``BACKGROUND`` best scores (sorted best first)."""
+    if not len(sorted_scores):
+        return None, None, None
+    head = np.asarray(sorted_scores[:BACKGROUND], dtype=np.float64)
+    return float(head[0]), float(head.mean()), float(head.std())

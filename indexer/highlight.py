@@ -8,14 +8,17 @@ settles near-ties toward the sentence that names what was asked.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
+from collections.abc import Collection
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import sentences
-from .analysis import analyze
+from .analysis import _NO_SPACE_RUN, _TOKEN, analyze, fold
 
 if TYPE_CHECKING:
     from .embedding import Encoder
@@ -111,3 +114,99 @@ class Highlighter:
             keep = sorted(i for i in best if scores[i] >= top - KEEP_WITHIN)
             out.append([(start + sp[i][0], start + sp[i][1]) for i in keep])
         return out
+
+
+@lru_cache(maxsize=65536)
+def _terms_of(word: str, lang: str | None) -> frozenset[str]:
+    # words repeat across passages and queries (Zipf): most lookups are cache hits
+    return frozenset(analyze(word, lang))
+
+
+def term_spans(text: str, start: int, lang: str | None, terms: Collection[str]) -> list[tuple[int, int]]:
+    """Where ``text`` (found at ``start`` in its article) holds one of the analysed ``terms``, in article offsets.
+
+    Each word is analysed as the index analysed the passage (its language's stop words,
+    stemmer and folding; bigrams for scripts without spaces), so ``l'Arctique`` is marked
+    for the term ``arctiqu`` and ``北极`` inside a longer Chinese run for the bigram.
+    """
+    if not terms:
+        return []
+    wanted = frozenset(terms)
+    out: list[tuple[int, int]] = []
+    words, bigrams = _candidates(wanted)
+    if words is not None:
+        for m in words.finditer(text):
+            a, b = _whole_word(text, m.start(), m.end())
+            if _terms_of(text[a:b].lower(), lang) & wanted:
+                out.append((start + a, start + b))
+    if bigrams:
+        for m in _TOKEN.finditer(text):
+            run = m.group()
+            if _NO_SPACE_RUN.match(run):
+                for i in range(max(1, len(run) - 1)):
+                    if run[i : i + 2] in bigrams:
+                        out.append((start + m.start() + i, start + m.start() + min(i + 2, len(run))))
+        out.sort()
+    merged: list[tuple[int, int]] = []
+    for a, b in out:  # overlapping bigrams of one run become one mark
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+_HEAD = 3  # letters a word shares with its stem (Snowball stemmers rewrite endings, not openings)
+_APOSTROPHES = "'’"
+
+
+@lru_cache(maxsize=256)
+def _candidates(terms: frozenset[str]) -> tuple[re.Pattern[str] | None, frozenset[str]]:
+    """A regex finding where words that may analyse to one of ``terms`` open, and the terms that are bigrams.
+
+    It finds words (or the part after an elision, ``Arctique`` in ``l'Arctique``) opening
+    like some term, in any case and with or without accents; only those are analysed, so a
+    passage costs one regex scan instead of a stemmer call per word.
+    """
+    bigrams = frozenset(t for t in terms if _NO_SPACE_RUN.match(t))
+    # a term no longer than the head may end in a rewritten letter (English "icy" → "ici"): drop it
+    heads = sorted({t[: min(_HEAD, max(1, len(t) - 1))] for t in terms if t not in bigrams}, key=lambda h: (-len(h), h))
+    if not heads:
+        return None, bigrams
+    table = _folding()
+    # German stemming writes ß as "ss": an "ss" may be one ß, an "s" may be the start of one
+    alternatives = "|".join(
+        "(?:ss|ß|ẞ)".join("".join(table.get(c, re.escape(c)) for c in part) for part in head.split("ss"))
+        for head in heads
+    )
+    return re.compile(rf"\b(?:{alternatives})[^\W_]*", re.IGNORECASE), bigrams
+
+
+def _whole_word(text: str, a: int, b: int) -> tuple[int, int]:
+    """The word ``text[a:b]`` belongs to, as ``analysis`` splits words: joined by apostrophes (``l'Arctique``)."""
+    while a >= 2 and text[a - 1] in _APOSTROPHES and _letter(text[a - 2]):
+        a -= 1
+        while a and _letter(text[a - 1]):
+            a -= 1
+    while b + 1 < len(text) and text[b] in _APOSTROPHES and _letter(text[b + 1]):
+        b += 1
+        while b < len(text) and _letter(text[b]):
+            b += 1
+    return a, b
+
+
+def _letter(c: str) -> bool:
+    return c.isalnum()
+
+
+@lru_cache(maxsize=1)
+def _folding() -> dict[str, str]:
+    """Per folded lower-case letter, a regex class of the letters that fold to it (``e`` → ``[eéèêëÉ…]``)."""
+    groups: dict[str, list[str]] = {}
+    for code in (*range(0x41, 0x250), *range(0x370, 0x530), *range(0x1E00, 0x1F00)):
+        ch = chr(code)
+        base = fold(ch.lower())
+        if len(base) == 1 and base != ch:
+            groups.setdefault(base, [base]).append(ch)
+    groups.setdefault("s", ["s"]).extend("ßẞ")
+    return {base: "[" + "".join(re.escape(c) for c in chars) + "]" for base, chars in groups.items()}

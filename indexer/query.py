@@ -9,13 +9,17 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from . import fusion
-from .analysis import query_groups
+from .analysis import analyze, fold, query_groups, stopwords, words
 from .errors import QueryError
 from .language import normalize_code, scripts
+from .records import TermMatch
 
 if TYPE_CHECKING:
     from .index import Snapshot
+    from .postings import Collection
 
 MAX_QUERY_CHARS = 2000  # the model reads 512 tokens at most; longer queries only cost time
 
@@ -94,11 +98,17 @@ class LexicalQuery:
     groups: list[dict[str, float]]  # per query word: its term under each language, with that language's weight
     probs: dict[str, float]  # the query's language distribution
     scripts: set[str]  # writing systems the query uses
+    langs: tuple[str, ...] = ()  # the languages it was analysed as ("" for no stemming)
 
     @property
     def terms(self) -> list[str]:
         """Every analysed term, once, in query order (what highlights look for)."""
         return list(dict.fromkeys(t for g in self.groups for t in g))
+
+    @property
+    def scored_terms(self) -> list[str]:
+        """The terms BM25 scores (those of a language with a positive weight), once, in query order."""
+        return list(dict.fromkeys(t for g in self.groups for t, w in g.items() if w > 0))
 
 
 def lexical_query(text: str, snap: Snapshot) -> LexicalQuery:
@@ -108,4 +118,90 @@ def lexical_query(text: str, snap: Snapshot) -> LexicalQuery:
     likely = [lang for lang, p in sorted(probs.items(), key=lambda kv: -kv[1])[:2] if p > 0.2]
     langs = list(dict.fromkeys(likely + list(snap.languages)[:3])) or [""]
     weights = {lang: fusion.language_weight(probs, lang or None, qscripts) for lang in langs}
-    return LexicalQuery(query_groups(text, weights), probs, qscripts)
+    return LexicalQuery(query_groups(text, weights), probs, qscripts, tuple(langs))
+
+
+@dataclass(frozen=True)
+class TermOrigin:
+    """Where an analysed query term comes from: the word as typed, and the analysis that made it."""
+
+    word: str  # e.g. ``l'Arctique``
+    analysis: str  # e.g. ``fr stemmer``, ``as written``, ``character bigrams``
+
+
+def term_origins(text: str, langs: tuple[str, ...]) -> dict[str, TermOrigin]:
+    """For each term of ``lexical_query(text)``, the query word and the analysis it came from.
+
+    Analyses the query word by word exactly as ``analysis.query_groups`` does (for
+    ``--explain``: the groups keep only the terms).
+    """
+    stop = frozenset().union(*(stopwords(lang) for lang in langs)) if langs else frozenset()
+    lower = text.lower()
+    same_length = len(lower) == len(text)  # so offsets in the lower-cased text are offsets in the text
+    made: dict[str, tuple[str, list[str], bool]] = {}  # term -> word, languages, whether stemming changed it
+    pos = 0
+    for word in words(text):
+        at = lower.find(word, pos)
+        shown = text[at : at + len(word)] if same_length and at >= 0 else word
+        pos = at + len(word) if at >= 0 else pos
+        plain = fold(word.split("'")[-1].split("’")[-1])
+        for lang in langs:
+            for term in analyze(word, lang, also_stop=stop):
+                _, used, stemmed = made.setdefault(term, (shown, [], term != plain))
+                if lang and lang not in used:
+                    used.append(lang)
+    out = {}
+    for term, (word, used, stemmed) in made.items():
+        if term and _is_bigram(term):
+            how = "character bigrams"
+        elif stemmed:
+            how = f"{'/'.join(used) or 'no'} stemmer"
+        else:
+            how = "as written" if fold(word.lower()) == word.lower() else "accents folded"
+        out[term] = TermOrigin(word, how)
+    return out
+
+
+def _is_bigram(term: str) -> bool:
+    return bool(scripts(term) & {"Han", "Hiragana", "Katakana", "Hangul", "Thai", "Lao", "Myanmar", "Khmer"})
+
+
+def matched_share(lq: LexicalQuery, passage_terms: dict[int, str]) -> dict[int, float]:
+    """Per passage (its analysed BM25 terms, space separated), the share of the query's words it holds."""
+    groups = [{t for t, w in g.items() if w > 0} for g in lq.groups]
+    if not groups:
+        return {pid: 0.0 for pid in passage_terms}
+    out = {}
+    for pid, terms in passage_terms.items():
+        held = set(terms.split())
+        out[pid] = sum(1 for g in groups if not g.isdisjoint(held)) / len(groups)
+    return out
+
+
+def matched_terms(lex: Collection, lq: LexicalQuery, text: str, pids: list[int]) -> dict[int, list[TermMatch]]:
+    """For each passage, the query words it holds: per word its best-scoring term, as BM25 counted it, best first.
+
+    ``text`` is the query as searched. Costs one postings read per term: for ``--explain``.
+    """
+    origins = term_origins(text, lq.langs)
+    out: dict[int, list[TermMatch]] = {pid: [] for pid in pids}
+    pos, held = lex.position(np.asarray(pids, dtype=np.int64))
+    where = {int(p): pid for p, pid, h in zip(pos.tolist(), pids, held.tolist()) if h}
+    wanted = np.asarray(sorted(where), dtype=np.int64)
+    for group in lq.groups:
+        best: dict[int, tuple[float, str]] = {}
+        for term, weight in group.items():
+            found = lex.postings(term) if weight > 0 and len(wanted) else None
+            if found is None:
+                continue
+            idx, val = found
+            for i in np.flatnonzero(np.isin(idx, wanted)).tolist():
+                pid, score = where[int(idx[i])], float(val[i]) * weight
+                if score > best.get(pid, (0.0, ""))[0]:
+                    best[pid] = (score, term)
+        for pid, (score, term) in best.items():
+            origin = origins.get(term, TermOrigin(term, "as written"))
+            out[pid].append(TermMatch(term, origin.word, origin.analysis, score))
+    for found_terms in out.values():
+        found_terms.sort(key=lambda m: -m.bm25)
+    return out

@@ -44,6 +44,73 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class TermMatch:
+    """A query term found in a passage: the analysed form, the query word it came from, and how."""
+
+    term: str  # as the index holds it (stemmed, folded), e.g. ``arctiqu``
+    word: str  # the query word it was analysed from, e.g. ``l'Arctique``
+    analysis: str  # which analysis produced it, e.g. ``fr stemmer``, ``character bigrams``
+    bm25: float  # its share of the passage's BM25 score (weighted by the analysis language)
+
+    def to_json(self) -> dict[str, Any]:
+        """The match as ``--json --explain`` prints it."""
+        return {"term": self.term, "word": self.word, "analysis": self.analysis, "bm25": round(self.bm25, 6)}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a hit was ranked on, in raw terms that mean the same thing across queries (calibration's input)."""
+
+    fused: float  # the mode's ranking score (min-max normalised per query in hybrid)
+    dense: float | None = None  # cosine of the question's and the passage's vectors
+    bm25: float | None = None  # the passage's BM25 score
+    lang_weight: float | None = None  # how much BM25 counts for the passage's language (hybrid; × coverage)
+    coverage: float | None = None  # share of the query's words found anywhere in the collection
+    matched: float | None = None  # share of the query's words the passage holds (BM25 terms, title included)
+    # the query's candidates as a whole: what a hit must stand out from
+    dense_top: float | None = None  # the best cosine
+    dense_mean: float | None = None  # mean cosine of the 100 most similar passages
+    dense_spread: float | None = None  # their standard deviation
+    bm25_top: float | None = None  # the best BM25 score
+
+    def to_json(self) -> dict[str, float | None]:
+        """The evidence, rounded."""
+        return {k: (None if v is None else round(v, 6)) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a hit ranks where it does: the evidence of each side, how it was weighed, and the scores.
+
+    A side the mode does not use (BM25 in dense mode, the vectors in bm25 mode) is None.
+    """
+
+    evidence: Evidence  # each side's raw scores and the query's background (see ``Evidence``)
+    dense_rank: int | None  # rank of the passage among the dense candidates (1 = most similar)
+    bm25_rank: int | None  # rank among the BM25 candidates; None when it holds no query term
+    terms: list[TermMatch]  # the query terms the passage holds, best first
+    calibrated: float  # ``Hit.score``: the estimated chance that the hit answers the question
+    calibration: str  # what the score is: fitted for the index's model, or the generic mapping
+
+    def to_json(self) -> dict[str, Any]:
+        """The explanation as ``--json --explain`` prints it."""
+        e = self.evidence.to_json()
+        return {
+            "dense": e["dense"],
+            "dense_rank": self.dense_rank,
+            "bm25": e["bm25"],
+            "bm25_rank": self.bm25_rank,
+            "terms": [t.to_json() for t in self.terms],
+            "lang_weight": e["lang_weight"],
+            "coverage": e["coverage"],
+            "fused": e["fused"],
+            "calibrated": round(self.calibrated, 6),
+            "calibration": self.calibration,
+            "evidence": e,
+        }
+
+
+@dataclass(frozen=True)
 class Hit:
     """One search result: a passage and the article it comes from."""
 
@@ -62,10 +129,13 @@ class Hit:
     author: str | None = None
     highlights: list[tuple[int, int]] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
+    #: the query terms BM25 matched, as character offsets in the article (the page's lighter highlight)
+    term_highlights: list[tuple[int, int]] = field(default_factory=list)
+    explanation: Explanation | None = None  # with ``SearchOptions(explain=True)``
 
     def to_json(self) -> dict[str, Any]:
-        """The hit as ``--json`` prints it."""
-        return {
+        """The hit as ``--json`` prints it (``explanation`` only when asked for)."""
+        out = {
             "rank": self.rank,
             "score": round(self.score, 6),
             "article_id": self.article_id,
@@ -80,8 +150,12 @@ class Hit:
             "lang": self.lang,
             "author": self.author,
             "highlights": [list(h) for h in self.highlights],
+            "term_highlights": [list(h) for h in self.term_highlights],
             "duplicates": list(self.duplicates),
         }
+        if self.explanation is not None:
+            out["explanation"] = self.explanation.to_json()
+        return out
 
 
 @dataclass(frozen=True)

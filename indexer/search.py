@@ -5,21 +5,29 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import fusion
+from . import calibration, fusion
 from .backends import Backends, open_backends
 from .embedding import Embedder, Encoder
 from .errors import ModelMismatchError, ModelNotFoundError, QueryError
-from .highlight import Highlighter, unpack_sentences
+from .highlight import Highlighter, term_spans, unpack_sentences
 from .index import IndexDir, IndexInfo, Snapshot
 from .models import resolve
-from .query import MAX_QUERY_CHARS, Filters, LexicalQuery, clean_query, lexical_query
-from .records import Article, Hit
+from .query import (
+    MAX_QUERY_CHARS,
+    Filters,
+    LexicalQuery,
+    clean_query,
+    lexical_query,
+    matched_share,
+    matched_terms,
+)
+from .records import Article, Evidence, Explanation, Hit
 from .settings import MAX_K, MODES
 from .store import DB_FILE, ArticleKey
 
@@ -27,7 +35,9 @@ __all__ = ["MAX_K", "MAX_QUERY_CHARS", "MODES", "IndexInfo", "SearchOptions", "S
 
 CANDIDATES = 100  # passages taken from each side before fusion
 #: the stages a search's time is broken into (``SearchResult.timings``), in the order they run
-STAGES = ("filters", "embed", "dense", "lexical", "fusion", "grouping", "highlights", "duplicates", "hits")
+STAGES = (
+    "filters", "embed", "dense", "lexical", "fusion", "grouping", "calibration", "highlights", "duplicates", "hits",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,7 @@ class SearchOptions:
     filters: Filters = field(default_factory=Filters)
     offset: int = 0  # for paging: skip this many results
     highlight: bool = True  # find each hit's best sentences (one extra model call per page)
+    explain: bool = False  # give each hit an Explanation: each side's evidence, matched terms, scores
 
     def __post_init__(self) -> None:
         if not 1 <= self.k <= MAX_K:
@@ -62,6 +73,9 @@ class SearchResult:
     truncated: bool = False  # the query was cut to MAX_QUERY_CHARS
     mode: str = "hybrid"
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage (STAGES)
+    #: the query's best hit (on any page) scores below the calibration's threshold, or there is none
+    no_close_match: bool = False
+    calibrated: bool = True  # scores are calibrated for the index's model (else the generic mapping)
 
     def to_json(self) -> dict[str, Any]:
         """The result as ``--json`` prints it."""
@@ -70,6 +84,8 @@ class SearchResult:
             "mode": self.mode,
             "truncated": self.truncated,
             "took_ms": round(self.took_ms, 3),
+            "no_close_match": self.no_close_match,
+            "calibrated": self.calibrated,
             "hits": [h.to_json() for h in self.hits],
         }
 
@@ -293,17 +309,32 @@ class Searcher:
         n = min(total, max(CANDIDATES, need * options.per_article * 3))
         while True:
             ranked = self._rank(snap, options.mode, qvec, lq, n, filters, allowed, clock)
-            grouped = _group(snap, ranked, options.per_article)
+            grouped = _group(snap, ranked.order, options.per_article)
             clock.mark("grouping")
             # fewer passages than asked for: every candidate either side has is in, none to widen to
-            if len(grouped) >= need or n >= total or len(ranked) < n:
+            if len(grouped) >= need or n >= total or len(ranked.order) < n:
                 break
             n = min(total, n * 4)
         page = grouped[options.offset : need]
+        # the query's best hit decides whether anything is close, whichever page is asked for
+        judged = page if options.offset == 0 or not grouped else [grouped[0], *page]
+        evidence = self._evidence(snap, ranked, lq, judged)
+        cal = calibration.for_model(snap.manifest.model.name, snap.manifest.model.fingerprint)
+        scores = [cal.probability(options.mode, e) for e in evidence]
+        best = scores[0] if scores else None
+        if len(judged) > len(page):
+            evidence, scores = evidence[1:], scores[1:]
+        clock.mark("calibration")
         terms = lq.terms if lq is not None and options.highlight else []
-        hits = self._hits(snap, page, options.offset, qvec if options.highlight else None, terms, clock)
+        scored = lq.scored_terms if lq is not None and options.highlight else []
+        hits = self._hits(snap, page, scores, ranked, qvec if options.highlight else None, terms, scored, clock,
+                          offset=options.offset)  # fmt: skip
+        if options.explain:
+            hits = self._explain(snap, hits, page, evidence, ranked, lq, text, cal)
         took = (time.perf_counter() - t0) * 1000
-        return SearchResult(text, hits, took, truncated, options.mode, clock.timings)
+        return SearchResult(
+            text, hits, took, truncated, options.mode, clock.timings, cal.no_close_match(options.mode, best), cal.fitted
+        )
 
     def _check_filters(self, snap: Snapshot, filters: Filters) -> Filters:
         if not filters:
@@ -331,22 +362,28 @@ class Searcher:
         filters: Filters,
         allowed: np.ndarray | None,
         clock: _Clock,
-    ) -> list[tuple[int, float]]:
+    ) -> fusion.Fused:
         """Passages ranked by the mode's scores (best first), at least ``n`` deep when available."""
         dense: dict[int, float] = {}
+        top = mean = spread = None
         if mode != "bm25":
             assert qvec is not None
             d_scores, d_ids = self.backends.dense.search(snap, qvec, n, filters, allowed)
             clock.mark("dense")
-            if mode == "dense":
-                return list(zip(d_ids.tolist(), d_scores.tolist()))
+            top, mean, spread = fusion.background(d_scores)
             dense = dict(zip(d_ids.tolist(), d_scores.tolist()))
+            if mode == "dense":
+                return fusion.Fused(list(dense.items()), dense, dense_top=top, dense_background=mean,
+                                    dense_spread=spread)  # fmt: skip
         assert lq is not None
         side = self.backends.lexical.scores(snap, lq.groups, n, filters, allowed, list(dense))
         clock.mark("lexical")
         lex = dict(side.top)
+        bm25_top = max(lex.values(), default=0.0)
+        cov = fusion.coverage(side.known, len(lq.groups))
         if mode == "bm25":
-            return sorted(lex.items(), key=lambda kv: (-kv[1], kv[0]))
+            order = sorted(lex.items(), key=lambda kv: (-kv[1], kv[0]))
+            return fusion.Fused(order, lexical=lex, coverage=cov, bm25_top=bm25_top)
         assert qvec is not None
         # every candidate needs both scores: the dense side for lexical-only ones, and back
         only_lex = [pid for pid in lex if pid not in dense]
@@ -357,43 +394,91 @@ class Searcher:
             if pid not in lex:
                 lex[pid] = side.of.get(pid, 0.0)
         langs = snap.columns.langs_of(list(dense))
-        cov = fusion.coverage(side.known, len(lq.groups))
-        weights = {pid: cov * fusion.language_weight(lq.probs, langs.get(pid), lq.scripts) for pid in dense}
-        fused = fusion.convex(dense, lex, weights)
+        lang_weights = {pid: fusion.language_weight(lq.probs, langs.get(pid), lq.scripts) for pid in dense}
+        fused = fusion.convex(dense, lex, {pid: cov * w for pid, w in lang_weights.items()})
         clock.mark("fusion")
-        return fused
+        return fusion.Fused(fused, dense, lex, lang_weights, coverage=cov, dense_top=top, dense_background=mean,
+                            dense_spread=spread, bm25_top=bm25_top)  # fmt: skip
 
     def _hits(
         self,
         snap: Snapshot,
         page: list[tuple[int, float, ArticleKey]],
-        offset: int,
+        scores: list[float],
+        ranked: fusion.Fused,
         qvec: np.ndarray | None,
         terms: list[str],
+        scored: list[str],
         clock: _Clock,
+        *,
+        offset: int,
     ) -> list[Hit]:
         rows = snap.store.passages([pid for pid, _, _ in page])
         if qvec is None and not terms:
             spans: list[list[tuple[int, int]]] = [[] for _ in page]
+            words: list[list[tuple[int, int]]] = [[] for _ in page]
         else:
             passages = [(rows[p].text, rows[p].start, rows[p].lang) for p, _, _ in page]
             blobs = snap.store.sentence_blobs([p for p, _, _ in page])
             dim = snap.manifest.model.dimension
             stored = [unpack_sentences(blobs[p], dim) if p in blobs else None for p, _, _ in page]
             spans = self.highlighter().best(qvec, terms, passages, stored)
+            # the words BM25 matched, where it counted: not in a passage whose language weight is 0
+            words = [
+                term_spans(text, start, lang, scored) if ranked.lang_weights.get(pid, 1.0) > 0 else []
+                for (text, start, lang), (pid, _, _) in zip(passages, page)
+            ]
         clock.mark("highlights")
         dups = _duplicates(snap, [key for _, _, key in page])
         clock.mark("duplicates")
         hits = []
-        for rank, ((pid, score, key), marks) in enumerate(zip(page, spans), start=offset + 1):
+        for rank, ((pid, _, key), score, marks, found) in enumerate(zip(page, scores, spans, words), start=offset + 1):
             r = rows[pid]
             hits.append(
                 Hit(rank=rank, score=float(score), article_id=r.article_id, title=r.title, passage_id=pid,
                     text=r.text, start=r.start, end=r.end, url=r.url, date=r.date, source=r.source,
-                    lang=r.lang, author=r.author, highlights=marks, duplicates=dups.get(key.article, []))
+                    lang=r.lang, author=r.author, highlights=marks, duplicates=dups.get(key.article, []),
+                    term_highlights=found)
             )  # fmt: skip
         clock.mark("hits")
         return hits
+
+    @staticmethod
+    def _evidence(
+        snap: Snapshot, ranked: fusion.Fused, lq: LexicalQuery | None, page: list[tuple[int, float, ArticleKey]]
+    ) -> list[Evidence]:
+        """Each hit's evidence, with the share of the query's words it holds (read from its BM25 terms)."""
+        matched: dict[int, float] = {}
+        if lq is not None and page:
+            matched = matched_share(lq, snap.store.passage_terms([pid for pid, _, _ in page]))
+        return [ranked.evidence(pid, score, matched.get(pid, 0.0) if lq else None) for pid, score, _ in page]
+
+    def _explain(
+        self,
+        snap: Snapshot,
+        hits: list[Hit],
+        page: list[tuple[int, float, ArticleKey]],
+        evidence: list[Evidence],
+        ranked: fusion.Fused,
+        lq: LexicalQuery | None,
+        text: str,
+        cal: calibration.Calibration,
+    ) -> list[Hit]:
+        """The hits with their explanations: each side's evidence and rank, the matched terms, the scores."""
+        pids = [pid for pid, _, _ in page]
+        terms = matched_terms(snap.lexical, lq, text, pids) if lq is not None else {}
+        out = []
+        for hit, pid, e in zip(hits, pids, evidence):
+            why = Explanation(
+                evidence=e,
+                dense_rank=ranked.dense_rank(pid),
+                bm25_rank=ranked.bm25_rank(pid) if lq is not None else None,
+                terms=terms.get(pid, []),
+                calibrated=hit.score,
+                calibration=cal.label,
+            )
+            out.append(replace(hit, explanation=why))
+        return out
 
     def highlighter(self) -> Highlighter:
         """The highlighter of the current model."""
@@ -449,4 +534,3 @@ def _duplicates(snap: Snapshot, keys: list[ArticleKey]) -> dict[int, list[str]]:
         others = [facts[r] for r in rows if r != article and r in facts]
         out[article] = [aid for _, aid in sorted(others, key=lambda f: (f[0] is not None, f[0] or "", f[1]))]
     return out
-

@@ -1,0 +1,152 @@
+"""Scores a reader can trust: a hit's raw evidence mapped to the chance that it answers the question.
+
+The ranking score (``fusion.convex``) is min-max normalised within each query, so the
+best hit of any query scores near 1, answer or not. Calibration reads evidence that
+means the same thing across queries instead — the passage's cosine and how far it
+stands above the query's other candidates, its BM25 score against the best of the
+query, the share of the query's words the collection knows, the language weight —
+and maps it through a logistic model fitted offline (``bench/calibration.py``: the
+gold passage of each shared benchmark question is a positive, the other hits are
+negatives, and a fifth of the articles are left out of each index so that some
+questions have no answer at all). The fitted constants live in ``calibration_params``.
+
+A cosine's scale belongs to its model, so the fit holds only for the model it was
+made on (matched by fingerprint). Any other model gets the generic mapping: fitted
+the same way, but only on evidence that does not depend on the cosine's scale
+(standard scores within the query, BM25, coverage); it orders hits and flags
+"no close match" sensibly, and says it is not calibrated for that model
+(``Calibration.fitted``, ``"calibrated": false`` in the JSON, ``indexer info``).
+
+The ranking itself does not change: only what ``Hit.score`` means.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .records import Evidence
+
+Feature = Callable[[Evidence], float]
+
+
+def _dense_lift(e: Evidence) -> float:
+    # how far the passage stands above the query's background of candidates
+    return (e.dense or 0.0) - (e.dense_mean or 0.0)
+
+
+def _dense_z(e: Evidence) -> float:
+    # the same in units of the background's spread: free of the model's cosine scale
+    return _dense_lift(e) / max(e.dense_spread or 0.0, 1e-3)
+
+
+def _dense_top_z(e: Evidence) -> float:
+    # how far the query's best candidate stands out: a property of the query, not of the hit
+    return ((e.dense_top or 0.0) - (e.dense_mean or 0.0)) / max(e.dense_spread or 0.0, 1e-3)
+
+
+def _bm25_share(e: Evidence) -> float:
+    top = e.bm25_top or 0.0
+    return (e.bm25 or 0.0) / top if top > 0 else 0.0
+
+
+def _weight(e: Evidence) -> float:
+    return 1.0 if e.lang_weight is None else e.lang_weight
+
+
+#: every feature a fitted model may use, by the name ``calibration_params`` records
+FEATURES: dict[str, Feature] = {
+    "dense": lambda e: e.dense or 0.0,
+    "dense_lift": _dense_lift,
+    "dense_z": _dense_z,
+    "dense_top_z": _dense_top_z,
+    "bm25_log": lambda e: math.log1p(max(e.bm25 or 0.0, 0.0)),
+    "bm25_share": _bm25_share,
+    "lexical": lambda e: _weight(e) * (e.coverage or 0.0) * _bm25_share(e),  # as fusion weighs it
+    "coverage": lambda e: e.coverage or 0.0,
+    "lang_weight": _weight,
+    "matched": lambda e: e.matched or 0.0,
+    # words the passage holds, discounted when the collection lacks some query words at all
+    "matched_coverage": lambda e: (e.matched or 0.0) * (e.coverage or 0.0),
+    "wmatched": lambda e: _weight(e) * (e.matched or 0.0),
+    "fused": lambda e: e.fused,
+}
+
+
+@dataclass(frozen=True)
+class ModeModel:
+    """A logistic model for one search mode: ``p = σ(intercept + Σ coef · feature)``, and its no-match threshold."""
+
+    features: tuple[str, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    threshold: float  # a query whose best hit scores below this has no close match
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.features if name not in FEATURES]
+        if unknown or len(self.coef) != len(self.features):
+            raise ValueError(f"bad calibration model: features {self.features}, {len(self.coef)} coefficients")
+
+    def probability(self, evidence: Evidence) -> float:
+        """The estimated chance that a hit with this evidence answers the query."""
+        z = self.intercept
+        for name, c in zip(self.features, self.coef):
+            z += c * FEATURES[name](evidence)
+        if z >= 0:
+            return 1.0 / (1.0 + math.exp(-z))
+        e = math.exp(z)
+        return e / (1.0 + e)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How a search turns evidence into ``Hit.score``, and when nothing is close."""
+
+    modes: Mapping[str, ModeModel]
+    fitted: bool  # fitted for the index's model (else: the generic mapping)
+    label: str  # what it is, for ``indexer info`` and the JSON
+
+    def probability(self, mode: str, evidence: Evidence) -> float:
+        """``Hit.score`` of a hit with this evidence, in a search of ``mode``."""
+        return self.modes[mode].probability(evidence)
+
+    def no_close_match(self, mode: str, best: float | None) -> bool:
+        """Whether a query whose best hit has calibrated score ``best`` (None: no hit) has nothing close."""
+        return best is None or best < self.modes[mode].threshold
+
+
+def mode_model(params: Mapping[str, Any]) -> ModeModel:
+    """One mode's model from its ``calibration_params`` entry."""
+    return ModeModel(
+        tuple(params["features"]),
+        tuple(float(c) for c in params["coef"]),
+        float(params["intercept"]),
+        float(params["threshold"]),
+    )
+
+
+def _from_params(params: Mapping[str, Any], *, fitted: bool, label: str) -> Calibration:
+    return Calibration({mode: mode_model(m) for mode, m in params["modes"].items()}, fitted, label)
+
+
+_CACHE: dict[str, Calibration] = {}
+
+
+def for_model(name: str, fingerprint: str) -> Calibration:
+    """The calibration fitted for this model (by fingerprint), else the generic mapping, labelled as such."""
+    key = f"{name}\0{fingerprint}"
+    found = _CACHE.get(key)
+    if found is not None:
+        return found
+    from . import calibration_params as p
+
+    fit = next((f for f in p.FITTED if f["fingerprint"] == fingerprint), None)
+    if fit is not None:
+        cal = _from_params(fit, fitted=True, label=f"fitted for {fit['model']} ({p.FITTED_ON})")
+    else:
+        label = f"generic mapping, not fitted for {name}"
+        cal = _from_params(p.GENERIC, fitted=False, label=label)
+    _CACHE[key] = cal
+    return cal
