@@ -176,22 +176,29 @@ except IndexerError as exc:
 st.session_state.results = results
 
 hits = results.hits
+first = results.results[0]  # every page of a search agrees: its best hit decides
 st.caption(page.summary(len(hits), results.last.took_ms))
 if results.last.truncated:
     st.caption(f"Only the first {MAX_QUERY_CHARS:,} characters of the question were used.")
 if not hits:
     st.info("Nothing matched. Try other words, another language, or fewer filters.")
+elif first.no_close_match:
+    st.html(page.render_no_match())
+if hits and not first.calibrated:
+    st.caption(page.UNCALIBRATED)
 
 for hit in hits:
     with st.container(border=True):
         also_in = [page.duplicate_label(searcher.article(dup), dup) for dup in hit.duplicates]
-        st.html(page.render_hit(hit, also_in=also_in))
+        st.html(page.render_hit(hit, also_in=also_in, dimmed=first.no_close_match, calibrated=first.calibrated))
+        if hit.explanation is not None:  # a native disclosure: opening it costs no rerun
+            st.html(page.render_explanation(hit.explanation))
         with st.expander("Read the whole article"):
             article = searcher.article(hit.article_id)
             if article is None:
                 st.caption("This article is no longer in the index.")
             else:
-                st.html(page.render_article(article.text, hit))
+                st.html(page.render_article(article.text, hit, marks=not first.no_close_match))
 
 if results.has_more:
     st.button("More results", on_click=more_results, width="stretch")

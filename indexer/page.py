@@ -13,12 +13,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from html import escape
+from itertools import pairwise
 from typing import Any
 from urllib.parse import urlsplit
 
 from .index import IndexInfo
 from .query import Filters
-from .records import Article, Hit
+from .records import Article, Explanation, Hit
 from .search import SearchOptions, SearchResult
 
 #: Questions shown on the empty page, about the seed article and the sample corpus.
@@ -74,6 +75,12 @@ def lang_label(code: str) -> str:
 def format_score(score: float) -> str:
     """Two decimals (0.85, 1.00); two significant digits for tiny fused scores (0.0032)."""
     return f"{score:.2f}" if abs(score) >= 0.01 or score == 0 else f"{score:.2g}"
+
+
+NO_CLOSE_MATCH = "No close match in this collection; the nearest passages are below."
+UNCALIBRATED = "Scores are not calibrated for this index's model: they order the results but are not chances."
+SCORE_HELP = "Estimated chance that this passage answers the question"
+WHY = "Why this result"
 
 
 def render_tagline(counts: Mapping[str, int], langs: Sequence[str]) -> str:
@@ -155,32 +162,44 @@ def clip_spans(spans: Iterable[Any], lo: int, hi: int) -> list[Span]:
     return merged
 
 
-def mark(text: str, base: int, spans: Sequence[Span]) -> str:
-    """``text`` (found at offset ``base``) escaped, with ``<mark>`` around the spans falling in it."""
-    parts: list[str] = []
-    pos = 0
-    for a, b in clip_spans(spans, base, base + len(text)):
-        a, b = a - base, b - base
-        parts.append(escape(text[pos:a]))
-        parts.append(f"<mark>{escape(text[a:b])}</mark>")
-        pos = b
-    parts.append(escape(text[pos:]))
-    return "".join(parts)
+def mark(text: str, base: int, spans: Sequence[Span], terms: Sequence[Span] = ()) -> str:
+    """``text`` (found at offset ``base``) escaped, ``<mark>`` around the spans in it, ``span.term`` around ``terms``.
+
+    The two layers may overlap (a query word inside the best sentence): the text is cut at
+    every boundary of either, so the markup always nests.
+    """
+    lo, hi = base, base + len(text)
+    sentences, words = clip_spans(spans, lo, hi), clip_spans(terms, lo, hi)
+    cuts = sorted({lo, hi, *(x for span in sentences + words for x in span)})
+    out, open_mark = [], False
+    for a, b in pairwise(cuts):
+        in_sentence = any(s <= a < e for s, e in sentences)
+        if in_sentence != open_mark:
+            out.append("<mark>" if in_sentence else "</mark>")
+            open_mark = in_sentence
+        piece = escape(text[a - base : b - base])
+        out.append(f'<span class="term">{piece}</span>' if any(s <= a < e for s, e in words) else piece)
+    if open_mark:
+        out.append("</mark>")
+    return "".join(out)
 
 
-def render_passage(hit: Hit) -> str:
-    """The passage, escaped, its best sentence(s) marked; surrounding whitespace trimmed."""
+def render_passage(hit: Hit, *, marks: bool = True) -> str:
+    """The passage, escaped, its best sentence(s) and the matched query words marked; whitespace trimmed.
+
+    ``marks=False`` (no close match) shows it plain: nothing in it deserves the reader's eye.
+    """
     text = hit.text
     lead = len(text) - len(text.lstrip())
     body = text.strip()
-    html = mark(body, hit.start + lead, hit.highlights)
+    html = mark(body, hit.start + lead, hit.highlights, hit.term_highlights) if marks else escape(body)
     html = _BLANK_LINES.sub("\n", html)  # compact in a result list; the article keeps its paragraphs
     more = '<span class="ellipsis">… </span>' if hit.start > 0 else ""
     return f'<div class="passage" dir="auto">{more}{html}</div>'
 
 
-def render_article(article_text: str, hit: Hit, *, max_chars: int = ARTICLE_MAX_CHARS) -> str:
-    """The whole article, escaped, the passage wrapped in place and its best sentence marked."""
+def render_article(article_text: str, hit: Hit, *, max_chars: int = ARTICLE_MAX_CHARS, marks: bool = True) -> str:
+    """The whole article, escaped, the passage wrapped in place and its best sentence marked (unless not ``marks``)."""
     n = len(article_text)
     p0, p1 = max(0, min(hit.start, n)), max(0, min(hit.end, n))
     p1 = max(p0, p1)
@@ -189,7 +208,7 @@ def render_article(article_text: str, hit: Hit, *, max_chars: int = ARTICLE_MAX_
         room = max(0, max_chars - (p1 - p0))
         w0 = max(0, p0 - room // 2)
         w1 = min(n, p1 + (room - (p0 - w0)))
-    spans = clip_spans(hit.highlights, w0, w1)
+    spans = clip_spans(hit.highlights, w0, w1) if marks else []
     before = mark(article_text[w0:p0], w0, spans)
     inside = mark(article_text[p0:p1], p0, spans)
     after = mark(article_text[p1:w1], p1, spans)
@@ -199,8 +218,11 @@ def render_article(article_text: str, hit: Hit, *, max_chars: int = ARTICLE_MAX_
     return f'<div class="article" dir="auto">{head}{before}{passage}{after}{tail}</div>'
 
 
-def render_hit(hit: Hit, *, also_in: Sequence[str] = ()) -> str:
-    """A result: linked title, metadata chips, the passage, and the duplicates' labels."""
+def render_hit(hit: Hit, *, also_in: Sequence[str] = (), dimmed: bool = False, calibrated: bool = True) -> str:
+    """A result: linked title, metadata chips, the passage, and the duplicates' labels.
+
+    ``dimmed`` (the search found no close match) greys the card and drops the highlights.
+    """
     title = escape(hit.title.strip() or hit.article_id)
     url = safe_url(hit.url)
     if url:
@@ -210,16 +232,57 @@ def render_hit(hit: Hit, *, also_in: Sequence[str] = ()) -> str:
         f'<span class="chip" title="date">{escape(hit.date[:10])}</span>' if hit.date else "",
         f'<span class="chip" title="language">{escape(lang_label(hit.lang))}</span>' if hit.lang else "",
         f'<span class="chip host">{escape(url_host(url))}</span>' if url else "",
-        f'<span class="chip score" title="relevance score">score {escape(format_score(hit.score))}</span>',
+        f'<span class="chip score" title="{escape(SCORE_HELP if calibrated else UNCALIBRATED)}">'
+        f"score {escape(format_score(hit.score))}{'' if calibrated else '*'}</span>",
     ]
     also = ""
     if also_in:
         names = " · ".join(f"<span>{escape(x)}</span>" for x in also_in)
         also = f'<div class="also-in">Also in: {names}</div>'
+    dim = ' data-dim="true"' if dimmed else ""
     return (
-        f'<div class="hit"><div class="hit-title" dir="auto"><span class="rank">{hit.rank}</span>{title}</div>'
-        f'<div class="chips">{"".join(chips)}</div>{render_passage(hit)}{also}</div>'
+        f'<div class="hit"{dim}><div class="hit-title" dir="auto">'
+        f'<span class="rank">{hit.rank}</span>{title}</div>'
+        f'<div class="chips">{"".join(chips)}</div>{render_passage(hit, marks=not dimmed)}{also}</div>'
     )
+
+
+def render_no_match() -> str:
+    """The notice above the results of a search that found nothing close."""
+    return f'<div class="no-match" role="status">{escape(NO_CLOSE_MATCH)}</div>'
+
+
+def explanation_lines(why: Explanation) -> list[str]:
+    """Why a hit is where it is, in plain words, one line per kind of evidence (plain text)."""
+    e = why.evidence
+    score = format_score(why.calibrated)
+    if why.calibration.startswith("fitted"):
+        chance = round(why.calibrated * 100)
+        lines = [f"Score {score}: about {chance} in 100 results scored like this one answer the question."]
+    else:
+        lines = [f"Score {score}. {UNCALIBRATED}"]
+    if e.dense is not None:
+        rank = f", rank {why.dense_rank} by meaning" if why.dense_rank else ""
+        lines.append(f"Meaning: similarity {e.dense:.3f} between the question and the passage{rank}.")
+    if e.bm25 is not None:
+        if why.terms:
+            found = "; ".join(f"“{t.word}” as {t.term} ({t.analysis}) {t.bm25:.2f}" for t in why.terms)
+            rank = f", rank {why.bm25_rank} by keywords" if why.bm25_rank else ""
+            lines.append(f"Words: BM25 {e.bm25:.2f}{rank}. Found {found}.")
+        else:
+            lines.append("Words: none of the question's words is in this passage.")
+        if e.lang_weight is not None:
+            lines.append(f"Keywords count {e.lang_weight:.0%} in a passage of this language.")
+        if e.coverage is not None:
+            lines.append(f"The collection holds {e.coverage:.0%} of the question's words.")
+    lines.append(f"Ranking score {format_score(e.fused)} (each question's best result scores near 1).")
+    return lines
+
+
+def render_explanation(why: Explanation) -> str:
+    """A closed "Why this result" disclosure holding ``explanation_lines``, escaped."""
+    items = "".join(f"<li>{escape(line)}</li>" for line in explanation_lines(why))
+    return f'<details class="why"><summary>{WHY}</summary><ul dir="auto">{items}</ul></details>'
 
 
 def duplicate_label(article: Article | None, article_id: str) -> str:
@@ -269,7 +332,7 @@ class PageState:
 
     def options(self, *, offset: int = 0) -> SearchOptions:
         """The search options of this page state."""
-        return SearchOptions(k=self.k, mode=self.mode, filters=self.filters(), offset=offset)
+        return SearchOptions(k=self.k, mode=self.mode, filters=self.filters(), offset=offset, explain=True)
 
 
 def _iso(value: object) -> str | None:
@@ -372,6 +435,14 @@ CSS = """
 .article { line-height: 1.7; font-size: 0.95rem; }
 .ellipsis { color: #9aa0ad; }
 mark { background: #fdeb8a; color: inherit; padding: 0.05em 0.1em; border-radius: 3px; }
+.term { background: rgba(29, 78, 216, 0.10); border-bottom: 1px solid rgba(29, 78, 216, 0.35); border-radius: 2px; }
+mark .term { background: rgba(29, 78, 216, 0.12); }
+.hit[data-dim] { opacity: 0.55; }
+.no-match { margin: 0.2rem 0 0.8rem; padding: 0.6rem 0.9rem; border-radius: 0.5rem; color: #5b4a00;
+  background: #fff7d6; border: 1px solid #f1dc8a; }
+details.why { font-size: 0.88rem; color: #3b4150; margin: -0.3rem 0 0.2rem; }
+details.why summary { cursor: pointer; color: #4b5263; }
+details.why ul { margin: 0.3rem 0 0; padding-left: 1.1rem; line-height: 1.5; }
 .article .in-passage { background: rgba(29, 78, 216, 0.07); border-radius: 3px;
   box-shadow: 0 0 0 0.2rem rgba(29, 78, 216, 0.07); }
 .also-in { margin-top: 0.55rem; font-size: 0.83rem; color: #6b7280; }
