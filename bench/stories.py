@@ -274,7 +274,8 @@ def evidence(base: MemoryArchive, gold: Mapping[int, str], topic: Mapping[int, s
 
 
 def grid(base: MemoryArchive, lang: Mapping[int, str], days: Mapping[int, int], gold: Mapping[int, str]) -> None:
-    combos = itertools.product((0.40, 0.45, 0.50), (0.02, 0.05, 0.08), (0.0, 0.05, 0.10), (0.75, 0.80, 0.85))
+    floors = (0.35, 0.375, 0.40, 0.425, 0.45, 0.50)
+    combos = itertools.product(floors, (0.02, 0.05, 0.08), (0.0, 0.05, 0.10), (0.75, 0.80, 0.85))
     ranked = []
     for sim, margin, weight, same in combos:
         s = replace(DEFAULT_STORIES, min_similarity=sim, best_margin=margin, number_weight=weight,
@@ -282,14 +283,14 @@ def grid(base: MemoryArchive, lang: Mapping[int, str], days: Mapping[int, int], 
         res = table(base, lang, days, gold, s)
         f1 = np.mean([2 * p * r / max(p + r, 1e-9) for *_, p, r, _, _, _ in res])
         ranked.append((f1, np.mean([x[2] for x in res]), np.mean([x[3] for x in res]), min(x[2] for x in res), s))
-        print(f"  min_similarity {sim:.2f} best_margin {margin:.2f} number_weight {weight:.2f} "
+        print(f"  min_similarity {sim:.3f} best_margin {margin:.2f} number_weight {weight:.2f} "
               f"same_language {same:.2f}: mean F1 {ranked[-1][0]:.4f}", file=sys.stderr)  # fmt: skip
     ranked.sort(key=lambda x: -x[0])
     print("\n| min_similarity | best_margin | number_weight | same_language | mean P | mean R | min P | mean F1 |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for f1, p, r, pmin, s in ranked[:12]:
         mark = " (default)" if s == DEFAULT_STORIES else ""
-        print(f"| {s.min_similarity:.2f} | {s.best_margin:.2f} | {s.number_weight:.2f} | "
+        print(f"| {s.min_similarity:.3f} | {s.best_margin:.2f} | {s.number_weight:.2f} | "
               f"{s.same_language_similarity:.2f}{mark} | {p:.3f} | {r:.3f} | {pmin:.3f} | {f1:.4f} |")  # fmt: skip
     where = next(i for i, x in enumerate(ranked) if x[4] == DEFAULT_STORIES)
     print(f"\ndefaults rank {where + 1} of {len(ranked)}")

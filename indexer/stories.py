@@ -684,8 +684,8 @@ def cluster(
     if calibration is None:
         return update(None, archive, added=(), removed=(), settings=settings)
     none = archive.facts([])
-    return _relink(StoryIndex(calibration=calibration), archive, archive.catalog().rows, none, calibration, set(),
-                   settings)  # fmt: skip
+    return _relink(StoryIndex(calibration=calibration), archive, archive.catalog().rows, none.rows, none, calibration,
+                   set(), settings)  # fmt: skip
 
 
 def update(
@@ -710,15 +710,16 @@ def update(
     gone = np.setdiff1d(np.asarray(removed, np.int64), add)
     if not np.isin(add, live.rows).all() or np.isin(gone, live.rows).any():
         raise ValueError("added rows must be live articles of the archive, removed rows must not")
-    gone_f = archive.facts(gone.tolist())
+    gone_f = archive.facts(gone.tolist())  # a deleted article a merge already dropped has none: it only leaves
     calibration, retaken = previous.calibration.advance(archive.facts(add.tolist()), gone_f, settings)
-    return _relink(previous, archive, add, gone_f, calibration, retaken, settings)
+    return _relink(previous, archive, add, gone, gone_f, calibration, retaken, settings)
 
 
 def _relink(
     previous: StoryIndex,
     archive: Archive,
     add: np.ndarray,
+    gone: np.ndarray,
     gone_f: Facts,
     calibration: Calibration,
     retaken: set[str],
@@ -727,7 +728,6 @@ def _relink(
     """Re-derive the stories the change reaches; the others stay as they are."""
     live = archive.catalog()
     before = live.take(~np.isin(live.rows, add))
-    gone = gone_f.rows
     if not set(before.langs.tolist()) | set(gone_f.langs.tolist()) <= set(previous.calibration.langs):
         raise ValueError("the previous stories are not those of this archive — cluster it from scratch")
     new = _Linker(archive, live, calibration, settings)
@@ -739,7 +739,7 @@ def _relink(
         old_pool = Facts(*(np.concatenate([getattr(before, k), getattr(gone_f, k)]) for k in ("rows", "days", "langs")))
         old = _Linker(archive, old_pool.take(np.argsort(old_pool.rows, kind="stable")), previous.calibration, settings)
         seeds = [gone, recal, old.partners(np.union1d(gone, recal)), new.partners(np.union1d(add, recal))]
-        alive_before = set(old_pool.rows.tolist())
+        alive_before = set(old_pool.rows.tolist()) | set(gone.tolist())
         dissolved = {previous.story_of(r) for r in np.unique(np.concatenate(seeds)).tolist() if r in alive_before}
     gone_set = set(gone.tolist())
     redo = {r for sid in dissolved for r in previous.members(sid) if r not in gone_set} | set(add.tolist())
