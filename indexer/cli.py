@@ -351,6 +351,50 @@ def merge(index_dir: Path | None, everything: bool) -> None:
     print_merge(report, target)
 
 
+# ------------------------------------------------------------------ serve
+@main.command(context_settings=CONTEXT)
+@_index_option
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on: 127.0.0.1 is this machine only; 0.0.0.0 every network (the API has no login).",
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free one).")
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="Let web pages from this origin call the API (repeatable), e.g. http://localhost:3000; none by default.",
+)
+@_store_option
+def serve(index_dir: Path | None, host: str, port: int, cors_origins: tuple[str, ...], store: str | None) -> None:
+    """Serve the index as a JSON API over HTTP, following new versions as builds publish them.
+
+    GET /search?q=…, /articles/{id}, /info, /health; the OpenAPI description is at /openapi.json, /docs.
+
+    \b
+    Examples:
+      indexer serve                                   # http://127.0.0.1:8000, index data/index
+      indexer serve --index ~/news-index --port 8080
+      curl 'http://127.0.0.1:8000/search?q=Arctic+cooperation&k=3&lang=fr'
+    """
+    from .api import ServeSettings
+    from .api import serve as run_server
+
+    target = _index_dir(index_dir)
+    settings = ServeSettings(host=host, port=port, index_dir=target, cors_origins=cors_origins, store=store)
+
+    def ready(url: str) -> None:
+        click.echo(f"serving {target} at {url} (docs: {url}/docs) — Ctrl-C stops")
+
+    try:
+        run_server(settings, on_ready=ready)
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn has finished the requests in flight and shut down
+        click.echo("stopped")
+
+
 # ----------------------------------------------------------------- search
 @main.command(context_settings=CONTEXT)
 @click.argument("query", required=False)

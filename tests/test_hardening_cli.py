@@ -138,3 +138,36 @@ def test_a_build_that_finds_nothing_says_why_in_one_line(index, tmp_path, case):
     assert len(lines) == 1 and lines[0].startswith("error: no articles found in the sources (") and why in lines[0]
     assert "above" not in lines[0]
     assert not target.exists()  # nothing left behind
+
+
+# ------------------------------------------------------------------ serve
+def test_indexer_serve_starts_answers_and_stops(index):
+    import re
+    import signal
+    import time
+    import urllib.request
+
+    args = [sys.executable, "-m", "indexer", "serve", "--index", str(index), "--port", "0"]
+    proc = subprocess.Popen(args, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        m = re.search(r"serving .* at (http://127\.0\.0\.1:\d+) ", line)
+        assert m, line + (proc.stderr.read() if proc.poll() is not None else "")  # type: ignore[union-attr]
+        with urllib.request.urlopen(f"{m[1]}/search?q=sea+ice&k=1", timeout=60) as r:
+            hit = json.loads(r.read())["hits"][0]
+        assert hit["article_id"] == "ice.txt"
+        proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert proc.returncode == 0
+        assert "stopped" in proc.stdout.read()  # type: ignore[union-attr]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_indexer_serve_bad_options_are_one_line(index):
+    for args in (["--port", "70000"], ["--host", "no-such-host.invalid"]):
+        res = cli("serve", "--index", index, *args, timeout=60)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
