@@ -244,8 +244,12 @@ def _clean_str(value: Any) -> str | None:
         return None
     if isinstance(value, (dict, list)):
         return None
-    text = str(value).strip()
+    text = _SURROGATE.sub("\ufffd", str(value)).strip()
     return text or None
+
+
+# a JSON "\ud800" decodes to a lone surrogate, which no UTF-8 writer (SQLite, the sentence splitter) accepts
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def to_article(record: Record, default_id: str, path: str) -> Article | str:
@@ -255,6 +259,7 @@ def to_article(record: Record, default_id: str, path: str) -> Article | str:
     if not isinstance(text, str):
         return "no 'text' field" if text is None else "'text' is not a string"
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n")).replace("\x00", "")
+    text = _SURROGATE.sub("\ufffd", text)
     if not text.strip():
         return "empty text"
     ident = _clean_str(fields.get("id")) or default_id

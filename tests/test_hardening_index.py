@@ -244,3 +244,12 @@ def test_a_file_that_stops_reading_cleanly_keeps_its_articles(kind, check, tmp_p
     (src / name).unlink()  # gone: its articles go
     build([src], index, BuildSettings(), encoder=fake_encoder, model=fake_model)
     assert Searcher(index, encoder=fake_encoder).article("n0") is None
+
+
+def test_lone_surrogates_in_records_are_replaced_not_a_crash(tmp_path, fake_encoder, fake_model):
+    src, index = tmp_path / "src", tmp_path / "index"
+    write(src / "s.jsonl", '{"id": "s\\ud800", "title": "T\\udfff", "text": "Harbour \\ud800 news: the ferry sails."}\n')
+    rep = build([src], index, BuildSettings(), encoder=fake_encoder, model=fake_model)
+    assert rep.added == 1 and not rep.skipped
+    art = Searcher(index, encoder=fake_encoder).article("s\ufffd")
+    assert art is not None and art.title == "T\ufffd" and "\ufffd" in art.text
