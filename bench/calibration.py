@@ -62,18 +62,21 @@ L2 = 1e-3  # ridge penalty on the standardised coefficients, per unit of sample 
 #: the evidence each mode's model reads (calibration.FEATURES), chosen on the average over all sets;
 #: the generic mapping drops the raw cosine and its lift, whose scale belongs to the model
 FEATURES = {
-    "hybrid": ("dense", "dense_z", "fused", "coverage", "lang_weight", "matched_coverage", "lexical"),
+    "hybrid": ("dense", "dense_z", "fused", "coverage", "lang_weight", "matched_coverage", "lexical", "unknown"),
     "dense": ("dense", "dense_lift", "dense_z", "dense_top_z"),
     "bm25": ("bm25_log", "bm25_share", "coverage", "matched"),
 }
 GENERIC_FEATURES = {
-    "hybrid": ("dense_z", "fused", "coverage", "lang_weight", "matched_coverage", "lexical"),
+    "hybrid": ("dense_z", "fused", "coverage", "lang_weight", "matched_coverage", "lexical", "unknown"),
     "dense": ("dense_z", "dense_top_z"),
     "bm25": FEATURES["bm25"],
 }
 MONO = ("de", "en", "es", "ru", "zh")
-FIT_SETS = ("piaf", "de", "ru", "en-de", "de-en", "en-ru")
-HELD_OUT_SETS = ("piaf", "en", "es", "zh", "en-es", "en-zh", "es-en")
+FIT_SETS = ("piaf", "de", "ru", "en-de", "de-en", "en-ru", "nonsense-piaf", "nonsense-de", "nonsense-ru")
+HELD_OUT_SETS = ("piaf", "en", "es", "zh", "en-es", "en-zh", "es-en", "nonsense-en", "nonsense-es", "nonsense-zh")
+#: made-up words weigh less in the fit than a real question set: they teach one thing, that a query
+#: none of whose words the collection holds is answered by dense evidence alone
+NONSENSE_WEIGHT = 0.25
 CROSS = (("en", "de"), ("de", "en"), ("en", "ru"), ("en", "es"), ("en", "zh"), ("es", "en"))
 
 
@@ -113,6 +116,19 @@ def xquad(lang: str) -> tuple[list[dict], list[Question]]:
     return rows, questions
 
 
+def nonsense(name: str, n: int = 200) -> list[Question]:
+    """Questions of made-up words (``xyzzy qwerty``): no collection answers them, whatever its language."""
+    import random
+
+    rnd = random.Random(zlib.crc32(name.encode()))
+    letters = "bcdfghjklmnpqrstvwxzaeiouy"
+    made = [
+        " ".join("".join(rnd.choice(letters) for _ in range(rnd.randint(4, 8))) for _ in range(rnd.randint(1, 4)))
+        for _ in range(n)
+    ]
+    return [Question(q, None, i) for i, q in enumerate(made)]
+
+
 @dataclass
 class Row:
     """One hit of one question: its evidence and whether it is right."""
@@ -146,6 +162,8 @@ def evidence_of(work: Path, model: str, sets: list[str]) -> dict[tuple[str, str]
     for name in sets:
         if name in corpora:
             tasks[name] = (name, corpora[name]()[1])
+        elif name.startswith("nonsense-"):
+            tasks[name] = (name.removeprefix("nonsense-"), nonsense(name))
         else:
             qlang, dlang = name.split("-")
             tasks[name] = (dlang, xquad(qlang)[1])
@@ -178,7 +196,8 @@ def evidence_of(work: Path, model: str, sets: list[str]) -> dict[tuple[str, str]
 
 # ------------------------------------------------------------------ fitting
 def matrix(rows: list[Row], features: tuple[str, ...]) -> np.ndarray:
-    return np.array([[cal.FEATURES[f](r.evidence) for f in features] for r in rows], dtype=np.float64)
+    x = np.array([[cal.FEATURES[f](r.evidence) for f in features] for r in rows], dtype=np.float64)
+    return x.reshape(len(rows), len(features))
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
@@ -210,12 +229,14 @@ def fit_mode(
         rows = [r for r in rows if questions[r.question].article % 2 == 0]
         xs.append(matrix(rows, features))
         ys.append(np.array([r.right for r in rows], dtype=np.float64))
-        ws.append(np.full(len(rows), 1.0 / max(len(rows), 1)))  # each set weighs the same
+        weight = NONSENSE_WEIGHT if name.startswith("nonsense-") else 1.0
+        ws.append(np.full(len(rows), weight / max(len(rows), 1)))  # each real question set weighs the same
     coef, intercept = fit_logistic(np.vstack(xs), np.concatenate(ys), np.concatenate(ws) * len(sets))
     model = cal.ModeModel(features, tuple(coef.tolist()), intercept, 0.0)
     # the threshold: the highest score under which at most FLAG_ANSWERABLE of any fit set's answerable
     # questions fall (a question without any hit is flagged whatever the threshold: not counted)
-    tops = [a[np.isfinite(a)] for a, _ in (top_scores(model, *data[name, mode], parity=0) for name in sets)]
+    real = [name for name in sets if not name.startswith("nonsense-")]
+    tops = [a[np.isfinite(a)] for a, _ in (top_scores(model, *data[name, mode], parity=0) for name in real)]
     candidates = np.unique(np.concatenate(tops))
     worst = np.array([max(np.mean(t < c) for t in tops) for c in candidates])
     threshold = float(candidates[max(0, np.searchsorted(worst, FLAG_ANSWERABLE, side="right") - 1)])
@@ -386,7 +407,10 @@ def _literal(value: object, depth: int) -> str:
         items = "".join(f"{pad}{_literal(v, depth + 1)},\n" for v in value)
         return "[\n" + items + "    " * depth + "]"
     if isinstance(value, list):
-        return "[" + ", ".join(_literal(v, depth) for v in value) + "]"
+        flat = "[" + ", ".join(_literal(v, depth) for v in value) + "]"
+        if len(flat) + 4 * depth + 16 <= 120:  # "key": [...], within the line length
+            return flat
+        return "[\n" + "".join(f"{pad}{_literal(v, depth + 1)},\n" for v in value) + "    " * depth + "]"
     return json.dumps(value)
 
 
@@ -416,7 +440,8 @@ def main() -> None:
     sets = args.sets.split(",") if args.sets else list(dict.fromkeys(FIT_SETS + HELD_OUT_SETS))
     data = evidence_of(work, args.model, sets)
     fit_sets = [s for s in FIT_SETS if s in sets]
-    held = [s for s in HELD_OUT_SETS if s in sets]
+    held = [s for s in HELD_OUT_SETS if s in sets and not s.startswith("nonsense-")]
+    made_up = [s for s in HELD_OUT_SETS if s in sets and s.startswith("nonsense-")]
 
     from indexer import calibration_params as current
 
@@ -461,6 +486,11 @@ def main() -> None:
                 f"{avg('flag_unanswerable'):.1%} | {avg('r1'):.3f} / {avg('r1_calibrated'):.3f} | |"
             )
         print("\nthresholds: " + ", ".join(f"{m} {models[m].threshold:.3f}" for m in MODES))
+        for mode in MODES:
+            m = models[mode]
+            flagged = [np.mean(top_scores(m, *data[n, mode], 1)[1] < m.threshold) for n in made_up]
+            if flagged:
+                print(f"made-up words ({', '.join(made_up)}), {mode}: {np.mean(flagged):.1%} flagged")
 
     if args.png and "fitted" in judged:
         curves = {}

@@ -67,6 +67,9 @@ FEATURES: dict[str, Feature] = {
     "lexical": lambda e: _weight(e) * (e.coverage or 0.0) * _bm25_share(e),  # as fusion weighs it
     "coverage": lambda e: e.coverage or 0.0,
     "lang_weight": _weight,
+    # query words the collection lacks although it is in the query's language: made-up words, a
+    # name it never mentions (in another language, no word is expected to be there)
+    "unknown": lambda e: _weight(e) * (1.0 - e.coverage) if e.coverage is not None else 0.0,
     "matched": lambda e: e.matched or 0.0,
     # words the passage holds, discounted when the collection lacks some query words at all
     "matched_coverage": lambda e: (e.matched or 0.0) * (e.coverage or 0.0),

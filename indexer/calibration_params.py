@@ -6,8 +6,8 @@ fingerprint); ``GENERIC`` serves every other model.
 """
 
 FITTED_ON = (
-    "piaf, de, ru, en-de, de-en, en-ru (questions about even-numbered articles, a fifth of the "
-    "articles left out), 2026-12-02"
+    "piaf, de, ru, en-de, de-en, en-ru, nonsense-piaf, nonsense-de, nonsense-ru (questions "
+    "about even-numbered articles, a fifth of the articles left out), 2026-12-02"
 )
 
 FITTED: list[dict] = [
@@ -16,16 +16,25 @@ FITTED: list[dict] = [
         "fingerprint": "sha256:67647f3bd26032ec35f8f71d25ca8116",
         "modes": {
             "hybrid": {
-                "features": ["dense", "dense_z", "fused", "coverage", "lang_weight", "matched_coverage", "lexical"],
-                "coef": [14.570573, 0.717355, 9.072085, -1.290851, -1.418072, 3.94393, 1.160406],
-                "intercept": -23.575573,
-                "threshold": 0.0998,
+                "features": [
+                    "dense",
+                    "dense_z",
+                    "fused",
+                    "coverage",
+                    "lang_weight",
+                    "matched_coverage",
+                    "lexical",
+                    "unknown",
+                ],
+                "coef": [12.019829, 0.86937, 8.578139, -0.487151, -1.134999, 3.443926, 0.987568, -1.856229],
+                "intercept": -21.994885,
+                "threshold": 0.0836,
             },
             "dense": {
                 "features": ["dense", "dense_lift", "dense_z", "dense_top_z"],
-                "coef": [7.063194, 10.615392, 2.222116, -1.129086],
-                "intercept": -11.082953,
-                "threshold": 0.1926,
+                "coef": [6.41861, 18.384267, 2.115206, -1.03021],
+                "intercept": -11.176215,
+                "threshold": 0.1296,
             },
             "bm25": {
                 "features": ["bm25_log", "bm25_share", "coverage", "matched"],
@@ -40,16 +49,16 @@ FITTED: list[dict] = [
 GENERIC = {
     "modes": {
         "hybrid": {
-            "features": ["dense_z", "fused", "coverage", "lang_weight", "matched_coverage", "lexical"],
-            "coef": [0.935154, 8.859644, -1.021952, -1.088843, 4.199526, 1.306298],
-            "intercept": -12.64124,
-            "threshold": 0.0971,
+            "features": ["dense_z", "fused", "coverage", "lang_weight", "matched_coverage", "lexical", "unknown"],
+            "coef": [1.0339, 8.430144, -0.340929, -0.876725, 3.683892, 1.148486, -1.845914],
+            "intercept": -12.903089,
+            "threshold": 0.0838,
         },
         "dense": {
             "features": ["dense_z", "dense_top_z"],
-            "coef": [2.445027, -0.984215],
-            "intercept": -6.076638,
-            "threshold": 0.1868,
+            "coef": [2.413767, -0.789538],
+            "intercept": -6.948339,
+            "threshold": 0.1386,
         },
         "bm25": {
             "features": ["bm25_log", "bm25_share", "coverage", "matched"],
