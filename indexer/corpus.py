@@ -223,12 +223,49 @@ def normalize_date(value: Any) -> str | None:
     return parsed.date().isoformat() if parsed.tzinfo is None else parsed.isoformat()
 
 
+# Month names (and their usual abbreviations and genitive forms) of the languages news archives are
+# most often written in, for dates such as "27 février 2025", "27. Februar 2025", "1 de marzo de 2025" or
+# "27 февраля 2025"; dateutil reads English ones itself.
+_MONTHS = {
+    1: "janvier janv january januar jänner enero gennaio janeiro januari января январь styczeń stycznia",
+    2: "février févr fevrier february februar febrero febbraio fevereiro februari февраля февраль luty lutego",
+    3: "mars march märz maerz marzo março maart марта март marzec marca",
+    4: "avril avr april abril aprile апреля апрель kwiecień kwietnia",
+    5: "mai may mayo maggio maio mei мая май maj maja",
+    6: "juin june juni junio giugno junho июня июнь czerwiec czerwca",
+    7: "juillet juil july juli julio luglio julho июля июль lipiec lipca",
+    8: "août aout august agosto augustus августа август sierpień sierpnia",
+    9: "septembre sept september septiembre settembre setembro сентября сентябрь wrzesień września",
+    10: "octobre oct october oktober octubre ottobre outubro октября октябрь październik października",
+    11: "novembre nov november noviembre novembro ноября ноябрь listopad listopada",
+    12: "décembre déc decembre december dezember diciembre dicembre dezembro декабря декабрь grudzień grudnia",
+}
+_MONTH_OF = {name: m for m, names in _MONTHS.items() for name in names.split()}
+_MONTH_WORD = re.compile(r"[^\W\d_]+\.?")
+_FILLERS = frozenset(("de", "del", "le", "den", "der", "el", "года", "г", "r", "roku"))
+
+
+def _english_months(text: str) -> str:
+    """``text`` with other languages' month names as numbers dateutil reads ("27 février 2025" → "27 2 2025")."""
+    text = re.sub(r"\b1(er|º|°)(?=\s)", "1", text)  # "1er mars", "1º de marzo"
+
+    def month(m: re.Match[str]) -> str:
+        word = m.group().rstrip(".").lower()
+        if word in _MONTH_OF:
+            return f" {_MONTH_OF[word]} "
+        return " " if word in _FILLERS else m.group()
+
+    out = _MONTH_WORD.sub(month, text)
+    return " ".join(out.replace(".", " ").split()) if out != text else text
+
+
 def _parse_full_date(text: str) -> datetime | None:
     """Dateutil's reading of ``text`` if it names a whole day, else None.
 
     Dateutil fills a missing year, month or day from today ("2025" → today's date in
     2025), so a date read differently with two different defaults was incomplete.
     """
+    text = _english_months(text)
     try:
         from dateutil import parser as dateparser
 

@@ -248,8 +248,22 @@ def test_a_file_that_stops_reading_cleanly_keeps_its_articles(kind, check, tmp_p
 
 def test_lone_surrogates_in_records_are_replaced_not_a_crash(tmp_path, fake_encoder, fake_model):
     src, index = tmp_path / "src", tmp_path / "index"
-    write(src / "s.jsonl", '{"id": "s\\ud800", "title": "T\\udfff", "text": "Harbour \\ud800 news: the ferry sails."}\n')
+    rec = '{"id": "s\\ud800", "title": "T\\udfff", "text": "Harbour \\ud800 news: the ferry sails."}\n'
+    write(src / "s.jsonl", rec)
     rep = build([src], index, BuildSettings(), encoder=fake_encoder, model=fake_model)
     assert rep.added == 1 and not rep.skipped
     art = Searcher(index, encoder=fake_encoder).article("s\ufffd")
     assert art is not None and art.title == "T\ufffd" and "\ufffd" in art.text
+
+
+@pytest.mark.parametrize(("raw", "day"), [
+    ("27 février 2025", "2025-02-27"), ("Le 1er mars 2025", "2025-03-01"), ("27. Februar 2025", "2025-02-27"),
+    ("1 de marzo de 2025", "2025-03-01"), ("1º de marzo de 2025", "2025-03-01"), ("5 maggio 2024", "2024-05-05"),
+    ("12 maart 2023", "2023-03-12"), ("27 февраля 2025 г.", "2025-02-27"), ("3 maja 2024", "2024-05-03"),
+    ("March 3, 2025", "2025-03-03"), ("2025-03-04", "2025-03-04"),
+    ("2025", None), ("2025-03", None), ("février", None), ("sept 2025", None), ("le 32 mars 2025", None),
+])  # fmt: skip
+def test_news_dates_in_several_languages(raw, day):
+    from indexer.corpus import normalize_date
+
+    assert normalize_date(raw) == day  # a day or nothing: a year or a month alone is kept as date_raw
