@@ -25,9 +25,24 @@ def detect(text: str) -> tuple[str, float]:
     return str(lang), float(prob)
 
 
+# Language names as archives write them in a "lang" field, in English and in the language itself
+_NAMES = {
+    "en": "english anglais englisch inglés ingles inglese", "fr": "french français francais französisch francés",
+    "de": "german deutsch allemand alemán aleman tedesco", "es": "spanish español espanol espagnol spanisch",
+    "it": "italian italiano italien italienisch", "pt": "portuguese português portugues portugais",
+    "nl": "dutch nederlands néerlandais niederländisch", "ru": "russian русский russe russisch ruso",
+    "zh": "chinese 中文 汉语 chinois chinesisch", "ja": "japanese 日本語", "ar": "arabic العربية arabe",
+    "pl": "polish polski polonais", "uk": "ukrainian українська", "sv": "swedish svenska", "tr": "turkish türkçe",
+}  # fmt: skip
+_CODE_OF_NAME = {name: code for code, names in _NAMES.items() for name in names.split()}
+
+
 def normalize_code(value: str) -> str | None:
-    """``"FR"``, ``"fr-CA"``, ``"fr_FR"`` → ``"fr"``; anything else → None."""
-    code = value.strip().lower().replace("_", "-").split("-")[0]
+    """``"FR"``, ``"fr-CA"``, ``"fr_FR"``, ``"French"``, ``"français"`` → ``"fr"``; anything else → None."""
+    text = value.strip().lower()
+    if text in _CODE_OF_NAME:
+        return _CODE_OF_NAME[text]
+    code = text.replace("_", "-").split("-")[0]
     return code if _LANG_CODE.match(code) else None
 
 

@@ -267,3 +267,11 @@ def test_news_dates_in_several_languages(raw, day):
     from indexer.corpus import normalize_date
 
     assert normalize_date(raw) == day  # a day or nothing: a year or a month alone is kept as date_raw
+
+
+@pytest.mark.parametrize(("raw", "code"), [("FR", "fr"), ("fr-CA", "fr"), ("French", "fr"), ("français", "fr"),
+                                           ("Deutsch", "de"), ("中文", "zh"), ("русский", "ru"), ("klingon", None)])
+def test_language_values_are_normalised(raw, code):
+    from indexer.language import normalize_code
+
+    assert normalize_code(raw) == code
