@@ -781,9 +781,11 @@ def test_language_detected(tmp_path, text, lang):
     assert only_article(write(tmp_path / "x.txt", "Titre\n" + text)).lang == lang
 
 
-@pytest.mark.parametrize("given, lang", [("FR-ca", "fr"), ("fr_FR", "fr"), (" EN ", "en"), ("français", "de")])
+@pytest.mark.parametrize(
+    "given, lang", [("FR-ca", "fr"), ("fr_FR", "fr"), (" EN ", "en"), ("français", "fr"), ("klingon", "de")]
+)
 def test_record_language_normalized(tmp_path, given, lang):
-    # an unusable code ("français") falls back to detection (the text is German)
+    # a language's name is read as its code; an unusable value ("klingon") falls back to detection (German text)
     art = only_article(write(tmp_path / "x.json", json.dumps({"text": DE, "lang": given})))
     assert art.lang == lang
 
