@@ -409,6 +409,12 @@ def serve(index_dir: Path | None, host: str, port: int, cors_origins: tuple[str,
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per query.")
 @click.option(
+    "--explain",
+    is_flag=True,
+    help="Why each hit is where it is: dense similarity, BM25 and the query terms it matched (with the analysis "
+    "that matched them), language weight, coverage, fused and calibrated scores, rank on each side.",
+)
+@click.option(
     "--queries",
     "queries_file",
     type=click.Path(path_type=Path, allow_dash=True),
@@ -439,6 +445,7 @@ def search(
     k: int,
     per_article: int,
     as_json: bool,
+    explain: bool,
     queries_file: Path | None,
     mode: str,
     langs: tuple[str, ...],
@@ -456,6 +463,7 @@ def search(
       indexer search "Who offered Washington cooperation on rare earths?"
       indexer search "coopération dans l'Arctique" -k 5 --json
       indexer search "Peskov" --mode bm25 --lang fr --date-from 2025-01
+      indexer search "Arctic shipping" --explain        # why each hit is where it is
       indexer search --queries questions.txt --json > answers.jsonl
       indexer search "Arctic shipping" --store milvus://localhost:19530/passages
     """
@@ -466,7 +474,7 @@ def search(
         raise click.UsageError("give a QUERY or --queries FILE (one of them)")
     queries: Iterable[str] = [query or ""] if queries_file is None else _query_lines(queries_file)
     filters = Filters(langs=langs, sources=sources, date_from=date_from, date_to=date_to).normalized()
-    options = SearchOptions(k=k, per_article=per_article, mode=mode, filters=filters)
+    options = SearchOptions(k=k, per_article=per_article, mode=mode, filters=filters, explain=explain)
     _check_store(store)
     searcher = Searcher(_index_dir(index_dir), model=model, backend=backend, store=store)
     try:
@@ -484,7 +492,7 @@ def search(
             if as_json:
                 click.echo(terminal.json_safe(result.to_json()))
             else:
-                print_hits(result)
+                print_hits(result, explain=explain)
     finally:
         searcher.close()
 

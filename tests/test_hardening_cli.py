@@ -171,3 +171,16 @@ def test_indexer_serve_bad_options_are_one_line(index):
     for args in (["--port", "70000"], ["--host", "no-such-host.invalid"]):
         res = cli("serve", "--index", index, *args, timeout=60)
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+
+
+# ---------------------------------------------------------------- --explain
+def test_indexer_search_explain_in_text_and_json(index):
+    text = cli("search", "sea ice melting", "--index", index, "-k", "2", "--explain")
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.count("why: dense") == 2
+    plain = cli("search", "sea ice melting", "--index", index, "-k", "2")
+    assert "why:" not in plain.stdout
+    line = json.loads(cli("search", "sea ice melting", "--index", index, "-k", "2", "--json", "--explain").stdout)
+    assert all("explanation" in h for h in line["hits"]) and "no_close_match" in line
+    bare = json.loads(cli("search", "sea ice melting", "--index", index, "-k", "2", "--json").stdout)
+    assert not any("explanation" in h for h in bare["hits"])
