@@ -263,6 +263,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 # /search's parameters, as the OpenAPI docs describe them
 _Q = Annotated[str, Query(description="The question, in any language (cut to 2,000 characters).")]
 _K = Annotated[int, Query(ge=1, le=MAX_K, description="Number of results.")]
+_Explain = Annotated[bool, Query(description="Each hit's explanation: evidence on each side, matched terms, scores.")]
 _Offset = Annotated[int, Query(ge=0, le=MAX_K - 1, description="Skip this many results (paging).")]
 _PerArticle = Annotated[int, Query(ge=1, le=MAX_PER_ARTICLE, description="Passages allowed from one article.")]
 _Langs = Annotated[list[str] | None, Query(description="Only this language (repeatable): lang=fr&lang=de.")]
@@ -340,6 +341,7 @@ def create_app(
         date_to: _DateTo = None,
         mode: _Mode = "hybrid",
         group: _Group = "article",
+        explain: _Explain = False,
     ) -> _JSON:
         """The passages that best answer `q`: the JSON line of `indexer search --json`."""
         _check_params(request)
@@ -352,7 +354,8 @@ def create_app(
             raise QueryError(f"offset + k must be at most {MAX_K}: a search returns its first {MAX_K} results")
         filters = Filters(langs=tuple(lang or ()), sources=tuple(source or ()), date_from=date_from,
                           date_to=date_to).normalized()  # fmt: skip
-        options = SearchOptions(k=k, offset=offset, per_article=per_article, mode=mode, filters=filters)
+        options = SearchOptions(k=k, offset=offset, per_article=per_article, mode=mode, filters=filters,
+                                explain=explain)  # fmt: skip
         s = engine.get()
         result, version = _on_one_version(s, lambda: s.search(q, options))
         return _answer(result.to_json(), version)

@@ -205,6 +205,7 @@ def test_search_answers_the_json_line_of_indexer_search(api, index, library):
         ({"k": 1000}, SearchOptions(k=1000)),
         ({"per_article": 3, "k": 20}, SearchOptions(per_article=3, k=20)),
         ({"group": "article"}, SearchOptions()),
+        ({"explain": "true"}, SearchOptions(explain=True)),
     ],
 )  # fmt: skip
 def test_search_parameters_are_the_cli_options(api, library, params, options):
