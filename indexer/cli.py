@@ -64,6 +64,18 @@ def _index_dir(value: Path | None) -> Path:
     return value or default_index_dir()
 
 
+def _read_options(f: Any) -> Any:
+    """How files are read: ``build`` and ``watch`` take the same (they must match the index's build)."""
+    f = click.option(
+        "--max-file-mb",
+        type=click.FloatRange(0.001),
+        default=20.0,
+        show_default=True,
+        help="Skip single-document files larger than this.",
+    )(f)
+    return click.option("--follow-symlinks", is_flag=True, help="Also read symlinks that lead outside the sources.")(f)
+
+
 def _store_option(f: Any) -> Any:
     return click.option(
         "--store",
@@ -114,14 +126,7 @@ def _check_store(uri: str | None) -> None:
     default=None,
     help="Sentences shared by consecutive passages (default: the index's, else 1).",
 )
-@click.option("--follow-symlinks", is_flag=True, help="Also read symlinks that lead outside the sources.")
-@click.option(
-    "--max-file-mb",
-    type=click.FloatRange(0.001),
-    default=20.0,
-    show_default=True,
-    help="Skip single-document files larger than this.",
-)
+@_read_options
 @click.option(
     "--faiss",
     default=None,
@@ -254,14 +259,7 @@ def build(
     "waits longer, up to 30 intervals); also the polling period.",
 )
 @click.option("--poll", is_flag=True, help="Poll the folders instead of using inotify (which is used where it works).")
-@click.option("--follow-symlinks", is_flag=True, help="Also read symlinks that lead outside the sources (as build).")
-@click.option(
-    "--max-file-mb",
-    type=click.FloatRange(0.001),
-    default=20.0,
-    show_default=True,
-    help="Skip single-document files larger than this (as build).",
-)
+@_read_options
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
 def watch(
     paths: tuple[Path, ...],
