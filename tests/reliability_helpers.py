@@ -118,6 +118,16 @@ def one_line_error(res: subprocess.CompletedProcess, *needles: str) -> str:
     return lines[0][len("error: ") :]
 
 
+def terminate(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM a server, then SIGKILL it if it has not stopped within ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def kill_group(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)

@@ -23,6 +23,7 @@ import pytest
 from indexer import build
 
 from .conftest import ARTICLES, ROOT, SEEDS, write
+from .reliability_helpers import terminate
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -117,12 +118,7 @@ def server(demo_index, tmp_path_factory) -> Iterator[str]:
             time.sleep(0.25)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .reliability_helpers import ROOT
+from .reliability_helpers import ROOT, terminate
 
 
 def _free_port() -> int:
@@ -59,9 +59,4 @@ def test_streamlit_run_app_binds_to_loopback_only(tmp_path):
         addrs = _listening(port)
         assert addrs and addrs <= {"0100007F", "00000000000000000000000001000000"}, addrs  # 127.0.0.1 or ::1
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
