@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import sentences
-from .analysis import _NO_SPACE_RUN, _TOKEN, analyze, fold
+from .analysis import _NO_SPACE_RUN, analyze, fold
 
 if TYPE_CHECKING:
     from .embedding import Encoder
@@ -135,18 +135,22 @@ def term_spans(text: str, start: int, lang: str | None, terms: Collection[str]) 
     out: list[tuple[int, int]] = []
     words, bigrams = _candidates(wanted)
     if words is not None:
-        for m in words.finditer(text):
+        low = text.lower()
+        if len(low) != len(text) or not _COMMON.issuperset(low):
+            # letters the common accents do not cover: fold them one for one (offsets stay the text's)
+            runs = _NO_SPACE_RUNS.search(text) is not None
+            low, words = text.translate(_folding()), _candidates(wanted, plain=True, after_runs=runs)[0]
+        assert words is not None
+        for m in words.finditer(low):
             a, b = _whole_word(text, m.start(), m.end())
             if _terms_of(text[a:b].lower(), lang) & wanted:
                 out.append((start + a, start + b))
-    if bigrams:
-        for m in _TOKEN.finditer(text):
-            run = m.group()
-            if _NO_SPACE_RUN.match(run):
-                for i in range(max(1, len(run) - 1)):
-                    if run[i : i + 2] in bigrams:
-                        out.append((start + m.start() + i, start + m.start() + min(i + 2, len(run))))
-        out.sort()
+    for run in _NO_SPACE_RUNS.finditer(text) if bigrams else ():
+        word, at = run.group(), run.start()
+        for i in range(max(1, len(word) - 1)):
+            if word[i : i + 2] in bigrams:
+                out.append((start + at + i, start + at + min(i + 2, len(word))))
+    out.sort()
     merged: list[tuple[int, int]] = []
     for a, b in out:  # overlapping bigrams of one run become one mark
         if merged and a <= merged[-1][1]:
@@ -156,57 +160,71 @@ def term_spans(text: str, start: int, lang: str | None, terms: Collection[str]) 
     return merged
 
 
-_HEAD = 3  # letters a word shares with its stem (Snowball stemmers rewrite endings, not openings)
+_HEAD = 2  # letters a word shares with its stem: Snowball rewrites endings (and German "ue" → "u" after these)
 _APOSTROPHES = "'’"
+_NO_SPACE_CLASS = _NO_SPACE_RUN.pattern.removeprefix("^").removesuffix("+$")  # "[…]": one such letter
+_NO_SPACE_RUNS = re.compile(_NO_SPACE_CLASS + "+")
+
+
+#: lower-case letters with their common accents, as regex classes: small enough to compile fast
+_ACCENTS = {
+    "a": "àáâãäå", "c": "ç", "e": "èéêë", "i": "ìíîï", "n": "ñ", "o": "òóôõöø", "s": "ß", "u": "ùúûü", "y": "ýÿ",
+}  # fmt: skip
+_COMMON = frozenset(
+    "abcdefghijklmnopqrstuvwxyz0123456789 \t\n\r.,;:!?'’\"«»()[]-–—/%&+*=<>@#$€…“”„‘·" + "".join(_ACCENTS.values())
+)
 
 
 @lru_cache(maxsize=256)
-def _candidates(terms: frozenset[str]) -> tuple[re.Pattern[str] | None, frozenset[str]]:
+def _candidates(
+    terms: frozenset[str], *, plain: bool = False, after_runs: bool = False
+) -> tuple[re.Pattern[str] | None, frozenset[str]]:
     """A regex finding where words that may analyse to one of ``terms`` open, and the terms that are bigrams.
 
-    It finds words (or the part after an elision, ``Arctique`` in ``l'Arctique``) opening
-    like some term, in any case and with or without accents; only those are analysed, so a
-    passage costs one regex scan instead of a stemmer call per word.
+    It finds words (or the part after an elision, ``arctique`` in ``l'arctique``) opening
+    like some term; only those are analysed, so a passage costs one regex scan instead
+    of a stemmer call per word.
     """
     bigrams = frozenset(t for t in terms if _NO_SPACE_RUN.match(t))
     # a term no longer than the head may end in a rewritten letter (English "icy" → "ici"): drop it
-    heads = sorted({t[: min(_HEAD, max(1, len(t) - 1))] for t in terms if t not in bigrams}, key=lambda h: (-len(h), h))
+    heads = {t[: min(_HEAD, max(1, len(t) - 1))] for t in terms if t not in bigrams}
+    # German stemming writes ß as "ss", and folding writes it "s": "fuss" opens like "fus"
+    heads = {h.replace("ss", "s") for h in heads}
     if not heads:
         return None, bigrams
-    table = _folding()
-    # German stemming writes ß as "ss": an "ss" may be one ß, an "s" may be the start of one
-    alternatives = "|".join(
-        "(?:ss|ß|ẞ)".join("".join(table.get(c, re.escape(c)) for c in part) for part in head.split("ss"))
-        for head in heads
-    )
-    return re.compile(rf"\b(?:{alternatives})[^\W_]*", re.IGNORECASE), bigrams
+
+    # for lower-cased text, each letter or its common accents ("eta" finds "états"); ``plain`` for folded
+    # text. Classes of every accented letter would cost milliseconds to compile, per query.
+    def pattern(head: str) -> str:
+        return "".join(f"[{c}{_ACCENTS[c]}]" if c in _ACCENTS and not plain else re.escape(c) for c in head)
+
+    alternatives = "|".join(pattern(h) for h in sorted(heads, key=lambda h: (-len(h), h)))
+    # a word opens after a non-letter, or (``after_runs``, slower) right after a run of a script without
+    # spaces, as in "1455年"
+    opens = rf"(?:\b|(?<={_NO_SPACE_CLASS}))" if after_runs else r"\b"
+    return re.compile(rf"{opens}(?:{alternatives})[^\W_]*"), bigrams
 
 
 def _whole_word(text: str, a: int, b: int) -> tuple[int, int]:
     """The word ``text[a:b]`` belongs to, as ``analysis`` splits words: joined by apostrophes (``l'Arctique``)."""
-    while a >= 2 and text[a - 1] in _APOSTROPHES and _letter(text[a - 2]):
+    while a >= 2 and text[a - 1] in _APOSTROPHES and text[a - 2].isalnum():
         a -= 1
-        while a and _letter(text[a - 1]):
+        while a and text[a - 1].isalnum():
             a -= 1
-    while b + 1 < len(text) and text[b] in _APOSTROPHES and _letter(text[b + 1]):
+    while b + 1 < len(text) and text[b] in _APOSTROPHES and text[b + 1].isalnum():
         b += 1
-        while b < len(text) and _letter(text[b]):
+        while b < len(text) and text[b].isalnum():
             b += 1
     return a, b
 
 
-def _letter(c: str) -> bool:
-    return c.isalnum()
-
-
 @lru_cache(maxsize=1)
-def _folding() -> dict[str, str]:
-    """Per folded lower-case letter, a regex class of the letters that fold to it (``e`` → ``[eéèêëÉ…]``)."""
-    groups: dict[str, list[str]] = {}
+def _folding() -> dict[int, str]:
+    """A ``str.translate`` table: each letter to its folded lower-case letter, one for one (``É`` → ``e``)."""
+    table: dict[int, str] = {}
     for code in (*range(0x41, 0x250), *range(0x370, 0x530), *range(0x1E00, 0x1F00)):
-        ch = chr(code)
-        base = fold(ch.lower())
-        if len(base) == 1 and base != ch:
-            groups.setdefault(base, [base]).append(ch)
-    groups.setdefault("s", ["s"]).extend("ßẞ")
-    return {base: "[" + "".join(re.escape(c) for c in chars) + "]" for base, chars in groups.items()}
+        base = fold(chr(code).lower())
+        if len(base) == 1 and base != chr(code):
+            table[code] = base
+    table[ord("ß")] = table[ord("ẞ")] = "s"
+    return table
