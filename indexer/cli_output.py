@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,9 @@ class ProgressBar:
             self.bar.close()
 
 
+SKIPS_SHOWN = 100  # skipped files listed one by one in a build report; the rest are counted
+
+
 def print_report(r: BuildReport, target: Path) -> None:
     """A build's outcome."""
     if not r.published:
@@ -77,8 +81,13 @@ def print_report(r: BuildReport, target: Path) -> None:
         click.echo(f"Warning: {w}")
     if r.skipped:
         click.echo("Skipped:")
-        for s in r.skipped:
+        for s in r.skipped[:SKIPS_SHOWN]:
             click.echo(f"  {s.path}: {s.reason}")
+        rest = r.skipped[SKIPS_SHOWN:]
+        if rest:  # a million bad files are not a million lines: the rest counted by reason
+            reasons = Counter(s.reason.split(" (", 1)[0] for s in rest).most_common(5)
+            listed = ", ".join(f"{n:,} × {why}" for why, n in reasons)
+            click.echo(f"  … and {len(rest):,} more ({listed}{', …' if len(reasons) == 5 else ''})")
     if r.store is not None:
         print_sync(r.store)
 
@@ -151,7 +160,7 @@ def print_info(path: Path, info: IndexInfo) -> None:
 
     scores = for_model(m.model.name, m.model.fingerprint)
     if scores.fitted:
-        click.echo(f"Scores:     calibrated, {scores.label}")
+        click.echo(f"Scores:     calibrated, {scores.label} on {scores.fitted_on}")
     else:
         click.echo(f"Scores:     {scores.label}: they order the results but are not chances of an answer")
     v = m.vectors

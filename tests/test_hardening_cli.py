@@ -184,3 +184,15 @@ def test_indexer_search_explain_in_text_and_json(index):
     assert all("explanation" in h for h in line["hits"]) and "no_close_match" in line
     bare = json.loads(cli("search", "sea ice melting", "--index", index, "-k", "2", "--json").stdout)
     assert not any("explanation" in h for h in bare["hits"])
+
+
+def test_a_build_report_of_many_bad_files_is_bounded(tmp_path, capsys):
+    from indexer.build import BuildReport
+    from indexer.cli_output import SKIPS_SHOWN, print_report
+    from indexer.records import Skipped
+
+    rep = BuildReport(skipped=[Skipped(f"bad{i}.json", f"not JSON (line {i})") for i in range(5000)], published=True)
+    print_report(rep, tmp_path)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) < SKIPS_SHOWN + 20
+    assert lines[-1].strip().startswith(f"… and {5000 - SKIPS_SHOWN:,} more (4,900 × not JSON)")
