@@ -514,8 +514,11 @@ def main() -> None:
     if args.write and fitted:
         entries = [f for f in current.FITTED if f["fingerprint"] != resolved.fingerprint]
         entries.append({"model": resolved.name, "fingerprint": resolved.fingerprint, "modes": as_params(fitted)})
-        fitted_on = (f"{', '.join(fit_sets)} (questions about even-numbered articles, a fifth of the articles "
-                     f"left out), {date.today().isoformat()}")  # fmt: skip
+        real = [name.replace("-", "→") for name in fit_sets if not name.startswith("nonsense-")]
+        fitted_on = (
+            f"{', '.join(real)} and made-up words over those collections (questions about even-numbered "
+            f"articles, a fifth of the articles left out), {date.today().isoformat()}"
+        )
         gen = {"modes": as_params(generic)} if generic else current.GENERIC
         target = ROOT / "indexer" / "calibration_params.py"
         target.write_text(params_source(entries, gen, fitted_on if default else current.FITTED_ON), encoding="utf-8")

@@ -109,7 +109,8 @@ class Calibration:
 
     modes: Mapping[str, ModeModel]
     fitted: bool  # fitted for the index's model (else: the generic mapping)
-    label: str  # what it is, for ``indexer info`` and the JSON
+    label: str  # what it is, for explanations and ``indexer info``
+    fitted_on: str = ""  # the data it was fitted on
 
     def probability(self, mode: str, evidence: Evidence) -> float:
         """``Hit.score`` of a hit with this evidence, in a search of ``mode``."""
@@ -130,8 +131,8 @@ def mode_model(params: Mapping[str, Any]) -> ModeModel:
     )
 
 
-def _from_params(params: Mapping[str, Any], *, fitted: bool, label: str) -> Calibration:
-    return Calibration({mode: mode_model(m) for mode, m in params["modes"].items()}, fitted, label)
+def _from_params(params: Mapping[str, Any], *, fitted: bool, label: str, fitted_on: str) -> Calibration:
+    return Calibration({mode: mode_model(m) for mode, m in params["modes"].items()}, fitted, label, fitted_on)
 
 
 _CACHE: dict[str, Calibration] = {}
@@ -147,9 +148,9 @@ def for_model(name: str, fingerprint: str) -> Calibration:
 
     fit = next((f for f in p.FITTED if f["fingerprint"] == fingerprint), None)
     if fit is not None:
-        cal = _from_params(fit, fitted=True, label=f"fitted for {fit['model']} ({p.FITTED_ON})")
+        cal = _from_params(fit, fitted=True, label=f"fitted for {fit['model']}", fitted_on=p.FITTED_ON)
     else:
         label = f"generic mapping, not fitted for {name}"
-        cal = _from_params(p.GENERIC, fitted=False, label=label)
+        cal = _from_params(p.GENERIC, fitted=False, label=label, fitted_on=p.FITTED_ON)
     _CACHE[key] = cal
     return cal
