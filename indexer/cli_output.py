@@ -55,7 +55,7 @@ class ProgressBar:
             self.bar.close()
 
 
-SKIPS_SHOWN = 100  # skipped files listed one by one in a build report; the rest are counted
+SKIPS_SHOWN = 1000  # skipped files listed one by one in a build report; the rest are counted
 
 
 def print_report(r: BuildReport, target: Path) -> None:

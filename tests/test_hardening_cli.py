@@ -195,4 +195,4 @@ def test_a_build_report_of_many_bad_files_is_bounded(tmp_path, capsys):
     print_report(rep, tmp_path)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) < SKIPS_SHOWN + 20
-    assert lines[-1].strip().startswith(f"… and {5000 - SKIPS_SHOWN:,} more (4,900 × not JSON)")
+    assert lines[-1].strip().startswith(f"… and {5000 - SKIPS_SHOWN:,} more ({5000 - SKIPS_SHOWN:,} × not JSON)")
