@@ -160,7 +160,7 @@ def term_spans(text: str, start: int, lang: str | None, terms: Collection[str]) 
     return merged
 
 
-_HEAD = 2  # letters a word shares with its stem: Snowball rewrites endings (and German "ue" → "u" after these)
+_HEAD = 3  # letters a word shares with its stem (Snowball stemmers rewrite endings, not openings)
 _APOSTROPHES = "'’"
 _NO_SPACE_CLASS = _NO_SPACE_RUN.pattern.removeprefix("^").removesuffix("+$")  # "[…]": one such letter
 _NO_SPACE_RUNS = re.compile(_NO_SPACE_CLASS + "+")
@@ -190,6 +190,8 @@ def _candidates(
     heads = {t[: min(_HEAD, max(1, len(t) - 1))] for t in terms if t not in bigrams}
     # German stemming writes ß as "ss", and folding writes it "s": "fuss" opens like "fus"
     heads = {h.replace("ss", "s") for h in heads}
+    # it also reads "ue", "ae", "oe" as umlauts, folded to a vowel: "zurst" (zuerst) opens like "zue"
+    heads |= {(h[: i + 1] + "e" + h[i + 1 :])[:_HEAD] for h in heads for i in range(1, len(h)) if h[i] in "aou"}
     if not heads:
         return None, bigrams
 
