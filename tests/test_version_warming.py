@@ -25,6 +25,19 @@ def _build(src: Path, index: Path, fake_encoder, fake_model) -> None:
     build([src], index, BuildSettings(), encoder=fake_encoder, model=fake_model)
 
 
+def _served(tmp_path: Path, fake_encoder, fake_model) -> tuple[Path, Path, Searcher]:
+    """Sources, their index, and a server's warming searcher on it."""
+    src, index = tmp_path / "src", tmp_path / "index"
+    _corpus(src)
+    _build(src, index, fake_encoder, fake_model)
+    return src, index, Searcher(index, encoder=fake_encoder, warm_new_versions=True)
+
+
+def _add_volcano(src: Path, index: Path, fake_encoder, fake_model) -> None:
+    write(src / "volcano.txt", "Volcano\nThe volcano eruption sent lava down the slopes.")
+    _build(src, index, fake_encoder, fake_model)
+
+
 def _ids(s: Searcher) -> set[str]:
     return {h.article_id for h in s.search(Q, SearchOptions(k=5)).hits}
 
@@ -47,16 +60,12 @@ class Gate:
 
 
 def test_old_version_answers_until_the_new_one_is_warm(tmp_path, fake_encoder, fake_model, monkeypatch):
-    src, index = tmp_path / "src", tmp_path / "index"
-    _corpus(src)
-    _build(src, index, fake_encoder, fake_model)
-    s = Searcher(index, encoder=fake_encoder, warm_new_versions=True)
+    src, index, s = _served(tmp_path, fake_encoder, fake_model)
     v1 = s.snapshot().manifest.version
     before = {seg.info.name for seg in s.snapshot().segments}
     gate = Gate(s, monkeypatch)
 
-    write(src / "volcano.txt", "Volcano\nThe volcano eruption sent lava down the slopes.")
-    _build(src, index, fake_encoder, fake_model)
+    _add_volcano(src, index, fake_encoder, fake_model)
     assert "volcano.txt" not in _ids(s)  # noticed, warming in the background: the old version answers
     assert gate.entered.wait(10)
     assert s.snapshot().manifest.version == v1
@@ -73,27 +82,19 @@ def test_old_version_answers_until_the_new_one_is_warm(tmp_path, fake_encoder, f
 
 
 def test_refresh_moves_at_once(tmp_path, fake_encoder, fake_model):
-    src, index = tmp_path / "src", tmp_path / "index"
-    _corpus(src)
-    _build(src, index, fake_encoder, fake_model)
-    s = Searcher(index, encoder=fake_encoder, warm_new_versions=True)
-    write(src / "volcano.txt", "Volcano\nThe volcano eruption sent lava down the slopes.")
-    _build(src, index, fake_encoder, fake_model)
+    src, index, s = _served(tmp_path, fake_encoder, fake_model)
+    _add_volcano(src, index, fake_encoder, fake_model)
     snap = s.refresh()
     assert snap.stamp == s.idx.stamp()
     assert s.search(Q, SearchOptions(k=5)).hits[0].article_id == "volcano.txt"
 
 
 def test_a_damaged_new_version_is_never_served(tmp_path, fake_encoder, fake_model):
-    src, index = tmp_path / "src", tmp_path / "index"
-    _corpus(src)
-    _build(src, index, fake_encoder, fake_model)
-    s = Searcher(index, encoder=fake_encoder, warm_new_versions=True)
+    src, index, s = _served(tmp_path, fake_encoder, fake_model)
     v1 = s.snapshot().manifest.version
     before = {seg.info.name for seg in s.snapshot().segments}
 
-    write(src / "volcano.txt", "Volcano\nThe volcano eruption sent lava down the slopes.")
-    _build(src, index, fake_encoder, fake_model)
+    _add_volcano(src, index, fake_encoder, fake_model)
     added = [info.name for info in s.idx.manifest().segments if info.name not in before]
     db = index / "segments" / added[0] / "store.sqlite"
     data = bytearray(db.read_bytes())
@@ -120,15 +121,11 @@ def test_a_damaged_new_version_is_never_served(tmp_path, fake_encoder, fake_mode
 
 
 def test_a_version_whose_folder_is_gone_is_left_at_once(tmp_path, fake_encoder, fake_model, monkeypatch):
-    src, index = tmp_path / "src", tmp_path / "index"
-    _corpus(src)
-    _build(src, index, fake_encoder, fake_model)
-    s = Searcher(index, encoder=fake_encoder, warm_new_versions=True)
+    src, index, s = _served(tmp_path, fake_encoder, fake_model)
     v1 = s.snapshot().manifest.version
     gate = Gate(s, monkeypatch)  # the warmer never finishes: only the synchronous move can help
 
-    write(src / "volcano.txt", "Volcano\nThe volcano eruption sent lava down the slopes.")
-    _build(src, index, fake_encoder, fake_model)
+    _add_volcano(src, index, fake_encoder, fake_model)
     write(src / "geyser.txt", "Geyser\nA geyser erupts with hot water near the volcano.")
     _build(src, index, fake_encoder, fake_model)  # two publishes: v1's folder is collected
     assert not (index / "versions" / v1).exists()
@@ -138,10 +135,7 @@ def test_a_version_whose_folder_is_gone_is_left_at_once(tmp_path, fake_encoder, 
 
 
 def test_searches_during_many_publishes_converge_on_the_last(tmp_path, fake_encoder, fake_model):
-    src, index = tmp_path / "src", tmp_path / "index"
-    _corpus(src)
-    _build(src, index, fake_encoder, fake_model)
-    s = Searcher(index, encoder=fake_encoder, warm_new_versions=True)
+    src, index, s = _served(tmp_path, fake_encoder, fake_model)
     stop, errors, answered = threading.Event(), [], [0]
     known = {"fox.txt", "ice.txt"} | {f"extra{i}.txt" for i in range(6)}
 
