@@ -587,7 +587,11 @@ def info(index_dir: Path | None, as_json: bool) -> None:
     snap_info = idx.info()
     if as_json:
         m, counts, facets = snap_info.manifest, snap_info.counts, snap_info.facets
-        data = {"manifest": m.to_dict(), "counts": counts, "facets": asdict(facets)}
+        from .calibration import for_model
+
+        scores = for_model(m.model.name, m.model.fingerprint)
+        data = {"manifest": m.to_dict(), "counts": counts, "facets": asdict(facets),
+                "scores": {"calibrated": scores.fitted, "calibration": scores.label, "fitted_on": scores.fitted_on}}
         click.echo(terminal.json_safe(data))
         return
     print_info(idx.path, snap_info)

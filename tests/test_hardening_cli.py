@@ -196,3 +196,9 @@ def test_a_build_report_of_many_bad_files_is_bounded(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) < SKIPS_SHOWN + 20
     assert lines[-1].strip().startswith(f"… and {5000 - SKIPS_SHOWN:,} more ({5000 - SKIPS_SHOWN:,} × not JSON)")
+
+
+def test_indexer_info_json_says_whether_scores_are_calibrated(index):
+    info = json.loads(cli("info", "--index", index, "--json").stdout)
+    assert info["scores"]["calibrated"] is False  # the small test model has no fitted calibration
+    assert "generic" in info["scores"]["calibration"]
