@@ -396,8 +396,7 @@ def create_app(
         _check_params(request)
         s = engine.get()
         facts, version = _on_one_version(s, s.info)
-        body = {"manifest": facts.manifest.to_dict(), "counts": facts.counts, "facets": asdict(facts.facets)}
-        return _answer(body, version)
+        return _answer(facts.to_json(), version)
 
     @app.get("/health", summary="Whether the index can be searched", responses={503: {"model": ErrorBody}})
     def health(request: Request) -> _JSON:

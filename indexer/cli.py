@@ -578,20 +578,13 @@ def info(index_dir: Path | None, as_json: bool) -> None:
     Example:
       indexer info --index data/index
     """
-    from dataclasses import asdict
-
     from .cli_output import print_info
     from .index import IndexDir
 
     idx = IndexDir(_index_dir(index_dir))
     snap_info = idx.info()
     if as_json:
-        m, counts, facets = snap_info.manifest, snap_info.counts, snap_info.facets
-        from .calibration import for_model
-
-        scores = for_model(m.model.name, m.model.fingerprint)
-        data = {"manifest": m.to_dict(), "counts": counts, "facets": asdict(facets),
-                "scores": {"calibrated": scores.fitted, "calibration": scores.label, "fitted_on": scores.fitted_on}}
+        data = snap_info.to_json()
         click.echo(terminal.json_safe(data))
         return
     print_info(idx.path, snap_info)

@@ -15,7 +15,7 @@ import shutil
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,15 @@ class IndexInfo:
     manifest: Manifest
     counts: dict[str, int]
     facets: Facets
+
+    def to_json(self) -> dict[str, Any]:
+        """What ``indexer info --json`` prints and ``GET /info`` answers."""
+        from .calibration import for_model
+
+        scores = for_model(self.manifest.model.name, self.manifest.model.fingerprint)
+        facts = {"calibrated": scores.fitted, "calibration": scores.label, "fitted_on": scores.fitted_on}
+        out = {"manifest": self.manifest.to_dict(), "counts": self.counts, "facets": asdict(self.facets)}
+        return {**out, "scores": facts}
 
 
 @dataclass
