@@ -49,14 +49,19 @@ EXTRA = {
 }
 
 
-@pytest.mark.parametrize("kind", list(DAMAGE) + list(EXTRA))
-def test_a_build_on_a_damaged_index_deletes_nothing(kind, three_versions, tmp_path, fake_encoder, fake_model):
+def _damaged_copy(three_versions: Path, tmp_path: Path, damage) -> tuple[Path, Path]:
+    """A copy of the three-version index with ``damage`` done to it, and sources of 8 articles to build."""
     index = tmp_path / "index"
     shutil.copytree(three_versions, index, symlinks=True)
-    (DAMAGE | EXTRA)[kind](index)
+    damage(index)
+    _corpus(tmp_path / "src", 8)
+    return index, tmp_path / "src"
+
+
+@pytest.mark.parametrize("kind", list(DAMAGE) + list(EXTRA))
+def test_a_build_on_a_damaged_index_deletes_nothing(kind, three_versions, tmp_path, fake_encoder, fake_model):
+    index, src = _damaged_copy(three_versions, tmp_path, (DAMAGE | EXTRA)[kind])
     before = _files(index)
-    src = tmp_path / "src"
-    _corpus(src, 8)
     try:
         build([src], index, BuildSettings(), encoder=fake_encoder, model=fake_model)
     except IndexerError:
@@ -68,11 +73,7 @@ def test_a_build_on_a_damaged_index_deletes_nothing(kind, three_versions, tmp_pa
 
 
 def test_the_named_fix_rebuilds_after_the_refusal(three_versions, tmp_path, fake_encoder, fake_model):
-    index = tmp_path / "index"
-    shutil.copytree(three_versions, index, symlinks=True)
-    EXTRA["manifest names an older missing version"](index)
-    src = tmp_path / "src"
-    _corpus(src, 8)
+    index, src = _damaged_copy(three_versions, tmp_path, EXTRA["manifest names an older missing version"])
     before = _files(index)
     with pytest.raises(IndexCorruptError, match="indexer build --full"):
         build([src], index, BuildSettings(), encoder=fake_encoder, model=fake_model)
@@ -82,11 +83,7 @@ def test_the_named_fix_rebuilds_after_the_refusal(three_versions, tmp_path, fake
 
 
 def test_a_manifest_that_is_a_folder_names_its_own_fix(three_versions, tmp_path, fake_encoder, fake_model):
-    index = tmp_path / "index"
-    shutil.copytree(three_versions, index, symlinks=True)
-    EXTRA["manifest is a folder"](index)
-    src = tmp_path / "src"
-    _corpus(src, 8)
+    index, src = _damaged_copy(three_versions, tmp_path, EXTRA["manifest is a folder"])
     for settings in (BuildSettings(), BuildSettings(full=True)):
         with pytest.raises(IndexCorruptError, match=r"manifest.json is a folder\) — remove .*manifest.json") as exc:
             build([src], index, settings, encoder=fake_encoder, model=fake_model)
