@@ -129,24 +129,25 @@ class Draft:
     def __init__(self, ctx: Context) -> None:
         ctx.idx.versions.mkdir(parents=True, exist_ok=True)
         ctx.idx.layout.segments.mkdir(parents=True, exist_ok=True)
-        ctx.idx.clean_partials()
         self.ctx = ctx
-        self.name = version_name(ctx.idx.versions)
-        self.folder = ctx.idx.layout.partial(self.name)
-        self.folder.mkdir()
-        self.segment = segment_name(ctx.idx.layout.segments)
-        self.segment_folder = ctx.idx.layout.segment_partial(self.segment)
         self.live: Snapshot | None = None
         self._old: Snapshot | None = None
         self.previous: VersionStore | None = None  # the old version, for vectors of identical passages
         self._writer: Writer | None = None
         self.removed: list[int] = []  # article rows this version deletes
+        self._open(ctx)  # opening verifies the live version: the clean-up need not open it again
         try:
-            self._open(ctx)
+            ctx.idx.clean_partials(sound=self.live or self._old)
+            self.name = version_name(ctx.idx.versions)
+            self.folder = ctx.idx.layout.partial(self.name)
+            self.folder.mkdir()
         except BaseException:
-            self.close()
-            shutil.rmtree(self.folder, ignore_errors=True)
+            for snap in (self.live, self._old):  # no segment folder is named yet: only these to release
+                if snap is not None:
+                    snap.close()
             raise
+        self.segment = segment_name(ctx.idx.layout.segments)
+        self.segment_folder = ctx.idx.layout.segment_partial(self.segment)
 
     def _open(self, ctx: Context) -> None:
         if ctx.incremental:

@@ -456,14 +456,16 @@ class IndexDir:
             names.update(s.name for s in m.segments)
         return names
 
-    def clean_partials(self) -> None:
+    def clean_partials(self, *, sound: Snapshot | None = None) -> None:
         """Drop what killed builds left (called under the build lock, so no build is running).
 
         That is ``.partial`` folders, a manifest's temporary, version folders newer than the
         live version (a build killed between renaming its folder and switching the manifest
-        never published it), and segments that no remaining version lists.
+        never published it), and segments that no remaining version lists. ``sound``: the live
+        version as the caller opened it (then it is not opened again to know it is sound).
         """
-        if (self.layout.manifest.exists() or self.layout.has_published()) and self._sound_live() is None:
+        opened = sound is not None and sound.stamp == self.stamp()  # the live version, verified by its opening
+        if not opened and (self.layout.manifest.exists() or self.layout.has_published()) and self._sound_live() is None:
             # a damaged index: its only good copy may be any of these folders (or a temporary of the
             # manifest), so nothing is deleted before a build has published a sound version again
             return
