@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import calibration, fusion
+from . import calibration, facet_counts, fusion, recency, similar
 from .backends import Backends, open_backends
 from .embedding import Embedder, Encoder
 from .errors import ModelMismatchError, ModelNotFoundError, QueryError
@@ -51,8 +51,10 @@ class SearchOptions:
     offset: int = 0  # for paging: skip this many results
     highlight: bool = True  # find each hit's best sentences (one extra model call per page)
     explain: bool = False  # give each hit an Explanation: each side's evidence, matched terms, scores
+    recency: float | None = None  # half-life in days of a recency boost (recency.py); None: off
 
     def __post_init__(self) -> None:
+        recency.check(self.recency)
         if not 1 <= self.k <= MAX_K:
             raise QueryError(f"-k must be between 1 and {MAX_K}")
         if self.per_article < 1:
@@ -138,6 +140,7 @@ class Searcher:
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._highlighter: Highlighter | None = None
         self._qlock = threading.Lock()
+        self._similar = similar.SimilarCache()
         try:
             self.snapshot()  # fail now, with the index's own message, if it cannot be opened
         except BaseException:
@@ -235,6 +238,8 @@ class Searcher:
         current = self._snap
         if current is None or current.manifest.model == snap.manifest.model:
             self._search(snap, "warm up the search engine", SearchOptions(k=3))
+        if self._similar.used:  # someone asked for similar articles: have the new version's ready too
+            self._similar.prepare(snap)
 
     @property
     def encoder(self) -> Encoder:
@@ -307,8 +312,13 @@ class Searcher:
         need = options.offset + options.k
         total = snap.ntotal if allowed is None else len(allowed)
         n = min(total, max(CANDIDATES, need * options.per_article * 3))
+        fresh: dict[int, float] = {}  # passage → its freshness factor, with recency
         while True:
             ranked = self._rank(snap, options.mode, qvec, lq, n, filters, allowed, clock)
+            if options.recency is not None:
+                now = recency.reference_day(snap.columns)
+                order, fresh = recency.reorder(snap.columns, ranked.order, options.recency, now)
+                ranked = replace(ranked, order=order)
             grouped = _group(snap, ranked.order, options.per_article)
             clock.mark("grouping")
             # fewer passages than asked for: every candidate either side has is in, none to widen to
@@ -321,9 +331,12 @@ class Searcher:
         evidence = self._evidence(snap, ranked, lq, judged)
         cal = calibration.for_model(snap.manifest.model.name, snap.manifest.model.fingerprint)
         scores = [cal.probability(options.mode, e) for e in evidence]
-        best = scores[0] if scores else None
+        # closeness is a matter of relevance: with recency the best is not necessarily ranked first
+        best = (max(scores) if fresh else scores[0]) if scores else None
         if len(judged) > len(page):
             evidence, scores = evidence[1:], scores[1:]
+        if fresh:
+            scores = [s * fresh[pid] for s, (pid, _, _) in zip(scores, page)]
         clock.mark("calibration")
         terms = lq.terms if lq is not None and options.highlight else []
         scored = lq.scored_terms if lq is not None and options.highlight else []
@@ -335,6 +348,31 @@ class Searcher:
         return SearchResult(
             text, hits, took, truncated, options.mode, clock.timings, cal.no_close_match(options.mode, best), cal.fitted
         )
+
+    def match_counts(
+        self, query: str, options: SearchOptions | None = None, *, depth: int = facet_counts.DEPTH
+    ) -> facet_counts.MatchCounts:
+        """Matching articles per language, source and period among the question's top ``depth`` passages.
+
+        Disjunctive: each facet applies the other filters of ``options``, not its own (facet_counts.py).
+        """
+        facet_counts.check_depth(depth)
+        snap = self.snapshot()
+        options = options or SearchOptions()
+        text, _ = clean_query(query)
+        qvec = self.query_vector(text) if options.mode != "bm25" else None
+        lq = lexical_query(text, snap) if options.mode != "dense" else None
+        clock = _Clock()
+
+        def rank(filters: Filters) -> list[int]:
+            f = self._check_filters(snap, filters)
+            allowed = snap.allowed(f) if f else None
+            n = min(depth, snap.ntotal if allowed is None else len(allowed))
+            if n <= 0:
+                return []
+            return [pid for pid, _ in self._rank(snap, options.mode, qvec, lq, n, f, allowed, clock).order]
+
+        return facet_counts.count(snap.columns, self._check_filters(snap, options.filters), rank, depth)
 
     def _check_filters(self, snap: Snapshot, filters: Filters) -> Filters:
         if not filters:
@@ -485,6 +523,13 @@ class Searcher:
         if self._highlighter is None or self._highlighter.encoder is not self.encoder:
             self._highlighter = Highlighter(self.encoder)
         return self._highlighter
+
+    def similar(self, article_id: str, *, k: int = 10, filters: Filters | None = None) -> similar.SimilarResult:
+        """The ``k`` articles nearest to this one in any language, less its near-duplicates (similar.py).
+
+        Raises ``similar.UnknownArticleError`` for an id the live version does not hold.
+        """
+        return self._similar.similar(self.snapshot(), article_id, k=k, filters=filters)
 
     def article(self, article_id: str) -> Article | None:
         """One whole article of the live version, or None."""
