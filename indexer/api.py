@@ -44,8 +44,10 @@ from .errors import (
 )
 from .paths import default_index_dir, default_store
 from .query import Filters
+from .recency import parse_half_life
 from .search import Searcher, SearchOptions
 from .settings import MAX_K, MODES
+from .similar import UnknownArticleError
 
 __all__ = [
     "ApiServer",
@@ -94,6 +96,7 @@ class NotAvailableError(IndexerError):
 _STATUS: tuple[tuple[type[IndexerError], int], ...] = (
     (QueryError, 400),
     (ArticleNotFoundError, 404),
+    (UnknownArticleError, 404),
     (NotAvailableError, 501),
     # the index cannot answer now; the message names the command that fixes it
     (IndexNotFoundError, 503),
@@ -275,6 +278,20 @@ _Mode = Annotated[str, Query(description="Ranking: dense + BM25 fused, or either
 _Group = Annotated[str, Query(description="One result per article (story: once the index has stories).",
                               json_schema_extra={"enum": list(GROUPS)})]  # fmt: skip
 _Id = Annotated[str, Query(description="The article's id, as /search returns it.")]
+_Facets = Annotated[
+    bool,
+    Query(
+        description='Add "facets": matching articles per language, source and period '
+        "among the top 500 passages, each facet ignoring its own filter."
+    ),
+]
+_Recency = Annotated[
+    str | None,
+    Query(
+        description="Favour recent articles: a boost that halves every HALF_LIFE "
+        "(30d, 2w, 6m, 1y), from the newest article in the index."
+    ),
+]
 
 
 def create_app(
@@ -342,8 +359,10 @@ def create_app(
         mode: _Mode = "hybrid",
         group: _Group = "article",
         explain: _Explain = False,
+        facets: _Facets = False,
+        recency: _Recency = None,
     ) -> _JSON:
-        """The passages that best answer `q`: the JSON line of `indexer search --json`."""
+        """The passages that best answer `q`: the JSON line of `indexer search --json` (`--facets` with facets)."""
         _check_params(request)
         if group == "story":
             raise QueryError("stories are not built yet — group=story will work once the index has stories; "
@@ -354,23 +373,37 @@ def create_app(
             raise QueryError(f"offset + k must be at most {MAX_K}: a search returns its first {MAX_K} results")
         filters = Filters(langs=tuple(lang or ()), sources=tuple(source or ()), date_from=date_from,
                           date_to=date_to).normalized()  # fmt: skip
+        half_life = parse_half_life(recency) if recency is not None else None
         options = SearchOptions(k=k, offset=offset, per_article=per_article, mode=mode, filters=filters,
-                                explain=explain)  # fmt: skip
+                                explain=explain, recency=half_life)  # fmt: skip
         s = engine.get()
-        result, version = _on_one_version(s, lambda: s.search(q, options))
-        return _answer(result.to_json(), version)
 
-    @app.get("/articles/{article_id:path}/similar", summary="Articles similar to one article")
-    def similar(request: Request, article_id: str) -> _JSON:
-        """Not available yet: answered 501 (after a 404 for an unknown article), never imitated."""
+        def read() -> dict[str, Any]:
+            out = s.search(q, options).to_json()
+            return {**out, "facets": s.match_counts(q, options).to_json()} if facets else out
+
+        body, version = _on_one_version(s, read)
+        return _answer(body, version)
+
+    @app.get("/articles/{article_id:path}/similar", summary="Articles similar to one article, in any language")
+    def similar(
+        request: Request,
+        article_id: str,
+        k: _K = 10,
+        lang: _Langs = None,
+        source: _Sources = None,
+        date_from: _DateFrom = None,
+        date_to: _DateTo = None,
+    ) -> _JSON:
+        """The articles nearest to this one (less its near-duplicates): the JSON line of `indexer similar --json`."""
         _check_params(request)
+        filters = Filters(langs=tuple(lang or ()), sources=tuple(source or ()), date_from=date_from,
+                          date_to=date_to).normalized()  # fmt: skip
         s = engine.get()
         if s.article(article_id) is None:
             raise ArticleNotFoundError(article_id)
-        raise NotAvailableError(
-            "similar articles are not available in this version of indexer yet — use /search with the "
-            "article's title as q meanwhile"
-        )
+        result, version = _on_one_version(s, lambda: s.similar(article_id, k=k, filters=filters))
+        return _answer(result.to_json(), version)
 
     @app.get("/articles/{article_id:path}", summary="One whole article")
     def article(request: Request, article_id: str) -> _JSON:

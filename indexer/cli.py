@@ -10,11 +10,12 @@ from typing import Any
 import click
 
 from . import __version__, terminal
-from .cli_output import ProgressBar, print_hits, print_merge, print_report, print_sync
+from .cli_output import ProgressBar, print_counts, print_hits, print_merge, print_report, print_similar, print_sync
 from .errors import IndexerError, QueryError
 from .settings import BACKENDS, MAX_K, MODES
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+FORMATS = ("text", "jsonl", "csv")
 
 
 class _Group(click.Group):
@@ -370,7 +371,8 @@ def merge(index_dir: Path | None, everything: bool) -> None:
 def serve(index_dir: Path | None, host: str, port: int, cors_origins: tuple[str, ...], store: str | None) -> None:
     """Serve the index as a JSON API over HTTP, following new versions as builds publish them.
 
-    GET /search?q=…, /articles/{id}, /info, /health; the OpenAPI description is at /openapi.json, /docs.
+    GET /search?q=…, /articles/{id}, /articles/{id}/similar, /info, /health; the OpenAPI description is at
+    /openapi.json, /docs.
 
     \b
     Examples:
@@ -405,7 +407,29 @@ def serve(index_dir: Path | None, host: str, port: int, cors_origins: tuple[str,
     show_default=True,
     help="Passages allowed from the same article.",
 )
-@click.option("--json", "as_json", is_flag=True, help="One JSON line per query.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per query (the same as --format jsonl).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="text (default): for reading; jsonl: one JSON line per query, as the API answers; csv: one row per hit "
+    "for spreadsheets (title, date, source, language, url, article id, passage, score, story id; a query column "
+    "with --queries; UTF-8 with BOM).",
+)
+@click.option(
+    "--facets",
+    is_flag=True,
+    help="Also count the matching articles per language, source and period among the top 500 passages "
+    '(each facet ignoring its own filter); in JSON under "facets".',
+)
+@click.option(
+    "--recency",
+    default=None,
+    metavar="HALF_LIFE",
+    help="Favour recent articles: a boost that halves every HALF_LIFE (30d, 2w, 6m, 1y), counted back from "
+    "the newest article in the index; undated articles get no boost. Off by default.",
+)
 @click.option(
     "--explain",
     is_flag=True,
@@ -443,6 +467,9 @@ def search(
     k: int,
     per_article: int,
     as_json: bool,
+    fmt: str | None,
+    facets: bool,
+    recency: str | None,
     explain: bool,
     queries_file: Path | None,
     mode: str,
@@ -462,35 +489,58 @@ def search(
       indexer search "coopération dans l'Arctique" -k 5 --json
       indexer search "Peskov" --mode bm25 --lang fr --date-from 2025-01
       indexer search "Arctic shipping" --explain        # why each hit is where it is
+      indexer search "Arctic shipping" --facets --recency 30d
+      indexer search "Arctic shipping" -k 1000 --format csv > results.csv
       indexer search --queries questions.txt --json > answers.jsonl
       indexer search "Arctic shipping" --store milvus://localhost:19530/passages
     """
+    from . import export as exporting
     from .query import Filters
+    from .recency import parse_half_life
     from .search import Searcher, SearchOptions
 
     if (query is None) == (queries_file is None):
         raise click.UsageError("give a QUERY or --queries FILE (one of them)")
+    if as_json and fmt not in (None, "jsonl"):
+        raise click.UsageError(f"--json is --format jsonl: give one of --json and --format {fmt}")
+    fmt = "jsonl" if as_json else fmt or "text"
+    if facets and fmt == "csv":
+        raise click.UsageError("--facets works with --format text or jsonl (a CSV holds one row per hit)")
     queries: Iterable[str] = [query or ""] if queries_file is None else _query_lines(queries_file)
     filters = Filters(langs=langs, sources=sources, date_from=date_from, date_to=date_to).normalized()
-    options = SearchOptions(k=k, per_article=per_article, mode=mode, filters=filters, explain=explain)
+    half_life = parse_half_life(recency) if recency is not None else None
+    options = SearchOptions(k=k, per_article=per_article, mode=mode, filters=filters, explain=explain,
+                            recency=half_life)  # fmt: skip
     _check_store(store)
     searcher = Searcher(_index_dir(index_dir), model=model, backend=backend, store=store)
+    several = queries_file is not None  # a --queries export names each row's question
+    first = True
     try:
         for q in queries:
             try:
                 result = searcher.search(q, options)
+                counts = searcher.match_counts(q, options) if facets else None
             except QueryError as exc:
                 if queries_file is None:
                     raise
-                if as_json:
+                if fmt == "jsonl":
                     click.echo(terminal.json_safe({"query": q, "hits": [], "error": str(exc)}))
+                elif fmt == "csv":
+                    click.echo(f"{q!r}: {exc}", err=True)
                 else:
                     click.echo(f"{q!r}: {exc}\n")
                 continue
-            if as_json:
-                click.echo(terminal.json_safe(result.to_json()))
+            if fmt == "jsonl":
+                out = result.to_json()
+                click.echo(terminal.json_safe(out if counts is None else {**out, "facets": counts.to_json()}))
+            elif fmt == "csv":
+                rows = exporting.rows(result, with_query=several)
+                click.echo(exporting.csv_text(rows, with_query=several, with_header=first, bom=first), nl=False)
+                first = False
             else:
                 print_hits(result, explain=explain)
+                if counts is not None:
+                    print_counts(counts)
     finally:
         searcher.close()
 
@@ -519,6 +569,51 @@ def _query_lines(path: Path) -> Iterator[str]:
                 stream.close()
 
     return lines()
+
+
+# ---------------------------------------------------------------- similar
+@main.command(context_settings=CONTEXT)
+@click.argument("article_id")
+@_index_option
+@click.option("-k", "k", type=click.IntRange(1, MAX_K), default=10, show_default=True, help="Number of articles.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON line.")
+@click.option("--lang", "langs", multiple=True, help="Only articles in this language (repeatable).")
+@click.option("--source", "sources", multiple=True, help="Only articles from this source (repeatable).")
+@click.option("--date-from", default=None, help="Only articles dated on or after YYYY-MM-DD (or YYYY-MM, YYYY).")
+@click.option("--date-to", default=None, help="Only articles dated on or before YYYY-MM-DD (or YYYY-MM, YYYY).")
+def similar(
+    article_id: str,
+    index_dir: Path | None,
+    k: int,
+    as_json: bool,
+    langs: tuple[str, ...],
+    sources: tuple[str, ...],
+    date_from: str | None,
+    date_to: str | None,
+) -> None:
+    """The articles that cover the same ground as ARTICLE_ID, in any language.
+
+    ARTICLE_ID is an id as search prints it (under each hit; "article_id" in --json).
+    Its own near-duplicates are left out; a neighbour's copies are listed with it.
+
+    \b
+    Examples:
+      indexer similar news/wire.jsonl#L12
+      indexer similar dossier/arctic.md -k 20 --lang de --json
+    """
+    from .query import Filters
+    from .search import Searcher
+
+    filters = Filters(langs=langs, sources=sources, date_from=date_from, date_to=date_to).normalized()
+    searcher = Searcher(_index_dir(index_dir))
+    try:
+        result = searcher.similar(article_id, k=k, filters=filters)
+    finally:
+        searcher.close()
+    if as_json:
+        click.echo(terminal.json_safe(result.to_json()))
+    else:
+        print_similar(result)
 
 
 # ----------------------------------------------------------------- export

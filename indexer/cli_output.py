@@ -12,10 +12,12 @@ import click
 
 if TYPE_CHECKING:
     from .build import BuildProgress, BuildReport
+    from .facet_counts import MatchCounts
     from .merge import MergeReport
     from .milvus_sync import SyncReport
     from .records import Explanation
     from .search import IndexInfo, SearchResult
+    from .similar import SimilarResult
 
 
 def print_sync(r: SyncReport) -> None:
@@ -181,3 +183,42 @@ def print_info(path: Path, info: IndexInfo) -> None:
     click.echo(f"Sources:    {', '.join(facets.sources) or '-'}")
     if facets.dates:
         click.echo(f"Dates:      {' to '.join(facets.dates)}")
+
+
+_LABEL = {"day": 10, "week": 10, "month": 7, "year": 4}  # characters of the ISO start date a bar is named by
+
+
+def print_counts(counts: MatchCounts) -> None:
+    """``--facets``: matching articles per language, source and period, as lines and a text histogram."""
+    click.echo(f"Matching articles among the top {counts.depth} passages (each facet ignores its own filter):")
+    for name, values in (("languages", counts.langs), ("sources", counts.sources)):
+        shown = ", ".join(f"{c.value} {c.count}" for c in values[:20])
+        more = f", … {len(values) - 20} more" if len(values) > 20 else ""
+        click.echo(f"  {name}: {shown or '-'}{more}")
+    hist = counts.dates
+    if hist.unit is not None:
+        click.echo(f"  per {hist.unit}" + (" (from Monday)" if hist.unit == "week" else "") + ":")
+        top = max(b.count for b in hist.buckets) or 1
+        for b in hist.buckets:
+            bar = "█" * max(1 if b.count else 0, round(24 * b.count / top))
+            click.echo(f"    {b.start[: _LABEL[hist.unit]]:<10} {bar} {b.count}")
+    click.echo(f"  undated: {counts.undated}")
+    click.echo("")
+
+
+def print_similar(result: SimilarResult) -> None:
+    """``indexer similar``'s text: the neighbours, with their facts and similarity."""
+    lang = f", {result.lang}" if result.lang else ""
+    click.echo(f"Similar to: {result.title or result.article_id}  ({result.article_id}{lang}; "
+               f"{len(result.hits)} results, {result.took_ms:.0f} ms)")  # fmt: skip
+    if result.excluded:
+        click.echo(f"  its near-duplicates, left out: {', '.join(result.excluded)}")
+    if not result.hits:
+        click.echo("  no other article")
+    for h in result.hits:
+        facts = " · ".join(x for x in (h.source, h.date, h.lang) if x)
+        click.echo(f"\n{h.rank:>3}. {h.title or h.article_id}  [{h.similarity:.3f}]" + (f"  {facts}" if facts else ""))
+        click.echo(f"     {h.article_id}" + (f"  {h.url}" if h.url else ""))
+        if h.duplicates:
+            click.echo(f"     also in: {', '.join(h.duplicates)}")
+    click.echo("")

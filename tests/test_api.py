@@ -317,10 +317,40 @@ def test_unknown_article_is_404(api):
     one_line_error(get(api, "/articles/fox.txt?full=1"), 400, "unknown parameter 'full'")
 
 
-def test_similar_articles_and_stories_say_they_are_not_available(api):
-    one_line_error(get(api, "/articles/fox.txt/similar"), 501, "similar articles are not available")
-    one_line_error(get(api, "/articles/dossier/été.md/similar".replace("é", "%C3%A9")), 501, "not available")
+def test_similar_articles_are_the_librarys(api, library):
+    for article_id in ("news/wire.jsonl#L1", "dossier/été.md", "a?b #c"):
+        reply = get(api, article_path(article_id) + "/similar")
+        assert reply.status == 200, reply.raw
+        assert without_time(reply.body) == without_time(library.similar(article_id).to_json())
+        assert reply.body["article_id"] == article_id and reply.body["hits"] and reply.version
+    reply = get(api, article_path("news/wire.jsonl#L1") + "/similar?" + urllib.parse.urlencode({"k": 2, "lang": "de"}))
+    want = library.similar("news/wire.jsonl#L1", k=2, filters=Filters(langs=("de",)))
+    assert without_time(reply.body) == without_time(want.to_json())
+    assert {h["lang"] for h in reply.body["hits"]} == {"de"}
+
+
+def test_similar_errors(api):
     one_line_error(get(api, "/articles/nope.txt/similar"), 404, "no article 'nope.txt'")
+    one_line_error(get(api, "/articles/fox.txt/similar?k=0"), 400, "k must be a whole number between 1 and 1000")
+    one_line_error(get(api, "/articles/fox.txt/similar?lang=klingon"), 400, "invalid language 'klingon'")
+    one_line_error(get(api, "/articles/fox.txt/similar?q=x"), 400, "unknown parameter 'q'", "k, lang")
+
+
+def test_search_with_facets_and_recency_is_the_librarys(api, library):
+    q = "harbour strike wages ice"
+    body = get(api, query(q=q, facets="true", lang="en")).body
+    options = SearchOptions(filters=Filters(langs=("en",)))
+    want = {**library.search(q, options).to_json(), "facets": library.match_counts(q, options).to_json()}
+    assert without_time(body) == without_time(want) and body["facets"]["depth"] == 500
+    assert "facets" not in get(api, query(q=q)).body
+    body = get(api, query(q=q, recency="2w")).body
+    assert without_time(body) == without_time(library.search(q, SearchOptions(recency=14.0)).to_json())
+    one_line_error(get(api, query(q=q, recency="soon")), 400, "invalid recency 'soon'", "30d")
+    one_line_error(get(api, query(q=q, recency="")), 400, "invalid recency ''")
+    one_line_error(get(api, query(q=q, facets="perhaps")), 400, "facets")
+
+
+def test_stories_say_they_are_not_available(api):
     one_line_error(get(api, "/stories/1"), 501, "stories are not built yet")
     one_line_error(get(api, "/stories/abc"), 501, "stories are not built yet")
 
@@ -360,7 +390,9 @@ def test_openapi_docs_describe_every_endpoint(api):
                                   "/articles", "/stories/{story_id}", "/info", "/health"}  # fmt: skip
     params = {p["name"]: p for p in spec["paths"]["/search"]["get"]["parameters"]}
     assert list(params) == ["q", "k", "offset", "per_article", "lang", "source", "date_from", "date_to", "mode",
-                            "group", "explain"]  # fmt: skip
+                            "group", "explain", "facets", "recency"]  # fmt: skip
+    similar = {p["name"] for p in spec["paths"]["/articles/{article_id}/similar"]["get"]["parameters"]}
+    assert similar == {"article_id", "k", "lang", "source", "date_from", "date_to"}
     assert params["q"]["required"] is True and params["k"]["schema"]["maximum"] == 1000
     assert params["mode"]["schema"]["enum"] == ["hybrid", "dense", "bm25"]
     assert "422" not in json.dumps(spec)  # errors are 400, as the API answers them
