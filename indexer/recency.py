@@ -10,7 +10,8 @@ so the recency advantage halves every ``half_life`` days and an old article keep
 while of two equally relevant articles the more recent ranks first. The candidates are the
 search's usual ones (recency reorders them, it does not fetch others); they are reordered
 by their min-max normalised ranking score times the factor, and ``Hit.score`` is the
-calibrated score times the factor, so it stays in [0, 1].
+calibrated score times the factor, so it stays in [0, 1] (``--explain`` still shows the
+calibrated relevance, and "no close match" is judged on it).
 
 Decisions:
 

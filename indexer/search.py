@@ -335,8 +335,6 @@ class Searcher:
         best = (max(scores) if fresh else scores[0]) if scores else None
         if len(judged) > len(page):
             evidence, scores = evidence[1:], scores[1:]
-        if fresh:
-            scores = [s * fresh[pid] for s, (pid, _, _) in zip(scores, page)]
         clock.mark("calibration")
         terms = lq.terms if lq is not None and options.highlight else []
         scored = lq.scored_terms if lq is not None and options.highlight else []
@@ -344,6 +342,8 @@ class Searcher:
                           offset=options.offset)  # fmt: skip
         if options.explain:
             hits = self._explain(snap, hits, page, evidence, ranked, lq, text, cal)
+        if fresh:  # the explanation keeps the calibrated relevance; the score is it times freshness
+            hits = [replace(h, score=h.score * fresh[pid]) for h, (pid, _, _) in zip(hits, page)]
         took = (time.perf_counter() - t0) * 1000
         return SearchResult(
             text, hits, took, truncated, options.mode, clock.timings, cal.no_close_match(options.mode, best), cal.fitted

@@ -127,7 +127,9 @@ class _Segment:
         ``(v - c) · q / |v - c|``, as ``Calibration.centre(langs, vectors) @ query`` gives it
         (tested), without a centred copy of the vectors.
         """
-        dots = self.raw.vectors @ query - (centroids @ query)[self.lang]
+        # einsum's own loop, one thread: numpy's OpenBLAS spreads a matrix-vector product over both cores
+        # and then waits for the busy one (22k articles: 8.7 ms against 1.5 ms with the other core in use)
+        dots = np.einsum("ij,j->i", self.raw.vectors, query) - (centroids @ query)[self.lang]
         out = np.full(len(dots), -np.inf, np.float32)
         ok = self.live & (self.norm > 1e-6)
         out[ok] = dots[ok] / self.norm[ok]

@@ -99,3 +99,10 @@ def test_now_is_the_newest_day_but_never_after_today(searcher):
     cols = searcher.snapshot().columns
     assert reference_day(cols) == date(2019, 6, 30).toordinal()
     assert reference_day(cols, today=date(2019, 3, 1)) == date(2019, 3, 1).toordinal()
+
+
+def test_the_explanation_keeps_the_calibrated_relevance(searcher):
+    off = {h.article_id: h for h in searcher.search(Q, SearchOptions(k=4, explain=True)).hits}
+    on = {h.article_id: h for h in searcher.search(Q, SearchOptions(k=4, explain=True, recency=30)).hits}
+    assert on["undated"].explanation.calibrated == pytest.approx(off["undated"].score)
+    assert on["undated"].score == pytest.approx(off["undated"].score * FLOOR)
