@@ -1,6 +1,7 @@
 """The desk tools as the page uses them, on an archive-shaped index: what each adds to a search.
 
     python bench/desk_tools.py [--passages 100000] [--work DIR] [--shape FILE.npz] [--queries 40]
+                               [--index DIR]   # an archive synth_archive.py built before, e.g. of 1M passages
 
 The archive is ``bench/synth_archive.py``'s (dates 2018–2025, ~300 sources with a Zipf share,
 six languages, near-duplicate groups, e5-shaped vectors; cached under --work), searched
@@ -26,6 +27,7 @@ Everything is timed in one process, in the order the page runs it:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -154,11 +156,16 @@ def main() -> None:
     ap.add_argument("--shape", type=Path, default=None, help=".npz of real e5 vectors' shape (synth_archive.py)")
     ap.add_argument("--queries", type=int, default=40, help="timed questions per row")
     ap.add_argument("--depth", type=int, default=500, help="facet depth")
+    ap.add_argument("--index", type=Path, default=None, help="use this synth_archive.py archive as it is")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="desk-tools-"))
-    index = work / f"synth-{args.passages}"
-    log(f"archive of {args.passages:,} passages at {index} (built unless cached)")
-    meta, cached = synth_archive.cached_or_build(index, args.passages, args.shape, work=work)
+    if args.index is not None:
+        index, cached = args.index, True
+        meta = json.loads((index / "synth.json").read_text())
+    else:
+        index = work / f"synth-{args.passages}"
+        log(f"archive of {args.passages:,} passages at {index} (built unless cached)")
+        meta, cached = synth_archive.cached_or_build(index, args.passages, args.shape, work=work)
     print(f"# bench/desk_tools.py — {os.cpu_count()} cores, load {search_path.load_avg()}, "
           f"commit {search_path.git_head()}")  # fmt: skip
     print(f"Archive: {meta['articles']:,} articles, {meta['passages']:,} passages ({'cached' if cached else 'built'}; "
@@ -193,7 +200,8 @@ def main() -> None:
          ratio(sim["by_title"], sim["later"])],
     ]))  # fmt: skip
     print(f"\nMemory kept for similar: +{sim['rss']} MB resident after the first call")
-    print(f"\nCommand: python bench/desk_tools.py --passages {args.passages} --queries {args.queries}"
+    where = f"--index {args.index}" if args.index else f"--passages {args.passages}"
+    print(f"\nCommand: python bench/desk_tools.py {where} --queries {args.queries}"
           + (f" --shape {args.shape}" if args.shape else ""))  # fmt: skip
 
 

@@ -83,8 +83,10 @@ def _ordinal(yyyymmdd: int) -> int:
 
 def reference_day(columns: Columns, today: date | None = None) -> int | None:
     """The decay's "now" as a day ordinal: the newest article's day (today if earlier); None if none is dated."""
-    days = np.unique(columns.day[columns.day > 0])
-    newest = next((o for d in days[::-1].tolist() if (o := _ordinal(d))), 0)
+    days = columns.day[columns.day > 0]
+    newest = _ordinal(int(days.max())) if len(days) else 0
+    if len(days) and not newest:  # the largest is no real day (20241399): the largest that is
+        newest = next((o for d in np.unique(days)[::-1].tolist() if (o := _ordinal(d))), 0)
     return min(newest, (today or date.today()).toordinal()) if newest else None
 
 

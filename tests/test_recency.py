@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import date
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from indexer import Searcher, SearchOptions
@@ -106,3 +108,9 @@ def test_the_explanation_keeps_the_calibrated_relevance(searcher):
     on = {h.article_id: h for h in searcher.search(Q, SearchOptions(k=4, explain=True, recency=30)).hits}
     assert on["undated"].explanation.calibrated == pytest.approx(off["undated"].score)
     assert on["undated"].score == pytest.approx(off["undated"].score * FLOOR)
+
+
+def test_now_skips_a_largest_day_that_is_no_day():
+    cols = SimpleNamespace(day=np.array([20190105, 0, 20241399, 20190601], np.int32))
+    assert reference_day(cols, today=date(2030, 1, 1)) == date(2019, 6, 1).toordinal()
+    assert reference_day(SimpleNamespace(day=np.zeros(3, np.int32))) is None
