@@ -455,7 +455,7 @@ def test_describe_lists_members_in_date_order():
     assert (story.first_date, story.last_date) == ("2025-03-01", "2025-03-04")
     assert story.langs == ["de", "en", "fr"] and story.sources == ["src0", "src1"]
     assert story.title == f"Title {story.central}" and story.central in rows
-    assert json.loads(json.dumps(story.to_json()))["members"][0]["id"] == f"a{rows[1]}"
+    assert json.loads(json.dumps(story.to_json()))["members"][0]["article_id"] == f"a{rows[1]}"
     alone = stories.describe(w.fillers[0], meta)
     assert alone.rows == [w.fillers[0]] and alone.central == w.fillers[0] and alone.first_date is None
 
