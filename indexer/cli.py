@@ -425,6 +425,14 @@ def serve(index_dir: Path | None, host: str, port: int, cors_origins: tuple[str,
     show_default=True,
     help="Ranking: dense + BM25 fused, or either alone.",
 )
+@click.option(
+    "--group",
+    type=click.Choice(("article", "story")),
+    default="article",
+    show_default=True,
+    help="One result per article, or per story: the articles about one event, in any source and language, "
+    "each story with its best passage and its articles in date order.",
+)
 @click.option("--lang", "langs", multiple=True, help="Only articles in this language (repeatable), e.g. --lang fr.")
 @click.option("--source", "sources", multiple=True, help="Only articles from this source (repeatable).")
 @click.option("--date-from", default=None, help="Only articles dated on or after YYYY-MM-DD (or YYYY-MM, YYYY).")
@@ -446,6 +454,7 @@ def search(
     explain: bool,
     queries_file: Path | None,
     mode: str,
+    group: str,
     langs: tuple[str, ...],
     sources: tuple[str, ...],
     date_from: str | None,
@@ -462,6 +471,7 @@ def search(
       indexer search "coopération dans l'Arctique" -k 5 --json
       indexer search "Peskov" --mode bm25 --lang fr --date-from 2025-01
       indexer search "Arctic shipping" --explain        # why each hit is where it is
+      indexer search "Arctic Council summit" --group story   # the stories: who covered it, when, in which languages
       indexer search --queries questions.txt --json > answers.jsonl
       indexer search "Arctic shipping" --store milvus://localhost:19530/passages
     """
@@ -472,7 +482,7 @@ def search(
         raise click.UsageError("give a QUERY or --queries FILE (one of them)")
     queries: Iterable[str] = [query or ""] if queries_file is None else _query_lines(queries_file)
     filters = Filters(langs=langs, sources=sources, date_from=date_from, date_to=date_to).normalized()
-    options = SearchOptions(k=k, per_article=per_article, mode=mode, filters=filters, explain=explain)
+    options = SearchOptions(k=k, per_article=per_article, mode=mode, filters=filters, explain=explain, group=group)
     _check_store(store)
     searcher = Searcher(_index_dir(index_dir), model=model, backend=backend, store=store)
     try:
@@ -483,7 +493,8 @@ def search(
                 if queries_file is None:
                     raise
                 if as_json:
-                    click.echo(terminal.json_safe({"query": q, "hits": [], "error": str(exc)}))
+                    results = "stories" if group == "story" else "hits"
+                    click.echo(terminal.json_safe({"query": q, results: [], "error": str(exc)}))
                 else:
                     click.echo(f"{q!r}: {exc}\n")
                 continue
@@ -493,6 +504,40 @@ def search(
                 print_hits(result, explain=explain)
     finally:
         searcher.close()
+
+
+# ------------------------------------------------------------------ story
+@main.command(context_settings=CONTEXT)
+@click.argument("story_id")
+@_index_option
+@click.option("--json", "as_json", is_flag=True, help="Print the story as one JSON line.")
+def story(story_id: str, index_dir: Path | None, as_json: bool) -> None:
+    """Show one story: its articles in date order, with their sources, languages and dates.
+
+    STORY_ID is a story_id as "indexer search --group story" prints it.
+
+    \b
+    Examples:
+      indexer search "Arctic Council summit" --group story
+      indexer story 1042
+      indexer story 1042 --json
+    """
+    from .cli_output import print_story
+    from .search import Searcher
+    from .story_search import StoryNotFoundError, parse_story_id
+
+    sid = parse_story_id(story_id)
+    searcher = Searcher(_index_dir(index_dir))
+    try:
+        found = searcher.story(sid)
+    finally:
+        searcher.close()
+    if found is None:
+        raise StoryNotFoundError(sid)
+    if as_json:
+        click.echo(terminal.json_safe(found.to_json()))
+    else:
+        print_story(found)
 
 
 def _query_lines(path: Path) -> Iterator[str]:
