@@ -370,7 +370,8 @@ def merge(index_dir: Path | None, everything: bool) -> None:
 def serve(index_dir: Path | None, host: str, port: int, cors_origins: tuple[str, ...], store: str | None) -> None:
     """Serve the index as a JSON API over HTTP, following new versions as builds publish them.
 
-    GET /search?q=…, /articles/{id}, /info, /health; the OpenAPI description is at /openapi.json, /docs.
+    GET /search?q=… (&group=story), /articles/{id}, /stories/{id}, /info, /health; the OpenAPI
+    description is at /openapi.json, /docs.
 
     \b
     Examples:

@@ -394,3 +394,31 @@ def test_the_build_summary_counts_the_stories(tmp_path):
     with runner.isolation() as (out, _, _):
         print_report(report, tmp_path / "index")
     assert "1 stories of two or more articles" in out.getvalue().decode()
+
+
+def test_indexer_search_by_story_in_text_and_json(tmp_path):
+    from .reliability_helpers import build_args, cli
+
+    src, index = tmp_path / "src", tmp_path / "index"
+    text = "The Arctic Council met in Tromso on Monday and agreed on a plan to watch the permafrost thaw. " * 4
+    rows = [{"id": "wire", "title": "Arctic Council meets", "text": text, "lang": "en", "date": "2025-05-12",
+             "source": "Wire"},
+            {"id": "daily", "title": "Arctic Council meets", "text": text, "lang": "en", "date": "2025-05-13",
+             "source": "Daily", "url": "https://example.org/daily"},
+            {"id": "fox", "title": "Fox", "text": "The quick brown fox jumps over the lazy dog.",
+             "lang": "en"}]  # fmt: skip
+    write_news(src, rows)
+    built = cli(*build_args(src, index))
+    assert built.returncode == 0, built.stderr
+    assert "1 stories of two or more articles" in built.stdout
+    shown = cli("search", "Arctic Council permafrost", "--index", index, "--group", "story", "-k", "2")
+    assert shown.returncode == 0, shown.stderr
+    out = shown.stdout
+    assert "(2 stories" in out and "covered in 2 sources, 1 language" in out and "2 articles:" in out
+    assert out.index("Wire") < out.index("Daily") and "https://example.org/daily" in out
+    line = cli("search", "Arctic Council permafrost", "--index", index, "--group", "story", "--json", "-k", "2")
+    doc = json.loads(line.stdout)
+    assert len(line.stdout.strip().splitlines()) == 1 and doc["group"] == "story"
+    assert [m["article_id"] for m in doc["stories"][0]["members"]] == ["wire", "daily"]
+    bad = cli("search", "x", "--index", index, "--group", "story", "--per-article", "2")
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "leave it at 1" in bad.stderr
