@@ -1,6 +1,7 @@
 """What stories add to a build: build time with and without them in the same run, full and incremental.
 
-    python bench/story_builds.py [--passages 25000,100000] [--repeat 3] [--per-year 12500] [--work DIR] [--keep]
+    python bench/story_builds.py [--passages 25000,100000] [--repeat 5] [--full-repeat 2] [--per-year 12500]
+                                 [--work DIR] [--keep] [--seed N]
 
 For each size, a synthetic archive is written as bench/updates.py writes it (synth_archive's
 generator: sources, dates, six languages, syndicated copies, same-event coverage; e5-shaped
@@ -14,7 +15,7 @@ those same files with real ``indexer.build.build`` calls, step by step:
 * **without**: the same build with its story step replaced by nothing (as builds were before
   stories: no story files, and a no-change build publishes nothing).
 
-Steps: a full build, then ``--repeat`` rounds of "add 10 articles", "change 1" and "delete 1"
+Steps: ``--full-repeat`` full builds, then ``--repeat`` rounds of "add 10 articles", "change 1" and "delete 1"
 (each edit applied to the sources once, then both indexes built; which index goes first
 alternates, so page-cache and load effects fall on both alike). Printed per step kind: the
 median wall time of each index, their ratio, the story step's own time
@@ -186,7 +187,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--passages", default="25000,100000", help="archive size(s) in passages, comma-separated")
     ap.add_argument("--per-year", type=int, default=12_500, help="passages per year of the archive (0: 2018–2025)")
-    ap.add_argument("--repeat", type=int, default=3, help="rounds of add / change / delete (medians reported)")
+    ap.add_argument("--repeat", type=int, default=5, help="rounds of add / change / delete (medians reported)")
+    ap.add_argument("--full-repeat", type=int, default=2, help="full builds of each index (medians reported)")
     ap.add_argument("--work", type=Path, default=None, help="folder for the sources and indexes (default: temp)")
     ap.add_argument("--keep", action="store_true", help="keep the sources and indexes")
     ap.add_argument("--seed", type=int, default=11)
@@ -207,7 +209,8 @@ def main() -> None:
             archive, mixture = Archive.generate(n, work / "sources", seed=args.seed, reserve=ADDED * args.repeat,
                                                 shape=None)  # fmt: skip
             run, size = Run(archive, mixture, work), Size(n, f"{sa.FIRST_YEAR}–{sa.LAST_YEAR}")
-            size.steps.append(run.step("full", BuildSettings(full=True)))
+            for _ in range(args.full_repeat):  # the first build of a size finds its sources cold: both orders
+                size.steps.append(run.step("full", BuildSettings(full=True)))
             size.articles = size.steps[0].report.articles
             for r in range(args.repeat):
                 for kind in UPDATE_KINDS:

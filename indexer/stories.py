@@ -48,12 +48,8 @@ from .article_vectors import read_database
 from .errors import IndexerError
 from .store import select_in
 from .story_index import (  # re-exported: what stories are made of and stored as
-    CATALOG,
-    CENTROIDS,
+    FILE,
     FILES,
-    LANGS,
-    STORIES,
-    SUMS,
     ArticleMeta,
     Calibration,
     RowTable,
@@ -655,13 +651,9 @@ def _central(rows: list[int], vectors: np.ndarray) -> int:
 
 
 __all__ = [
-    "CATALOG",
-    "CENTROIDS",
     "DEFAULT_STORIES",
+    "FILE",
     "FILES",
-    "LANGS",
-    "STORIES",
-    "SUMS",
     "Archive",
     "ArticleMeta",
     "Calibration",

@@ -11,6 +11,7 @@ so that update reads only its own new segment instead of every article's date an
 from __future__ import annotations
 
 import itertools
+import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -23,12 +24,15 @@ import numpy as np
 if TYPE_CHECKING:
     from .stories import Facts, StorySettings
 
-STORIES = "stories.npy"  # int64 (row, story id, 1 for its representative) for stories of two or more
-LANGS = "story_langs.npy"  # the calibrated languages ("" for articles without one)
-CENTROIDS = "story_centroids.npy"  # float32: each language's centroid
-SUMS = "story_sums.npy"  # float64: each language's sum of article vectors, then their count
-CATALOG = "story_catalog.npy"  # per live article: row, day number, index of its language in LANGS
-FILES = (STORIES, LANGS, CENTROIDS, SUMS, CATALOG)
+#: one file, so a build writes, checksums and flushes one more file, not five
+FILE = "stories.npz"
+FILES = (FILE,)
+# its arrays (uncompressed, read without pickle):
+STORIES = "stories"  # int64 (row, story id, 1 for its representative) for stories of two or more
+LANGS = "langs"  # the calibrated languages ("" for articles without one)
+CENTROIDS = "centroids"  # float32: each language's centroid
+SUMS = "sums"  # float64: each language's sum of article vectors, then their count
+CATALOG = "catalog"  # per live article: row, day number, index of its language in LANGS
 _CATALOG = np.dtype([("row", "<i8"), ("day", "<i4"), ("lang", "<u2")])  # 14 bytes an article
 
 
@@ -307,12 +311,8 @@ class StoryIndex:
         central = RowTable.of(self.central).lookup(t.value_array, np.full(len(t.value_array), -1))
         table = np.stack([t.key_array, t.value_array, (central == t.key_array).astype(np.int64)], axis=1)
         cal = self.calibration
-        np.save(folder / STORIES, table.reshape(-1, 3).astype(np.int64), allow_pickle=False)
-        np.save(folder / LANGS, np.array(cal.langs, dtype=str).reshape(-1), allow_pickle=False)
-        np.save(folder / CENTROIDS, cal.centroids.astype(np.float32), allow_pickle=False)
         dim = cal.centroids.shape[1] if cal.centroids.ndim == 2 else 0
         sums = np.hstack([cal.sums.reshape(len(cal.langs), dim), cal.counts.reshape(-1, 1).astype(np.float64)])
-        np.save(folder / SUMS, sums, allow_pickle=False)
         cat = np.zeros(0 if self.catalog is None else len(self.catalog.rows), _CATALOG)
         if self.catalog is not None and len(cat):
             order = np.array(cal.langs, dtype=str)
@@ -320,18 +320,21 @@ class StoryIndex:
             if not np.array_equal(order[np.minimum(codes, len(order) - 1)], self.catalog.langs):
                 raise ValueError("the catalog holds a language the calibration does not")
             cat["row"], cat["day"], cat["lang"] = self.catalog.rows, self.catalog.days, codes
-        np.save(folder / CATALOG, cat, allow_pickle=False)
+        arrays = {STORIES: table.reshape(-1, 3).astype(np.int64), LANGS: np.array(cal.langs, dtype=str).reshape(-1),
+                  CENTROIDS: cal.centroids.astype(np.float32), SUMS: sums, CATALOG: cat}  # fmt: skip
+        with open(folder / FILE, "wb") as f:
+            np.savez(f, allow_pickle=False, **arrays)
 
     @classmethod
     def load(cls, folder: Path) -> StoryIndex:
         """Read a version folder's stories; raises ``OSError``/``ValueError`` on damage."""
         from .stories import Facts
 
-        table = np.load(folder / STORIES, allow_pickle=False)
-        langs = np.load(folder / LANGS, allow_pickle=False)
-        cents = np.load(folder / CENTROIDS, allow_pickle=False)
-        sums = np.load(folder / SUMS, allow_pickle=False)
-        cat = np.load(folder / CATALOG, allow_pickle=False)
+        try:
+            with np.load(folder / FILE, allow_pickle=False) as held:
+                table, langs, cents, sums, cat = (held[k] for k in (STORIES, LANGS, CENTROIDS, SUMS, CATALOG))
+        except (KeyError, EOFError, zipfile.BadZipFile) as exc:  # OSError (a missing file) is the caller's
+            raise ValueError(f"{FILE} is unreadable ({exc})") from None
         if table.ndim != 2 or table.shape[1] != 3 or table.dtype.kind not in "iu":
             raise ValueError(f"{STORIES} has the wrong shape")
         if langs.ndim != 1 or langs.dtype.kind != "U" or cents.ndim != 2 or sums.ndim != 2:
@@ -370,4 +373,4 @@ class StoryIndex:
 
 def exists(folder: Path) -> bool:
     """Whether a version folder holds stories (versions written before them do not)."""
-    return all((folder / f).is_file() for f in FILES)
+    return (folder / FILE).is_file()

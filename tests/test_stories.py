@@ -15,8 +15,7 @@ from indexer.errors import IndexerError
 from indexer.index import IndexDir
 from indexer.stories import (
     DEFAULT_STORIES,
-    FILES,
-    STORIES,
+    FILE,
     Facts,
     IndexArchive,
     MemoryArchive,
@@ -416,21 +415,37 @@ def test_storage_round_trip(tmp_path):
     assert same(StoryIndex.load(empty), StoryIndex())
 
 
+def _rewrite(folder: Path, **arrays: np.ndarray) -> None:
+    """The stories file with some of its arrays replaced (or, given None, left out)."""
+    with np.load(folder / FILE) as held:
+        kept = {k: held[k] for k in held.files}
+    kept.update(arrays)
+    np.savez(folder / FILE, **{k: v for k, v in kept.items() if v is not None})
+
+
 def test_damaged_storage_is_refused(tmp_path):
     w, _ = _world_of_events(6)
     stories = cluster(w.archive())
     stories.save(tmp_path)
-    table = np.load(tmp_path / STORIES)
-    for bad in (table[:, :2], table[table[:, 2] == 0], np.array([[5, 5, 1]]), table.astype(np.float64)):
-        np.save(tmp_path / STORIES, bad)
+    with np.load(tmp_path / FILE) as held:
+        table, catalog = held["stories"], held["catalog"]
+    bad_tables = (table[:, :2], table[table[:, 2] == 0], np.array([[5, 5, 1]]), table.astype(np.float64),
+                  table[::-1], np.array([[5, 6, 1], [6, 6, 0]]))  # fmt: skip
+    for bad in bad_tables:
+        _rewrite(tmp_path, stories=bad)
         with pytest.raises(ValueError):
             StoryIndex.load(tmp_path)
-    (tmp_path / STORIES).write_bytes(b"garbage")
+    _rewrite(tmp_path, stories=table)
+    for bad_catalog in (catalog[::-1], catalog["row"], None):
+        _rewrite(tmp_path, catalog=bad_catalog)
+        with pytest.raises(ValueError):
+            StoryIndex.load(tmp_path)
+    (tmp_path / FILE).write_bytes(b"garbage")
     with pytest.raises(ValueError):
         StoryIndex.load(tmp_path)
-    np.save(tmp_path / STORIES, table)
+    stories.save(tmp_path)
     assert same(StoryIndex.load(tmp_path), stories)
-    (tmp_path / FILES[1]).unlink()
+    (tmp_path / FILE).unlink()
     assert not exists(tmp_path)
     with pytest.raises(OSError):
         StoryIndex.load(tmp_path)

@@ -18,7 +18,7 @@ from indexer.index import IndexDir
 from indexer.merge import merge
 from indexer.search import STAGES, Searcher, SearchOptions
 from indexer.stories import IndexArchive, cluster
-from indexer.story_index import CATALOG, FILES
+from indexer.story_index import FILE, FILES
 from indexer.story_search import NoStoriesError, StoryNotFoundError, parse_story_id
 from indexer.story_versions import StoriesMade
 
@@ -162,11 +162,11 @@ def test_the_files_are_in_the_version_and_under_its_checksums(index, tmp_path):
     shutil.copytree(index, copy)
     m = IndexDir(copy).manifest()
     assert set(FILES) <= set(m.files)
-    path = IndexDir(copy).layout.version(m.version) / CATALOG
+    path = IndexDir(copy).layout.version(m.version) / FILE
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(IndexCorruptError, match=r"story_catalog\.npy does not match its checksum"):
+    with pytest.raises(IndexCorruptError, match=r"stories\.npz does not match its checksum"):
         IndexDir(copy).open()
 
 
@@ -194,10 +194,11 @@ def test_the_same_corpus_gives_the_same_stories(tmp_path):
     write_news(tmp_path / "src", news())
     make(tmp_path / "src", tmp_path / "a")
     make(tmp_path / "src", tmp_path / "b")
-    for name in FILES:
-        a = np.load(IndexDir(tmp_path / "a").layout.version(IndexDir(tmp_path / "a").manifest().version) / name)
-        b = np.load(IndexDir(tmp_path / "b").layout.version(IndexDir(tmp_path / "b").manifest().version) / name)
-        assert np.array_equal(a, b), name
+    a_dir, b_dir = (IndexDir(tmp_path / x).layout.version(IndexDir(tmp_path / x).manifest().version) for x in "ab")
+    with np.load(a_dir / FILE) as a, np.load(b_dir / FILE) as b:
+        assert a.files == b.files
+        for name in a.files:
+            assert np.array_equal(a[name], b[name]), name
     make(tmp_path / "src", tmp_path / "a", BuildSettings(full=True))
     assert by_ids(tmp_path / "a") == by_ids(tmp_path / "b")
 
