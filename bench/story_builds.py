@@ -19,7 +19,10 @@ Steps: ``--full-repeat`` full builds, then ``--repeat`` rounds of "add 10 articl
 (each edit applied to the sources once, then both indexes built; which index goes first
 alternates, so page-cache and load effects fall on both alike). Printed per step kind: the
 median wall time of each index, their ratio, the story step's own time
-(``BuildReport.story_seconds``) and its share of the build with stories. With several sizes,
+(``BuildReport.story_seconds``), its share of the build with stories, and the machine's 1-minute
+load average (on a shared machine both wall times are noisy, by more than the story step takes;
+the story step's own time, measured inside the build, is the part of the difference stories cause
+— plus flushing and checksumming one small file). With several sizes,
 how the story step of an update grows with the archive (the exponent of the size: 0 means it
 depends on the change only, 1 that it is proportional to the archive). Finally, the stories the
 updates left are checked against a clustering of the final archive from scratch.
@@ -80,6 +83,7 @@ class Pair:
     with_s: float
     without_s: float
     report: BuildReport
+    load: float = field(default_factory=lambda: os.getloadavg()[0])  # other work on the machine meanwhile
 
 
 @dataclass
@@ -155,8 +159,8 @@ def median(values: list[float]) -> float:
 
 def print_size(size: Size) -> None:
     print(f"\n## {size.passages:,} passages requested, {size.articles:,} articles, {size.years}\n")
-    print("| step | with stories s | without s | ratio | story step s | share of the build |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| step | with stories s | without s | ratio | story step s | share of the build | load |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for kind in ("full", *UPDATE_KINDS):
         pairs = size.of(kind)
         if not pairs:
@@ -164,7 +168,8 @@ def print_size(size: Size) -> None:
         w, wo = median([p.with_s for p in pairs]), median([p.without_s for p in pairs])
         st = median([p.report.story_seconds for p in pairs])
         label = "full build" if kind == "full" else f"{kind} {ADDED if kind == 'add' else 1}"
-        print(f"| {label} ({len(pairs)}×) | {w:.2f} | {wo:.2f} | {w / wo:.3f} | {st:.3f} | {st / w:.1%} |")
+        load = median([p.load for p in pairs])
+        print(f"| {label} ({len(pairs)}×) | {w:.2f} | {wo:.2f} | {w / wo:.3f} | {st:.3f} | {st / w:.1%} | {load:.1f} |")
 
 
 def exponent(a: float, b: float, n0: int, n1: int) -> str:
