@@ -415,6 +415,23 @@ def test_storage_round_trip(tmp_path):
     assert same(StoryIndex.load(empty), StoryIndex())
 
 
+def test_a_row_table_reads_as_a_mapping():
+    from indexer.story_index import RowTable, sorted_member
+
+    t = RowTable.of({9: 3, 2: 2, 5: 2})
+    assert t.key_array.tolist() == [2, 5, 9] and dict(t) == {2: 2, 5: 2, 9: 3} and len(t) == 3
+    assert t[5] == 2 and t.get(4) is None and 4 not in t and True not in t and "5" not in t and np.int64(9) in t
+    with pytest.raises(KeyError):
+        t[10]
+    assert t.lookup(np.array([9, 4, 2]), np.array([-1, -2, -3])).tolist() == [3, -2, 2]
+    assert RowTable.of(t) is t and len(RowTable.of({})) == 0 and RowTable.of({}).lookup(np.array([1]), [7]) == [7]
+    assert sorted_member(np.array([2, 5, 9]), np.array([1, 5, 10])).tolist() == [False, True, False]
+    stories = StoryIndex({4: 3, 3: 3, 8: 8, 9: 8}, {3: 4, 8: 8})
+    assert stories.members(3) == [3, 4] and stories.members(8) == [8, 9] and stories.members(7) == [7]
+    assert stories.stories_of(np.array([4, 7, 9])).tolist() == [3, 7, 8] and stories.count == 2
+    assert stories.clusters == {3: [3, 4], 8: [8, 9]}
+
+
 def _rewrite(folder: Path, **arrays: np.ndarray) -> None:
     """The stories file with some of its arrays replaced (or, given None, left out)."""
     with np.load(folder / FILE) as held:
