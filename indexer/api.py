@@ -48,6 +48,7 @@ from .recency import parse_half_life
 from .search import Searcher, SearchOptions
 from .settings import MAX_K, MODES
 from .similar import UnknownArticleError
+from .story_search import GROUPS, StoryNotFoundError, parse_story_id
 
 __all__ = [
     "ApiServer",
@@ -70,7 +71,6 @@ MAX_PER_ARTICLE = 100  # as the CLI's --per-article
 #: incomplete past this gets uvicorn's own 400 and never reaches the app
 MAX_REQUEST_BYTES = 1 << 20
 VERSION_HEADER = "X-Index-Version"
-GROUPS = ("article", "story")
 _ORIGIN = re.compile(r"\*|https?://[^/\s?#]+")
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -97,6 +97,7 @@ _STATUS: tuple[tuple[type[IndexerError], int], ...] = (
     (QueryError, 400),
     (ArticleNotFoundError, 404),
     (UnknownArticleError, 404),
+    (StoryNotFoundError, 404),
     (NotAvailableError, 501),
     # the index cannot answer now; the message names the command that fixes it
     (IndexNotFoundError, 503),
@@ -275,7 +276,8 @@ _DateFrom = Annotated[str | None, Query(description="Only articles dated on or a
 _DateTo = Annotated[str | None, Query(description="Only articles dated on or before YYYY-MM-DD (or YYYY-MM, YYYY).")]
 _Mode = Annotated[str, Query(description="Ranking: dense + BM25 fused, or either alone.",
                              json_schema_extra={"enum": list(MODES)})]  # fmt: skip
-_Group = Annotated[str, Query(description="One result per article (story: once the index has stories).",
+_Group = Annotated[str, Query(description="One result per article, or per story (the articles about one event, "
+                              "in any source and language): then `stories` replace `hits`.",
                               json_schema_extra={"enum": list(GROUPS)})]  # fmt: skip
 _Id = Annotated[str, Query(description="The article's id, as /search returns it.")]
 _Facets = Annotated[
@@ -364,18 +366,13 @@ def create_app(
     ) -> _JSON:
         """The passages that best answer `q`: the JSON line of `indexer search --json` (`--facets` with facets)."""
         _check_params(request)
-        if group == "story":
-            raise QueryError("stories are not built yet — group=story will work once the index has stories; "
-                             "use group=article (the default)")  # fmt: skip
-        if group != "article":
-            raise QueryError(f"unknown group {group!r}: choose article (or story, once stories are built)")
         if offset + k > MAX_K:
             raise QueryError(f"offset + k must be at most {MAX_K}: a search returns its first {MAX_K} results")
         filters = Filters(langs=tuple(lang or ()), sources=tuple(source or ()), date_from=date_from,
                           date_to=date_to).normalized()  # fmt: skip
         half_life = parse_half_life(recency) if recency is not None else None
         options = SearchOptions(k=k, offset=offset, per_article=per_article, mode=mode, filters=filters,
-                                explain=explain, recency=half_life)  # fmt: skip
+                                explain=explain, recency=half_life, group=group)  # fmt: skip
         s = engine.get()
 
         def read() -> dict[str, Any]:
@@ -419,9 +416,14 @@ def create_app(
 
     @app.get("/stories/{story_id}", summary="One story: the articles about one event")
     def story(request: Request, story_id: str) -> _JSON:
-        """Not available yet: answered 501 until the index has stories."""
+        """The story with this id (a `story_id` of `/search?group=story`): its articles in date order."""
         _check_params(request)
-        raise NotAvailableError("stories are not built yet — /stories/{id} will answer once the index has stories")
+        sid = parse_story_id(story_id)
+        s = engine.get()
+        found, version = _on_one_version(s, lambda: s.story(sid))
+        if found is None:
+            raise StoryNotFoundError(sid)
+        return _answer(found.to_json(), version)
 
     @app.get("/info", summary="The index: manifest, counts, facets")
     def info(request: Request) -> _JSON:

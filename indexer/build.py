@@ -7,8 +7,8 @@
 3. write: the window's articles go into the new version's own segment; the articles
    they replace, and the vanished ones, are marked deleted in the live segments.
 4. finalize: the new segment is sealed (its BM25 postings and its vector index,
-   tuned once: segments never change) and near-duplicate groups are updated
-   for what was added and deleted only.
+   tuned once: segments never change); near-duplicate groups and stories
+   (story_versions.py) are updated for what was added and deleted only.
 5. gate (only with ``BuildSettings(gate=...)``): the new version and the live one answer
    labelled queries; a new version that ranks them worse than allowed is kept aside, not
    published (gate.py).
@@ -32,7 +32,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from . import __version__, corpus, dedup, gate, postings, vectors
+from . import __version__, corpus, dedup, gate, postings, story_versions, vectors
 from .analysis import ANALYZER_VERSION, analyze
 from .backends import open_backends
 from .chunking import ChunkSettings, chunk_article
@@ -127,6 +127,8 @@ class BuildReport:
     embed_seconds: float = 0.0
     full: bool = False
     duplicate_clusters: int = 0  # groups of near-identical articles (syndicated copies)
+    stories: int = 0  # stories of two or more articles (story_versions.py)
+    story_seconds: float = 0.0  # making them (included in ``seconds``)
     reason: str = ""  # why a full rebuild happened
     version: str = ""
     published: bool = False  # False when nothing changed and the live version was kept
@@ -187,8 +189,8 @@ class _Run:
             if not draft.changed and draft.live is None:  # a first build or --full that found nothing
                 drop_resume_cache(ctx.idx.work)  # nothing was embedded: no work to resume
                 raise BuildError(f"no articles found in the sources{_skips_in_brief(rep.skipped)} — check the paths")
-            if not draft.changed:
-                reindex = self._needs_new_version(draft)
+            reindex = not draft.changed and self._needs_new_version(draft)
+            if not draft.changed and not story_versions.missing(draft.live):
                 self._unchanged(draft)
                 return self._merge(reindex)
             manifest = self._finalize(draft, sources)
@@ -206,7 +208,7 @@ class _Run:
         rep.version, rep.published = draft.name, True
         rep.seconds = time.perf_counter() - self.started
         rep.publish_seconds = rep.seconds
-        return self._merge(False)
+        return self._merge(reindex)
 
     def _gate_plan(self, draft: Draft) -> GatePlan | None:
         settings = self.ctx.settings.gate
@@ -550,6 +552,9 @@ class _Run:
             raise BuildError(f"no articles found in the sources{_skips_in_brief(rep.skipped)} — check the paths")
         rep.articles, rep.passages = articles, passages
         state.save(draft.folder)
+        segment = ctx.idx.layout.segment(draft.segment) if draft.has_segment() else None
+        made = story_versions.make(draft.folder, live, segment, dim=ctx.dim, state=state, removed=removed)
+        rep.stories, rep.story_seconds = made.stories, made.seconds
         counts = {"articles": articles, "passages": passages}
         auto = is_auto(ctx.faiss, ctx.previous_vectors)
         vinfo = vectors.summary([s.vectors for s in segments], passages, auto=auto)

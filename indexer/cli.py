@@ -371,8 +371,8 @@ def merge(index_dir: Path | None, everything: bool) -> None:
 def serve(index_dir: Path | None, host: str, port: int, cors_origins: tuple[str, ...], store: str | None) -> None:
     """Serve the index as a JSON API over HTTP, following new versions as builds publish them.
 
-    GET /search?q=…, /articles/{id}, /articles/{id}/similar, /info, /health; the OpenAPI description is at
-    /openapi.json, /docs.
+    GET /search?q=… (&group=story), /articles/{id}, /articles/{id}/similar, /stories/{id}, /info, /health;
+    the OpenAPI description is at /openapi.json, /docs.
 
     \b
     Examples:
@@ -449,6 +449,14 @@ def serve(index_dir: Path | None, host: str, port: int, cors_origins: tuple[str,
     show_default=True,
     help="Ranking: dense + BM25 fused, or either alone.",
 )
+@click.option(
+    "--group",
+    type=click.Choice(("article", "story")),
+    default="article",
+    show_default=True,
+    help="One result per article, or per story: the articles about one event, in any source and language, "
+    "each story with its best passage and its articles in date order.",
+)
 @click.option("--lang", "langs", multiple=True, help="Only articles in this language (repeatable), e.g. --lang fr.")
 @click.option("--source", "sources", multiple=True, help="Only articles from this source (repeatable).")
 @click.option("--date-from", default=None, help="Only articles dated on or after YYYY-MM-DD (or YYYY-MM, YYYY).")
@@ -473,6 +481,7 @@ def search(
     explain: bool,
     queries_file: Path | None,
     mode: str,
+    group: str,
     langs: tuple[str, ...],
     sources: tuple[str, ...],
     date_from: str | None,
@@ -491,6 +500,7 @@ def search(
       indexer search "Arctic shipping" --explain        # why each hit is where it is
       indexer search "Arctic shipping" --facets --recency 30d
       indexer search "Arctic shipping" -k 1000 --format csv > results.csv
+      indexer search "Arctic Council summit" --group story   # the stories: who covered it, when, in which languages
       indexer search --queries questions.txt --json > answers.jsonl
       indexer search "Arctic shipping" --store milvus://localhost:19530/passages
     """
@@ -510,7 +520,7 @@ def search(
     filters = Filters(langs=langs, sources=sources, date_from=date_from, date_to=date_to).normalized()
     half_life = parse_half_life(recency) if recency is not None else None
     options = SearchOptions(k=k, per_article=per_article, mode=mode, filters=filters, explain=explain,
-                            recency=half_life)  # fmt: skip
+                            recency=half_life, group=group)  # fmt: skip
     _check_store(store)
     searcher = Searcher(_index_dir(index_dir), model=model, backend=backend, store=store)
     several = queries_file is not None  # a --queries export names each row's question
@@ -524,7 +534,8 @@ def search(
                 if queries_file is None:
                     raise
                 if fmt == "jsonl":
-                    click.echo(terminal.json_safe({"query": q, "hits": [], "error": str(exc)}))
+                    results = "stories" if group == "story" else "hits"
+                    click.echo(terminal.json_safe({"query": q, results: [], "error": str(exc)}))
                 elif fmt == "csv":
                     click.echo(f"{q!r}: {exc}", err=True)
                 else:
@@ -543,6 +554,40 @@ def search(
                     print_counts(counts)
     finally:
         searcher.close()
+
+
+# ------------------------------------------------------------------ story
+@main.command(context_settings=CONTEXT)
+@click.argument("story_id")
+@_index_option
+@click.option("--json", "as_json", is_flag=True, help="Print the story as one JSON line.")
+def story(story_id: str, index_dir: Path | None, as_json: bool) -> None:
+    """Show one story: its articles in date order, with their sources, languages and dates.
+
+    STORY_ID is a story_id as "indexer search --group story" prints it.
+
+    \b
+    Examples:
+      indexer search "Arctic Council summit" --group story
+      indexer story 1042
+      indexer story 1042 --json
+    """
+    from .cli_output import print_story
+    from .search import Searcher
+    from .story_search import StoryNotFoundError, parse_story_id
+
+    sid = parse_story_id(story_id)
+    searcher = Searcher(_index_dir(index_dir))
+    try:
+        found = searcher.story(sid)
+    finally:
+        searcher.close()
+    if found is None:
+        raise StoryNotFoundError(sid)
+    if as_json:
+        click.echo(terminal.json_safe(found.to_json()))
+    else:
+        print_story(found)
 
 
 def _query_lines(path: Path) -> Iterator[str]:

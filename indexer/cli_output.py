@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .records import Explanation
     from .search import IndexInfo, SearchResult
     from .similar import SimilarResult
+    from .story_index import Story
 
 
 def print_sync(r: SyncReport) -> None:
@@ -71,7 +72,8 @@ def print_report(r: BuildReport, target: Path) -> None:
         f"  articles: {r.added} added, {r.updated} updated, {r.removed} removed, "
         f"{r.unchanged} unchanged, {len(r.skipped)} skipped"
     )
-    click.echo(f"  now {r.articles} articles, {r.passages} passages")
+    stories = f", {r.stories} stories of two or more articles" if r.published else ""
+    click.echo(f"  now {r.articles} articles, {r.passages} passages{stories}")
     click.echo(
         f"  embedded {r.embedded} passages ({r.tokens:,} tokens, {r.tokens_per_second:,.0f} tokens/s), "
         f"reused {r.reused}; {r.seconds:.1f} s"
@@ -107,15 +109,11 @@ def print_merge(r: MergeReport, target: Path) -> None:
 
 def print_hits(result: SearchResult, *, explain: bool = False) -> None:
     """Hits as readable text, with their best sentences; ``explain``: why each is where it is."""
+    if result.stories is not None:
+        print_stories(result, explain=explain)
+        return
     click.echo(f"Query: {result.query}  ({len(result.hits)} results, {result.mode}, {result.took_ms:.0f} ms)")
-    if result.truncated:
-        click.echo("  (the query was shortened to its first 2,000 characters)")
-    if not result.hits:
-        click.echo("  no results")
-    elif result.no_close_match:
-        click.echo("  No close match in this collection; the nearest passages are below.")
-    if result.hits and not result.calibrated:
-        click.echo("  (scores are not calibrated for this index's model: they order the results only)")
+    _notes(result)
     for h in result.hits:
         facts = " · ".join(x for x in (h.source, h.date, h.lang) if x)
         click.echo(f"\n{h.rank:>3}. {h.title or h.article_id}  [{h.score:.3f}]" + (f"  {facts}" if facts else ""))
@@ -132,6 +130,64 @@ def print_hits(result: SearchResult, *, explain: bool = False) -> None:
             for line in explanation_text(h.explanation):
                 click.echo(textwrap.indent(textwrap.fill(line, width=96, subsequent_indent="  "), "     "))
     click.echo("")
+
+
+def _notes(result: SearchResult) -> None:
+    """What to know about a result before its hits."""
+    if result.truncated:
+        click.echo("  (the query was shortened to its first 2,000 characters)")
+    if not result.hits:
+        click.echo("  no results")
+    elif result.no_close_match:
+        click.echo("  No close match in this collection; the nearest passages are below.")
+    if result.hits and not result.calibrated:
+        click.echo("  (scores are not calibrated for this index's model: they order the results only)")
+
+
+def print_stories(result: SearchResult, *, explain: bool = False) -> None:
+    """A search by story: each story's best passage, then its articles in date order."""
+    stories = result.stories or []
+    click.echo(f"Query: {result.query}  ({len(stories)} stories, {result.mode}, {result.took_ms:.0f} ms)")
+    _notes(result)
+    for found in stories:
+        h, story = found.hit, found.story
+        span = " – ".join(dict.fromkeys(d for d in (story.first_date, story.last_date) if d))
+        facts = " · ".join(x for x in (f"story {story.id}", story.coverage, span) if x)
+        click.echo(f"\n{h.rank:>3}. {story.title or h.title or h.article_id}  [{h.score:.3f}]  {facts}")
+        click.echo(f"     best passage: {h.title or h.article_id} — {h.article_id} (characters {h.start}–{h.end})")
+        best = " … ".join(h.text[s - h.start : e - h.start] for s, e in h.highlights)
+        snippet = " ".join((best or h.text).split())
+        snippet = snippet if len(snippet) <= 300 else snippet[:300].rsplit(" ", 1)[0] + " …"
+        click.echo(textwrap.indent(textwrap.fill(snippet, width=96), "     "))
+        if explain and h.explanation is not None:
+            for line in explanation_text(h.explanation):
+                click.echo(textwrap.indent(textwrap.fill(line, width=96, subsequent_indent="  "), "     "))
+        if len(story.members) > 1:
+            click.echo(f"     {len(story.members)} articles:")
+            for line in story_member_lines(story):
+                click.echo(f"       {line}")
+    click.echo("")
+
+
+def story_member_lines(story: Story) -> list[str]:
+    """One line per member of a story, in date order: date, source, language, title, id, url."""
+    lines = []
+    for m in story.members:
+        facts = " · ".join(x for x in (m.source, m.lang) if x)
+        url = f"  {m.url}" if m.url else ""
+        lines.append(f"{m.date[:10] if m.date else 'undated':10}  {facts:<22} {m.title or m.id}  ({m.id}){url}")
+    return lines
+
+
+def print_story(story: Story) -> None:
+    """``indexer story``'s text: the story's facts, then its articles in date order."""
+    span = " – ".join(dict.fromkeys(d for d in (story.first_date, story.last_date) if d)) or "undated"
+    click.echo(f"Story {story.id}: {story.title or story.representative}")
+    click.echo(f"  {len(story.members)} article(s), {story.coverage}, {span}")
+    click.echo(f"  sources:   {', '.join(story.sources) or '-'}")
+    click.echo(f"  languages: {', '.join(story.langs) or '-'}")
+    for line in story_member_lines(story):
+        click.echo(f"  {line}")
 
 
 def explanation_text(why: Explanation) -> list[str]:

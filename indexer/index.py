@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from .segments import SegmentReader
 from .store import DB_FILE
 from .version_state import VersionState
 from .version_store import VersionStore
+
+if TYPE_CHECKING:
+    from .story_index import StoryIndex
 
 _CHUNK = 1 << 20
 _ALLOWED_CACHE = 8  # filters whose passage ids a version keeps
@@ -144,6 +147,7 @@ class Snapshot:
     _facets: Facets | None = None
     _clusters: dict[int, list[int]] | None = None
     _columns: Columns | None = None
+    _stories: tuple[StoryIndex | None] | None = None  # read on first use; (None,) for a version without
     _allowed: OrderedDict[Filters, np.ndarray] = field(default_factory=OrderedDict)
     _dead: dict[str, np.ndarray] = field(default_factory=dict)
     _slices: OrderedDict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=OrderedDict)
@@ -244,6 +248,16 @@ class Snapshot:
         if self._clusters is None:
             self._clusters = self.columns.clusters()
         return self._clusters
+
+    @property
+    def stories(self) -> StoryIndex | None:
+        """The version's stories (story_index.py), read on first use; None for a version built before them."""
+        with self._lock:
+            if self._stories is None:
+                from .story_versions import read
+
+                self._stories = (read(self.path, self.manifest.files, self.path.parent.parent),)
+            return self._stories[0]
 
     def info(self) -> IndexInfo:
         """The version's manifest, counts and facets (the counts as published: a version never changes)."""

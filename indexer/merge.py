@@ -11,7 +11,7 @@ rewritten alone, which drops the dead rows for good.
 
 A merge publishes a new version like any build: readers move to it when they
 next look, and the segments it replaced go when no retained version lists them.
-Merging keeps ids: deletion markers and near-duplicate groups stay valid.
+Merging keeps ids: deletion markers, near-duplicate groups and stories stay valid.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import shutil
 import time
 from dataclasses import dataclass, field, replace
 
-from . import vectors
+from . import story_versions, vectors
 from .draft import publish, version_name
 from .faults import crash_point
 from .index import IndexDir, Snapshot
@@ -135,6 +135,7 @@ def _merge(idx: IndexDir, snap: Snapshot, run: tuple[int, int], choice: VectorCh
         segments = [*m.segments[: run[0]], info, *m.segments[run[1] :]]
         partial.mkdir()
         snap.state.without_range(rows, ids).save(partial)
+        story_versions.carry(snap, partial)  # rows are kept: stories and their members stay valid
         auto = info.vectors.auto if choice.forced is not None else m.vectors.auto
         publish(idx, partial, _manifest(m, version, segments, auto=auto))
     except BaseException:

@@ -132,6 +132,7 @@ class Hit:
     #: the query terms BM25 matched, as character offsets in the article (the page's lighter highlight)
     term_highlights: list[tuple[int, int]] = field(default_factory=list)
     explanation: Explanation | None = None  # with ``SearchOptions(explain=True)``
+    story_id: int | None = None  # the story of its article (story_index.py); None for an index without stories
 
     def to_json(self) -> dict[str, Any]:
         """The hit as ``--json`` prints it (``explanation`` only when asked for)."""
@@ -152,6 +153,7 @@ class Hit:
             "highlights": [list(h) for h in self.highlights],
             "term_highlights": [list(h) for h in self.term_highlights],
             "duplicates": list(self.duplicates),
+            "story_id": self.story_id,
         }
         if self.explanation is not None:
             out["explanation"] = self.explanation.to_json()

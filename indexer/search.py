@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import calibration, facet_counts, fusion, recency, similar
+from . import calibration, facet_counts, fusion, recency, similar, story_search
 from .backends import Backends, open_backends
 from .embedding import Embedder, Encoder
 from .errors import ModelMismatchError, ModelNotFoundError, QueryError
@@ -30,6 +30,8 @@ from .query import (
 from .records import Article, Evidence, Explanation, Hit
 from .settings import MAX_K, MODES
 from .store import DB_FILE, ArticleKey
+from .story_index import Story
+from .story_search import StoryHit
 
 __all__ = ["MAX_K", "MAX_QUERY_CHARS", "MODES", "IndexInfo", "SearchOptions", "SearchResult", "Searcher", "clean_query"]
 
@@ -37,6 +39,7 @@ CANDIDATES = 100  # passages taken from each side before fusion
 #: the stages a search's time is broken into (``SearchResult.timings``), in the order they run
 STAGES = (
     "filters", "embed", "dense", "lexical", "fusion", "grouping", "calibration", "highlights", "duplicates", "hits",
+    "stories",
 )  # fmt: skip
 
 
@@ -52,6 +55,7 @@ class SearchOptions:
     highlight: bool = True  # find each hit's best sentences (one extra model call per page)
     explain: bool = False  # give each hit an Explanation: each side's evidence, matched terms, scores
     recency: float | None = None  # half-life in days of a recency boost (recency.py); None: off
+    group: str = "article"  # "story": one result per story (story_search.py), k and offset count stories
 
     def __post_init__(self) -> None:
         recency.check(self.recency)
@@ -63,6 +67,10 @@ class SearchOptions:
             raise QueryError("offset cannot be negative")
         if self.mode not in MODES:
             raise QueryError(f"unknown mode {self.mode!r}: choose one of {', '.join(MODES)}")
+        story_search.check_group(self.group)
+        if self.group == "story" and self.per_article != 1:
+            raise QueryError("--per-article (per_article) applies to grouping by article: a story shows its best "
+                             "passage — leave it at 1 with --group story")  # fmt: skip
 
 
 @dataclass
@@ -78,18 +86,24 @@ class SearchResult:
     #: the query's best hit (on any page) scores below the calibration's threshold, or there is none
     no_close_match: bool = False
     calibrated: bool = True  # scores are calibrated for the index's model (else the generic mapping)
+    group: str = "article"
+    #: with ``group="story"``: the stories, each with its best passage (``hits`` holds those passages)
+    stories: list[StoryHit] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The result as ``--json`` prints it."""
-        return {
+        """The result as ``--json`` prints it: its ``hits``, or by story its ``stories``."""
+        out = {
             "query": self.query,
             "mode": self.mode,
+            "group": self.group,
             "truncated": self.truncated,
             "took_ms": round(self.took_ms, 3),
             "no_close_match": self.no_close_match,
             "calibrated": self.calibrated,
-            "hits": [h.to_json() for h in self.hits],
         }
+        if self.stories is not None:
+            return {**out, "stories": [s.to_json() for s in self.stories]}
+        return {**out, "hits": [h.to_json() for h in self.hits]}
 
 
 class _Clock:
@@ -232,7 +246,7 @@ class Searcher:
         """Load what a search of ``snap`` reads: its columns, postings and vectors, then ask it one question."""
         snap.checked.wait()  # a version is used only once every byte of it is verified
         snap.raise_if_damaged()
-        _ = snap.columns, snap.facets, snap.clusters, snap.lexical
+        _ = snap.columns, snap.facets, snap.clusters, snap.lexical, snap.stories
         for seg in snap.segments:
             _ = seg.vectors
         current = self._snap
@@ -302,6 +316,8 @@ class Searcher:
         t0 = time.perf_counter()
         clock = _Clock()
         text, truncated = clean_query(query)
+        by_story = options.group == "story"
+        stories = story_search.require(snap) if by_story else snap.stories
         filters = self._check_filters(snap, options.filters)
         allowed = snap.allowed(filters) if filters else None
         clock.mark("filters")
@@ -319,7 +335,10 @@ class Searcher:
                 now = recency.reference_day(snap.columns)
                 order, fresh = recency.reorder(snap.columns, ranked.order, options.recency, now)
                 ranked = replace(ranked, order=order)
-            grouped = _group(snap, ranked.order, options.per_article)
+            if by_story and stories is not None:
+                grouped = story_search.group(snap, stories, ranked.order)
+            else:
+                grouped = _group(snap, ranked.order, options.per_article)
             clock.mark("grouping")
             # fewer passages than asked for: every candidate either side has is in, none to widen to
             if len(grouped) >= need or n >= total or len(ranked.order) < n:
@@ -344,10 +363,13 @@ class Searcher:
             hits = self._explain(snap, hits, page, evidence, ranked, lq, text, cal)
         if fresh:  # the explanation keeps the calibrated relevance; the score is it times freshness
             hits = [replace(h, score=h.score * fresh[pid]) for h, (pid, _, _) in zip(hits, page)]
+        hits = story_search.label(hits, [key for _, _, key in page], stories)
+        found = story_search.describe(snap, stories, hits) if by_story and stories is not None else None
+        clock.mark("stories")
         took = (time.perf_counter() - t0) * 1000
-        return SearchResult(
-            text, hits, took, truncated, options.mode, clock.timings, cal.no_close_match(options.mode, best), cal.fitted
-        )
+        close = cal.no_close_match(options.mode, best)
+        return SearchResult(text, hits, took, truncated, options.mode, clock.timings, close, cal.fitted, options.group,
+                            found)  # fmt: skip
 
     def match_counts(
         self, query: str, options: SearchOptions | None = None, *, depth: int = facet_counts.DEPTH
@@ -534,6 +556,10 @@ class Searcher:
     def article(self, article_id: str) -> Article | None:
         """One whole article of the live version, or None."""
         return self.snapshot().store.article(article_id)
+
+    def story(self, story_id: int) -> Story | None:
+        """One story of the live version (its members in date order), or None; ``NoStoriesError`` without stories."""
+        return story_search.story(self.snapshot(), story_id)
 
     def info(self) -> IndexInfo:
         """The live version's manifest, counts and facets."""

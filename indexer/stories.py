@@ -38,11 +38,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
-from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -50,15 +47,22 @@ import numpy as np
 from .article_vectors import read_database
 from .errors import IndexerError
 from .store import select_in
+from .story_index import (  # re-exported: what stories are made of and stored as
+    FILE,
+    FILES,
+    ArticleMeta,
+    Calibration,
+    RowTable,
+    Story,
+    StoryIndex,
+    day_number,
+    exists,
+    sorted_member,
+)
 
 if TYPE_CHECKING:
     from .index import Snapshot
 
-STORIES = "stories.npy"  # int64 (row, story id, 1 for its representative) for stories of two or more
-LANGS = "story_langs.npy"  # the calibrated languages ("" for articles without one)
-CENTROIDS = "story_centroids.npy"  # float32: each language's centroid
-SUMS = "story_sums.npy"  # float64: each language's sum of article vectors, then their count
-FILES = (STORIES, LANGS, CENTROIDS, SUMS)
 
 _NUMBER = re.compile(r"\d{1,3}(?:[.,\u00a0\u202f ]\d{3})+(?!\d)|\d+")
 _QUERIES = 512  # query articles per matrix product
@@ -97,16 +101,6 @@ class StorySettings:
 DEFAULT_STORIES = StorySettings()
 
 
-def day_number(value: str | None) -> int:
-    """``2024-05-17…`` → its day number (``date.toordinal``); 0 when missing or not a real date."""
-    if not value or len(value) < 10 or value[4] != "-" or value[7] != "-" or not value[:10].isascii():
-        return 0
-    try:
-        return date(int(value[:4]), int(value[5:7]), int(value[8:10])).toordinal()
-    except ValueError:
-        return 0
-
-
 def numbers(text: str) -> frozenset[str]:
     """The numbers of two or more digits a text mentions, thousands separators dropped."""
     # int() reads any script's digits, and drops leading zeros
@@ -143,17 +137,16 @@ class Facts:
         """The same articles, as a catalog."""
         return Facts(self.rows, self.days, self.langs)
 
-
-@dataclass(frozen=True)
-class ArticleMeta:
-    """What a story shows of one member."""
-
-    row: int
-    id: str
-    title: str
-    date: str | None
-    lang: str | None
-    source: str | None
+    def updated(self, added: Facts, removed: np.ndarray) -> Facts:
+        """These articles (a catalog) less ``removed`` rows, plus ``added`` ones, in row order."""
+        base = _without(self, removed)
+        rows = np.concatenate([base.rows, added.rows])
+        days = np.concatenate([base.days, added.days])
+        langs = np.concatenate([base.langs, added.langs])
+        if len(rows) > 1 and not (rows[1:] > rows[:-1]).all():  # new rows come after every old one
+            order = np.argsort(rows, kind="stable")
+            rows, days, langs = rows[order], days[order], langs[order]
+        return Facts(rows, days, langs)
 
 
 class Archive(Protocol):
@@ -208,7 +201,8 @@ class IndexArchive:
     """A version's articles, read from its segments' databases (a build adds its new segment's).
 
     Lookups by row ask each database for the rows it holds (primary-key reads); only the
-    catalog scans every article's date and language, once, on first use.
+    catalog scans every article's date and language, once, on first use — unless it is
+    given (a build derives it from the live version's stories and its own new segment).
     """
 
     def __init__(
@@ -218,11 +212,12 @@ class IndexArchive:
         dim: int,
         deleted_rows: Iterable[int] = (),
         groups: Mapping[int, int] | None = None,
+        catalog: Facts | None = None,
     ) -> None:
         self.databases, self.dim = list(databases), dim
         self.deleted = np.unique(np.fromiter(deleted_rows, np.int64))
-        self._groups = dict(groups or {})
-        self._catalog: Facts | None = None
+        self._groups = groups if groups is not None else {}
+        self._catalog = catalog
 
     @classmethod
     def of_snapshot(cls, snap: Snapshot) -> IndexArchive:
@@ -264,184 +259,12 @@ class IndexArchive:
 
     def meta(self, rows: Sequence[int]) -> dict[int, ArticleMeta]:
         """What stories show of articles."""
-        return {int(r[0]): ArticleMeta(int(r[0]), *r[1:]) for r in self._select(rows, "id, title, date, lang, source")}
+        found = self._select(rows, "id, title, date, lang, source, url")
+        return {int(r[0]): ArticleMeta(int(r[0]), *r[1:]) for r in found}
 
     def groups(self) -> Mapping[int, int]:
         """The version's near-duplicate groups."""
         return self._groups
-
-
-# ---------------------------------------------------------------- language centroids
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Each language's centroid, and the running sums that tell when it is out of date."""
-
-    langs: tuple[str, ...] = ()
-    centroids: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
-    sums: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float64))
-    counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-
-    def centre(self, langs: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-        """Unit vectors less their language's centroid (zero where nothing is left)."""
-        if not len(vectors):
-            return np.zeros_like(vectors, np.float32)
-        where = {v: i for i, v in enumerate(self.langs)}
-        distinct, at = np.unique(langs, return_inverse=True)
-        which = np.array([where[v] for v in distinct.tolist()], np.int64)
-        out = vectors.astype(np.float32) - self.centroids[which[at.reshape(-1)]]
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return np.divide(out, norms, out=np.zeros_like(out), where=norms > 1e-6)
-
-    def advance(self, added: Facts, removed: Facts, settings: StorySettings) -> tuple[Calibration, set[str]]:
-        """The calibration after an update, and the languages whose centroid was re-taken."""
-        assert added.vectors is not None and removed.vectors is not None
-        dim = self.sums.shape[1] if len(self.langs) else added.vectors.shape[1] if len(added.rows) else 0
-        langs = tuple(sorted(set(self.langs) | set(added.langs.tolist()) | set(removed.langs.tolist())))
-        pos = {v: i for i, v in enumerate(langs)}
-        sums, counts = np.zeros((len(langs), dim)), np.zeros(len(langs), np.int64)
-        cents = np.zeros((len(langs), dim), np.float32)
-        known = np.zeros(len(langs), bool)
-        if self.langs:
-            mine = [pos[v] for v in self.langs]
-            sums[mine], counts[mine], cents[mine], known[mine] = self.sums, self.counts, self.centroids, True
-        for vectors, of, sign in ((added.vectors, added.langs, 1), (removed.vectors, removed.langs, -1)):
-            at = np.array([pos[v] for v in of.tolist()], np.int64)
-            np.add.at(sums, at, sign * vectors.astype(np.float64))
-            np.add.at(counts, at, sign)
-        total = max(int(counts.sum()), 1)
-        mean = sums.sum(axis=0) / total
-        now = ((sums + settings.centroid_prior * mean) / (counts[:, None] + settings.centroid_prior)).astype(np.float32)
-        drift = np.linalg.norm(now - cents, axis=1)
-        retake = ~known | ((counts > 0) & (drift > settings.recalibrate_drift))
-        cents[retake] = now[retake]
-        return Calibration(langs, cents, sums, counts), {v for v in langs if retake[pos[v]] and known[pos[v]]}
-
-
-# ---------------------------------------------------------------- records and storage
-
-
-@dataclass(frozen=True)
-class Story:
-    """One story: its members in date order (undated last), and its most central member."""
-
-    id: int
-    central: int
-    members: tuple[ArticleMeta, ...]
-
-    @property
-    def rows(self) -> list[int]:
-        """The members' article rows."""
-        return [m.row for m in self.members]
-
-    @property
-    def article_ids(self) -> list[str]:
-        """The members' article ids."""
-        return [m.id for m in self.members]
-
-    @property
-    def first_date(self) -> str | None:
-        """The earliest member's date."""
-        return min((m.date for m in self.members if m.date), default=None)
-
-    @property
-    def last_date(self) -> str | None:
-        """The latest member's date."""
-        return max((m.date for m in self.members if m.date), default=None)
-
-    @property
-    def langs(self) -> list[str]:
-        """The languages it is told in."""
-        return sorted({m.lang for m in self.members if m.lang})
-
-    @property
-    def sources(self) -> list[str]:
-        """The sources that covered it."""
-        return sorted({m.source for m in self.members if m.source})
-
-    @property
-    def title(self) -> str:
-        """The representative (most central) member's title."""
-        return next((m.title for m in self.members if m.row == self.central), "")
-
-    def to_json(self) -> dict[str, Any]:
-        """The story as ``--json`` would print it."""
-        return {"id": self.id, "title": self.title, "first_date": self.first_date, "last_date": self.last_date,
-                "langs": self.langs, "sources": self.sources, "central": self.central,
-                "members": [vars(m) for m in self.members]}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class StoryIndex:
-    """A version's stories: article row → story id for stories of two or more (a lone article is its own)."""
-
-    story: Mapping[int, int] = field(default_factory=dict)
-    central: Mapping[int, int] = field(default_factory=dict)  # story id → its representative row
-    calibration: Calibration = field(default_factory=Calibration)
-
-    def story_of(self, row: int) -> int:
-        """The story an article belongs to."""
-        return self.story.get(row, row)
-
-    @cached_property
-    def clusters(self) -> dict[int, list[int]]:
-        """Story id → its rows (sorted), for stories of two or more."""
-        out: dict[int, list[int]] = {}
-        for row, sid in sorted(self.story.items()):
-            out.setdefault(sid, []).append(row)
-        return out
-
-    def members(self, story_id: int) -> list[int]:
-        """The rows of a story."""
-        return self.clusters.get(story_id, [story_id])
-
-    def describe(self, story_id: int, meta: Callable[[Sequence[int]], Mapping[int, ArticleMeta]]) -> Story:
-        """The story's record; ``meta`` gives what is shown of articles (``IndexArchive.meta``)."""
-        found = meta(self.members(story_id))
-        undated = 1 << 62
-        members = sorted(found.values(), key=lambda m: (day_number(m.date) or undated, m.row))
-        return Story(story_id, self.central.get(story_id, story_id), tuple(members))
-
-    def save(self, folder: Path) -> None:
-        """Write the stories and the calibration into a version folder."""
-        table = np.array([(r, s, int(self.central.get(s) == r)) for r, s in sorted(self.story.items())], np.int64)
-        cal = self.calibration
-        np.save(folder / STORIES, table.reshape(-1, 3), allow_pickle=False)
-        np.save(folder / LANGS, np.array(cal.langs, dtype=str).reshape(-1), allow_pickle=False)
-        np.save(folder / CENTROIDS, cal.centroids.astype(np.float32), allow_pickle=False)
-        dim = cal.centroids.shape[1] if cal.centroids.ndim == 2 else 0
-        sums = np.hstack([cal.sums.reshape(len(cal.langs), dim), cal.counts.reshape(-1, 1).astype(np.float64)])
-        np.save(folder / SUMS, sums, allow_pickle=False)
-
-    @classmethod
-    def load(cls, folder: Path) -> StoryIndex:
-        """Read a version folder's stories; raises ``OSError``/``ValueError`` on damage."""
-        table = np.load(folder / STORIES, allow_pickle=False)
-        langs = np.load(folder / LANGS, allow_pickle=False)
-        cents = np.load(folder / CENTROIDS, allow_pickle=False)
-        sums = np.load(folder / SUMS, allow_pickle=False)
-        if table.ndim != 2 or table.shape[1] != 3 or table.dtype.kind not in "iu":
-            raise ValueError(f"{STORIES} has the wrong shape")
-        if langs.ndim != 1 or langs.dtype.kind != "U" or cents.ndim != 2 or sums.ndim != 2:
-            raise ValueError("story calibration arrays have the wrong shape")
-        if len(cents) != len(langs) or len(sums) != len(langs) or sums.shape[1] != cents.shape[1] + 1:
-            raise ValueError("story calibration arrays disagree in size")
-        story = dict(zip(table[:, 0].tolist(), table[:, 1].tolist()))
-        central = {int(s): int(r) for r, s, c in table.tolist() if c}
-        if len(story) != len(table) or set(central) != set(story.values()):
-            raise ValueError(f"{STORIES} does not name one representative per story")
-        cal = Calibration(tuple(langs.tolist()), cents.astype(np.float32), sums[:, :-1].astype(np.float64),
-                          sums[:, -1].astype(np.int64))  # fmt: skip
-        index = cls(story, central, cal)
-        if any(len(rows) < 2 or min(rows) != sid for sid, rows in index.clusters.items()):
-            raise ValueError(f"{STORIES} holds a story that is not named by its first row")
-        return index
-
-
-def exists(folder: Path) -> bool:
-    """Whether a version folder holds stories (versions written before them do not)."""
-    return all((folder / f).is_file() for f in FILES)
 
 
 # ---------------------------------------------------------------- linking
@@ -512,6 +335,8 @@ class _Linker:
     """The links among one set of live articles (``pool``) under one calibration."""
 
     def __init__(self, archive: Archive, pool: Facts, calibration: Calibration, settings: StorySettings) -> None:
+        if len(pool.rows) > 1 and not (pool.rows[1:] > pool.rows[:-1]).all():
+            pool = pool.take(np.argsort(pool.rows, kind="stable"))  # lookups by row are binary searches
         self.archive, self.pool, self.calibration, self.settings = archive, pool, calibration, settings
         dim = calibration.centroids.shape[1]
         # dated articles in date order, so a window is one slice; undated ones apart (they meet only each other)
@@ -521,37 +346,51 @@ class _Linker:
         self.undated = np.flatnonzero(pool.days == 0)
         self.by_date = _Vectors(archive, pool.rows[self.dated], calibration, dim)
         self.apart = _Vectors(archive, pool.rows[self.undated], calibration, dim)
-        self.lang = dict(zip(pool.rows.tolist(), pool.langs.tolist()))
-        self._extra: dict[int, tuple[int, np.ndarray]] = {}  # articles outside the pool (deleted ones)
+        # where each pool article's vector is kept: arrays, not a dict of the archive (an update costs the change)
+        self._slot = np.zeros(len(pool.rows), np.int64)
+        self._slot[self.dated] = np.arange(len(self.dated))
+        self._slot[self.undated] = np.arange(len(self.undated))
+        self._extra: dict[int, tuple[int, np.ndarray, str]] = {}  # articles outside the pool (deleted ones)
         self._near: dict[int, _Pairs] = {}
         self._numbers: dict[int, frozenset[str]] = {}
-        self._where = {r: (self.by_date, i) for i, r in enumerate(self.by_date.rows.tolist())}
-        self._where.update({r: (self.apart, i) for i, r in enumerate(self.apart.rows.tolist())})
+
+    def _locate(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's position in the pool, and whether the pool holds it."""
+        held = sorted_member(self.pool.rows, rows)
+        pos = np.searchsorted(self.pool.rows, rows) if len(self.pool.rows) else np.zeros(len(rows), np.int64)
+        return np.where(held, pos, 0), held
+
+    def langs_of(self, rows: np.ndarray) -> list[str]:
+        """The languages of articles (live or deleted)."""
+        pos, held = self._locate(np.asarray(rows, np.int64))
+        found = self.pool.langs[pos].tolist() if len(self.pool.rows) else [""] * len(pos)
+        return [v if h else self._extra[r][2] for r, v, h in zip(np.asarray(rows).tolist(), found, held.tolist())]
 
     def vectors(self, rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Centred vectors and day numbers of articles (live or deleted)."""
-        missing = [r for r in rows if r not in self._where and r not in self._extra]
+        want = np.asarray(rows, np.int64).reshape(-1)
+        pos, held = self._locate(want)
+        missing = [r for r, h in zip(want.tolist(), held.tolist()) if not h and r not in self._extra]
         if missing:
             f = self.archive.facts(missing)
             assert f.vectors is not None
             for r, d, v, c in zip(f.rows.tolist(), f.days.tolist(), f.langs.tolist(),
                                   self.calibration.centre(f.langs, f.vectors)):  # fmt: skip
-                self._extra[r], self.lang[r] = (d, c), v
-        for store in (self.by_date, self.apart):
-            store.fetch(np.array([i for r in rows if (w := self._where.get(r)) and w[0] is store
-                                  for i in (w[1],)], np.int64))  # fmt: skip
-        none = (0, np.zeros(self.by_date.matrix.shape[1], np.float32))
-        vecs, days = [], []
-        for r in rows:
-            if r in self._where:
-                store, i = self._where[r]
-                vecs.append(store.matrix[i])
-                days.append(int(self.dated_days[i]) if store is self.by_date else 0)
-            else:
-                d, c = self._extra.get(r, none)
-                vecs.append(c)
-                days.append(d)
-        return np.stack(vecs) if vecs else np.zeros((0, len(none[1])), np.float32), np.array(days, np.int64)
+                self._extra[r] = (d, c, v)
+        dim = self.by_date.matrix.shape[1]
+        dated = held & (self.pool.days[pos] > 0) if len(self.pool.rows) else held
+        apart = held & ~dated
+        slots = self._slot[pos] if len(self.pool.rows) else pos
+        self.by_date.fetch(slots[dated])
+        self.apart.fetch(slots[apart])
+        vecs, days = np.zeros((len(want), dim), np.float32), np.zeros(len(want), np.int64)
+        vecs[dated], days[dated] = self.by_date.matrix[slots[dated]], self.dated_days[slots[dated]]
+        vecs[apart] = self.apart.matrix[slots[apart]]
+        for i in np.flatnonzero(~held).tolist():
+            extra = self._extra.get(int(want[i]))
+            if extra is not None:  # else: a deleted article a merge dropped, which links with nothing
+                days[i], vecs[i] = extra[0], extra[1]
+        return vecs, days
 
     def neighbours(self, rows: np.ndarray) -> _Pairs:
         """Every (a in ``rows``, b in the pool, b ≠ a) within each other's window whose score reaches the floor."""
@@ -623,8 +462,7 @@ class _Linker:
         others = np.setdiff1d(near.b, rows)
         # a cross-language link is judged against the best match of both ends: b's neighbours are needed too
         every = _Pairs.concat([near, self.neighbours(others)])
-        la = [self.lang[r] for r in every.a.tolist()]
-        lb = [self.lang[r] for r in every.b.tolist()]
+        la, lb = self.langs_of(every.a), self.langs_of(every.b)
         best: dict[tuple[int, str], float] = {}
         for a, lang_b, lang_a, v in zip(every.a.tolist(), lb, la, every.score.tolist()):
             if lang_a != lang_b and v >= s.min_similarity and v > best.get((a, lang_b), -9.0):
@@ -708,7 +546,7 @@ def update(
         previous, added, removed = StoryIndex(), live.rows, ()
     add = np.unique(np.asarray(added, np.int64))
     gone = np.setdiff1d(np.asarray(removed, np.int64), add)
-    if not np.isin(add, live.rows).all() or np.isin(gone, live.rows).any():
+    if not sorted_member(live.rows, add).all() or sorted_member(live.rows, gone).any():
         raise ValueError("added rows must be live articles of the archive, removed rows must not")
     gone_f = archive.facts(gone.tolist())  # a deleted article a merge already dropped has none: it only leaves
     calibration, retaken = previous.calibration.advance(archive.facts(add.tolist()), gone_f, settings)
@@ -725,22 +563,28 @@ def _relink(
     retaken: set[str],
     settings: StorySettings,
 ) -> StoryIndex:
-    """Re-derive the stories the change reaches; the others stay as they are."""
+    """Re-derive the stories the change reaches; the others stay as they are.
+
+    The archive-wide steps are array operations (masks, binary searches, one date sort per
+    linker); Python objects are made only for the changed articles and their stories.
+    """
     live = archive.catalog()
-    before = live.take(~np.isin(live.rows, add))
-    if not set(before.langs.tolist()) | set(gone_f.langs.tolist()) <= set(previous.calibration.langs):
+    before = _without(live, add)
+    if not set(np.unique(before.langs).tolist()) | set(gone_f.langs.tolist()) <= set(previous.calibration.langs):
         raise ValueError("the previous stories are not those of this archive — cluster it from scratch")
     new = _Linker(archive, live, calibration, settings)
     dissolved: set[int] = set()
     if len(before.rows) or len(gone):
         # the stories whose links may change: those of deleted and recalibrated articles, and of the
         # neighbours of deleted, added and recalibrated ones (their best matches may change)
-        recal = before.rows[np.isin(before.langs, sorted(retaken))]
-        old_pool = Facts(*(np.concatenate([getattr(before, k), getattr(gone_f, k)]) for k in ("rows", "days", "langs")))
-        old = _Linker(archive, old_pool.take(np.argsort(old_pool.rows, kind="stable")), previous.calibration, settings)
-        seeds = [gone, recal, old.partners(np.union1d(gone, recal)), new.partners(np.union1d(add, recal))]
-        alive_before = set(old_pool.rows.tolist()) | set(gone.tolist())
-        dissolved = {previous.story_of(r) for r in np.unique(np.concatenate(seeds)).tolist() if r in alive_before}
+        recal = before.rows[np.isin(before.langs, sorted(retaken))] if retaken else before.rows[:0]
+        at = np.searchsorted(before.rows, gone_f.rows)  # both sorted: the old pool, in row order
+        old_pool = Facts(*(np.insert(getattr(before, k), at, getattr(gone_f, k)) for k in ("rows", "days", "langs")))
+        old = _Linker(archive, old_pool, previous.calibration, settings)
+        seeds = np.unique(np.concatenate([gone, recal, old.partners(np.union1d(gone, recal)),
+                                          new.partners(np.union1d(add, recal))]))  # fmt: skip
+        alive_before = sorted_member(old_pool.rows, seeds) | sorted_member(np.sort(gone), seeds)
+        dissolved = set(previous.stories_of(seeds[alive_before]).tolist())
     gone_set = set(gone.tolist())
     redo = {r for sid in dissolved for r in previous.members(sid) if r not in gone_set} | set(add.tolist())
 
@@ -756,19 +600,76 @@ def _relink(
     parts: dict[int, list[int]] = {}
     for n in nodes:
         parts.setdefault(comp.find(n), []).extend([n] if n in redo else previous.members(n))
+    return _assemble(previous, parts, gone_set, new, calibration, live)
 
-    story = {r: s for r, s in previous.story.items() if s not in dissolved and r not in gone_set}
-    central = {s: c for s, c in previous.central.items() if s not in dissolved}
+
+def _assemble(previous: StoryIndex, parts: dict[int, list[int]], gone: set[int], new: _Linker,
+              calibration: Calibration, live: Facts) -> StoryIndex:  # fmt: skip
+    """The previous stories less those the change touched, plus the re-derived ``parts``."""
+    prev, cent = previous.table, RowTable.of(previous.central)
+    touched = np.array(sorted({r for members in parts.values() for r in members} | gone), np.int64)
+    drop = np.zeros(len(prev.key_array), bool)
+    hit = sorted_member(prev.key_array, touched)
+    drop[np.searchsorted(prev.key_array, touched[hit])] = True
+    lost = np.unique(prev.value_array[drop])  # stories that lost or changed a member: their representative goes
+    keep_c = ~sorted_member(lost, cent.key_array)
+    rows, sids, c_sids, c_rows = [], [], [], []
     for members in parts.values():
-        members.sort()
-        for r in members:
-            central.pop(story.pop(r, r), None)
         if len(members) > 1:
-            story.update((r, members[0]) for r in members)
-            central[members[0]] = _central(members, new.vectors(members)[0])
-    return StoryIndex(story, central, calibration)
+            members.sort()
+            rows += members
+            sids += [members[0]] * len(members)
+            c_sids.append(members[0])
+            c_rows.append(_central(members, new.vectors(members)[0]))
+    story = _merged(prev.key_array[~drop], prev.value_array[~drop], np.array(rows, np.int64), np.array(sids, np.int64))
+    central = _merged(cent.key_array[keep_c], cent.value_array[keep_c], np.array(c_sids, np.int64),
+                      np.array(c_rows, np.int64))  # fmt: skip
+    return StoryIndex(story, central, calibration, live)
+
+
+def _merged(keys: np.ndarray, values: np.ndarray, more_keys: np.ndarray, more_values: np.ndarray) -> RowTable:
+    """A sorted table with more (new, unsorted) keys put in place: a copy of the table, no sort of it."""
+    order = np.argsort(more_keys, kind="stable")
+    at = np.searchsorted(keys, more_keys[order])
+    return RowTable(np.insert(keys, at, more_keys[order]), np.insert(values, at, more_values[order]))
+
+
+def _without(facts: Facts, rows: np.ndarray) -> Facts:
+    """Articles (in row order) less ``rows``."""
+    rows = np.asarray(rows, np.int64)
+    held = sorted_member(facts.rows, rows)
+    if not held.any():
+        return facts
+    keep = np.ones(len(facts.rows), bool)
+    keep[np.searchsorted(facts.rows, rows[held])] = False
+    return facts.take(keep)
 
 
 def _central(rows: list[int], vectors: np.ndarray) -> int:
     """The member closest to the mean of the story's centred vectors (the smallest row on a tie)."""
     return rows[int(np.argmax(vectors @ vectors.mean(axis=0)))]
+
+
+__all__ = [
+    "DEFAULT_STORIES",
+    "FILE",
+    "FILES",
+    "Archive",
+    "ArticleMeta",
+    "Calibration",
+    "Facts",
+    "IndexArchive",
+    "MemoryArchive",
+    "RowTable",
+    "Story",
+    "StoryError",
+    "StoryIndex",
+    "StorySettings",
+    "agreement",
+    "cluster",
+    "day_number",
+    "exists",
+    "numbers",
+    "sorted_member",
+    "update",
+]

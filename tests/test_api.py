@@ -205,6 +205,9 @@ def test_search_answers_the_json_line_of_indexer_search(api, index, library):
         ({"k": 1000}, SearchOptions(k=1000)),
         ({"per_article": 3, "k": 20}, SearchOptions(per_article=3, k=20)),
         ({"group": "article"}, SearchOptions()),
+        ({"group": "story"}, SearchOptions(group="story")),
+        ({"group": "story", "k": 2, "offset": 1, "lang": "en"},
+         SearchOptions(group="story", k=2, offset=1, filters=Filters(langs=("en",)))),
         ({"explain": "true"}, SearchOptions(explain=True)),
     ],
 )  # fmt: skip
@@ -252,8 +255,8 @@ def test_filters_and_paging_hold(api):
         ("q=x&date_from=2024-13", ["invalid date '2024-13'", "YYYY-MM-DD"]),
         ("q=x&date_to=yesterday", ["invalid date 'yesterday'"]),
         ("q=x&date_from=2024-06&date_to=2024-01", ["2024-06-01 is after", "2024-01-31"]),
-        ("q=x&group=story", ["stories are not built yet", "group=article"]),
-        ("q=x&group=topic", ["unknown group 'topic'"]),
+        ("q=x&group=story&per_article=2", ["per_article", "leave it at 1"]),
+        ("q=x&group=topic", ["unknown group 'topic'", "article", "story"]),
         ("q=x&langs=fr", ["unknown parameter 'langs'", "lang, source"]),
         ("q=x&k=1&k=2", ["k is given more than once"]),
         ("q=x&q=y", ["q is given more than once"]),
@@ -350,9 +353,46 @@ def test_search_with_facets_and_recency_is_the_librarys(api, library):
     one_line_error(get(api, query(q=q, facets="perhaps")), 400, "facets")
 
 
-def test_stories_say_they_are_not_available(api):
-    one_line_error(get(api, "/stories/1"), 501, "stories are not built yet")
-    one_line_error(get(api, "/stories/abc"), 501, "stories are not built yet")
+# ----------------------------------------------------------------- stories
+def test_search_by_story_and_each_story_by_id(api, library):
+    reply = get(api, query(q="harbour strike wages", group="story", k=3))
+    assert reply.status == 200 and reply.body["group"] == "story" and "hits" not in reply.body
+    stories = reply.body["stories"]
+    assert [s["rank"] for s in stories] == [1, 2, 3] and len({s["story_id"] for s in stories}) == 3
+    for found in stories:
+        one = get(api, f"/stories/{found['story_id']}")
+        assert one.status == 200 and one.version
+        assert one.body == library.story(found["story_id"]).to_json()
+        assert one.body["members"] == found["members"] and found["hit"]["story_id"] == found["story_id"]
+    hits = get(api, query(q="harbour strike wages", k=3)).body["hits"]
+    assert all(isinstance(h["story_id"], int) for h in hits)
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "needles"),
+    [("/stories/abc", 400, ["'abc' is not a story id"]), ("/stories/0", 400, ["is not a story id"]),
+     ("/stories/-1", 400, ["is not a story id"]), ("/stories/99999999", 404, ["no story 99999999"]),
+     ("/stories/1?full=1", 400, ["unknown parameter 'full'"]), ("/stories/", 404, ["no endpoint /stories/"])],
+)  # fmt: skip
+def test_bad_or_unknown_story_ids(api, path, status, needles):
+    one_line_error(get(api, path), status, *needles)
+
+
+def test_an_index_without_stories_says_to_build(tmp_path, monkeypatch):
+    from indexer import story_versions
+    from indexer.story_versions import StoriesMade
+
+    corpus(tmp_path / "src")
+    monkeypatch.setattr(story_versions, "make", lambda *a, **k: StoriesMade(0, 0.0, False))  # as before stories
+    build([tmp_path / "src"], tmp_path / "index", encoder=FakeEncoder(), model=FAKE_MODEL)
+    monkeypatch.undo()
+    with live(create_app(tmp_path / "index", encoder=FakeEncoder())) as url:
+        one_line_error(get(url, query(q="fox", group="story")), 400, "no stories yet", 'run "indexer build"')
+        one_line_error(get(url, "/stories/1"), 400, "no stories yet", 'run "indexer build"')
+        assert get(url, query(q="fox")).body["hits"][0]["story_id"] is None
+        build([tmp_path / "src"], tmp_path / "index", encoder=FakeEncoder(), model=FAKE_MODEL)  # publishes stories
+        assert wait_for(lambda: get(url, query(q="fox", group="story")).status == 200, 30)
+        assert get(url, "/stories/1").status == 200
 
 
 # -------------------------------------------------------------- info, health

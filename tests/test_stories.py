@@ -15,8 +15,7 @@ from indexer.errors import IndexerError
 from indexer.index import IndexDir
 from indexer.stories import (
     DEFAULT_STORIES,
-    FILES,
-    STORIES,
+    FILE,
     Facts,
     IndexArchive,
     MemoryArchive,
@@ -416,21 +415,54 @@ def test_storage_round_trip(tmp_path):
     assert same(StoryIndex.load(empty), StoryIndex())
 
 
+def test_a_row_table_reads_as_a_mapping():
+    from indexer.story_index import RowTable, sorted_member
+
+    t = RowTable.of({9: 3, 2: 2, 5: 2})
+    assert t.key_array.tolist() == [2, 5, 9] and dict(t) == {2: 2, 5: 2, 9: 3} and len(t) == 3
+    assert t[5] == 2 and t.get(4) is None and 4 not in t and True not in t and "5" not in t and np.int64(9) in t
+    with pytest.raises(KeyError):
+        t[10]
+    assert t.lookup(np.array([9, 4, 2]), np.array([-1, -2, -3])).tolist() == [3, -2, 2]
+    assert RowTable.of(t) is t and len(RowTable.of({})) == 0 and RowTable.of({}).lookup(np.array([1]), [7]) == [7]
+    assert sorted_member(np.array([2, 5, 9]), np.array([1, 5, 10])).tolist() == [False, True, False]
+    stories = StoryIndex({4: 3, 3: 3, 8: 8, 9: 8}, {3: 4, 8: 8})
+    assert stories.members(3) == [3, 4] and stories.members(8) == [8, 9] and stories.members(7) == [7]
+    assert stories.stories_of(np.array([4, 7, 9])).tolist() == [3, 7, 8] and stories.count == 2
+    assert stories.clusters == {3: [3, 4], 8: [8, 9]}
+
+
+def _rewrite(folder: Path, **arrays: np.ndarray) -> None:
+    """The stories file with some of its arrays replaced (or, given None, left out)."""
+    with np.load(folder / FILE) as held:
+        kept = {k: held[k] for k in held.files}
+    kept.update(arrays)
+    np.savez(folder / FILE, **{k: v for k, v in kept.items() if v is not None})
+
+
 def test_damaged_storage_is_refused(tmp_path):
     w, _ = _world_of_events(6)
     stories = cluster(w.archive())
     stories.save(tmp_path)
-    table = np.load(tmp_path / STORIES)
-    for bad in (table[:, :2], table[table[:, 2] == 0], np.array([[5, 5, 1]]), table.astype(np.float64)):
-        np.save(tmp_path / STORIES, bad)
+    with np.load(tmp_path / FILE) as held:
+        table, catalog = held["stories"], held["catalog"]
+    bad_tables = (table[:, :2], table[table[:, 2] == 0], np.array([[5, 5, 1]]), table.astype(np.float64),
+                  table[::-1], np.array([[5, 6, 1], [6, 6, 0]]))  # fmt: skip
+    for bad in bad_tables:
+        _rewrite(tmp_path, stories=bad)
         with pytest.raises(ValueError):
             StoryIndex.load(tmp_path)
-    (tmp_path / STORIES).write_bytes(b"garbage")
+    _rewrite(tmp_path, stories=table)
+    for bad_catalog in (catalog[::-1], catalog["row"], None):
+        _rewrite(tmp_path, catalog=bad_catalog)
+        with pytest.raises(ValueError):
+            StoryIndex.load(tmp_path)
+    (tmp_path / FILE).write_bytes(b"garbage")
     with pytest.raises(ValueError):
         StoryIndex.load(tmp_path)
-    np.save(tmp_path / STORIES, table)
+    stories.save(tmp_path)
     assert same(StoryIndex.load(tmp_path), stories)
-    (tmp_path / FILES[1]).unlink()
+    (tmp_path / FILE).unlink()
     assert not exists(tmp_path)
     with pytest.raises(OSError):
         StoryIndex.load(tmp_path)
@@ -455,7 +487,7 @@ def test_describe_lists_members_in_date_order():
     assert (story.first_date, story.last_date) == ("2025-03-01", "2025-03-04")
     assert story.langs == ["de", "en", "fr"] and story.sources == ["src0", "src1"]
     assert story.title == f"Title {story.central}" and story.central in rows
-    assert json.loads(json.dumps(story.to_json()))["members"][0]["id"] == f"a{rows[1]}"
+    assert json.loads(json.dumps(story.to_json()))["members"][0]["article_id"] == f"a{rows[1]}"
     alone = stories.describe(w.fillers[0], meta)
     assert alone.rows == [w.fillers[0]] and alone.central == w.fillers[0] and alone.first_date is None
 
