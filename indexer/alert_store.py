@@ -1,0 +1,407 @@
+"""Where saved searches and their matches are kept: one SQLite database beside the index's versions.
+
+It lives at ``<index>/alerts/alerts.sqlite`` (``IndexLayout.alerts``), outside ``versions/``
+and ``segments/``, so publishing, merging, collecting garbage and ``--full`` rebuilds leave
+it alone. Every change is one SQLite transaction (atomic, and safe between processes:
+the CLI adding or removing a search while a build records matches). Besides the searches
+and their matches it keeps the percolator's state (percolate.py): per search its query
+vector and the candidates it was last ranked against, and collection statistics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import AlertError
+from .query import Filters
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS searches (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a search saved again under a removed name starts afresh
+    name TEXT NOT NULL UNIQUE,
+    query TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    filters TEXT NOT NULL,        -- JSON: langs, sources, date_from, date_to
+    min_score REAL,               -- NULL: the calibration's no-close-match threshold
+    created_at TEXT NOT NULL,
+    created_version TEXT NOT NULL,
+    seen INTEGER NOT NULL DEFAULT 0,  -- the newest match "alerts new" has shown
+    seen_at TEXT,
+    -- the percolator's state (percolate.py)
+    fingerprint TEXT,             -- the model of ``vector``
+    vector BLOB,                  -- the query's embedding, float32
+    frame BLOB,                   -- int64 passage ids: the candidates it was last ranked against
+    frame_key TEXT                -- the passage set (``percolate.corpus_key``) the frame was taken from
+);
+CREATE TABLE IF NOT EXISTS matches (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- increasing: the order matches were found in
+    search INTEGER NOT NULL,
+    version TEXT NOT NULL,
+    version_no INTEGER NOT NULL,
+    found_at TEXT NOT NULL,
+    article_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    passage_id INTEGER NOT NULL,
+    passage TEXT NOT NULL,
+    score REAL NOT NULL,
+    url TEXT, date TEXT, source TEXT, lang TEXT,
+    updated INTEGER NOT NULL,     -- 1: a new version of an article the index held
+    UNIQUE (search, version, article_id)
+);
+CREATE INDEX IF NOT EXISTS matches_search ON matches(search, id);
+CREATE TABLE IF NOT EXISTS runs (
+    version TEXT PRIMARY KEY, at TEXT NOT NULL, searches INTEGER NOT NULL, passages INTEGER NOT NULL,
+    matches INTEGER NOT NULL, seconds REAL NOT NULL, full INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS stats (id INTEGER PRIMARY KEY CHECK (id = 1), key TEXT NOT NULL, data TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class SavedSearch:
+    """A search kept under a name, run against what each build adds."""
+
+    name: str
+    query: str
+    mode: str = "hybrid"
+    filters: Filters = field(default_factory=Filters)
+    min_score: float | None = None  # None: the calibration's no-close-match threshold for the mode
+    created_at: str = ""
+    created_version: str = ""  # the live version when it was saved: it reports what came after
+    id: int = 0
+    seen: int = 0  # the newest match id ``alerts new`` showed
+
+    def to_json(self) -> dict[str, Any]:
+        """The search as ``alerts list --json`` prints it."""
+        f = self.filters
+        return {
+            "name": self.name,
+            "query": self.query,
+            "mode": self.mode,
+            "filters": {
+                "langs": list(f.langs),
+                "sources": list(f.sources),
+                "date_from": f.date_from,
+                "date_to": f.date_to,
+            },
+            "min_score": self.min_score,
+            "created_at": self.created_at,
+            "created_version": self.created_version,
+        }
+
+
+@dataclass(frozen=True)
+class AlertMatch:
+    """An article a build added or changed that a saved search found, with the passage that matched."""
+
+    id: int
+    alert: str
+    version: str
+    found_at: str  # when the build found it (UTC, ISO 8601)
+    article_id: str
+    title: str
+    passage_id: int
+    passage: str
+    score: float  # calibrated, as ``Hit.score``
+    url: str | None = None
+    date: str | None = None
+    source: str | None = None
+    lang: str | None = None
+    updated: bool = False  # a new version of an article the index already held
+
+    def to_json(self) -> dict[str, Any]:
+        """The match as ``alerts new --json`` prints it."""
+        out = dict(self.__dict__)
+        out["score"] = round(self.score, 6)
+        return out
+
+
+@dataclass(frozen=True)
+class FrameState:
+    """What the percolator keeps per search between builds (percolate.py)."""
+
+    fingerprint: str | None = None
+    vector: np.ndarray | None = None
+    frame: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class NewMatch:
+    """A match to record: the search it belongs to, and what it found."""
+
+    search: int
+    article_id: str
+    title: str
+    passage_id: int
+    passage: str
+    score: float
+    url: str | None
+    date: str | None
+    source: str | None
+    lang: str | None
+    updated: bool
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One build's percolation, written in one transaction: its matches, the searches' states, the statistics."""
+
+    version: str
+    at: str
+    matches: list[NewMatch]
+    states: dict[int, FrameState]
+    stats_key: str
+    stats: dict[str, Any]
+    searches: int
+    passages: int
+    seconds: float
+    full: bool
+
+
+def name_taken(name: str) -> AlertError:
+    """The error for a name in use."""
+    return AlertError(f'a search named {name!r} is saved already — choose another name, or run "indexer alerts rm '
+                      f'{name}" first')  # fmt: skip
+
+
+def version_number(version: str) -> int:
+    """``000014-20261203T100000`` → 14 (versions are numbered in publishing order)."""
+    head = version.split("-", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+class AlertStore:
+    """The saved searches' database of one index."""
+
+    def __init__(self, path: Path, *, create: bool = False) -> None:
+        self.path = path
+        if not create and not path.is_file():
+            raise AlertError(
+                f'no saved searches at {path.parent.parent} — save one with "indexer alerts add NAME QUERY"'
+            )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # a build and the CLI may write at the same time: wait for the other's transaction
+            self.con = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            self.con.execute("PRAGMA journal_mode = WAL")
+            self.con.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise AlertError(f"the saved searches at {path} are unreadable ({exc}) — move the file away") from None
+        except OSError as exc:
+            raise AlertError(f"cannot open the saved searches at {path} ({exc.strerror or exc})") from None
+
+    def _migrate(self) -> None:
+        row = self.con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'info'").fetchone()
+        if row is not None:
+            found = self.con.execute("SELECT value FROM info WHERE key = 'schema_version'").fetchone()
+            if found is not None and int(found[0]) > SCHEMA_VERSION:
+                raise AlertError(
+                    f"the saved searches at {self.path} were written by a newer indexer (schema {found[0]}) — upgrade"
+                )
+        self.con.executescript(_SCHEMA)
+        self.con.execute("INSERT OR IGNORE INTO info VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.con.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once (so two writers queue instead of failing halfway)."""
+        self.con.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    # ------------------------------------------------------------ searches
+    def searches(self) -> list[SavedSearch]:
+        """Every saved search, by name."""
+        rows = self.con.execute(
+            "SELECT id, name, query, mode, filters, min_score, created_at, created_version, seen FROM searches"
+            " ORDER BY name"
+        )
+        return [_search(r) for r in rows]
+
+    def get(self, name: str) -> SavedSearch | None:
+        """The search saved under ``name``, or None."""
+        r = self.con.execute(
+            "SELECT id, name, query, mode, filters, min_score, created_at, created_version, seen FROM searches"
+            " WHERE name = ?",
+            (name,),
+        ).fetchone()
+        return _search(r) if r is not None else None
+
+    def insert(self, s: SavedSearch, state: FrameState) -> SavedSearch:
+        """Save a search with its first percolator state; refuses a name in use."""
+        f = s.filters
+        filters = json.dumps({"langs": list(f.langs), "sources": list(f.sources), "date_from": f.date_from,
+                              "date_to": f.date_to})  # fmt: skip
+        with self.transaction() as con:
+            if con.execute("SELECT 1 FROM searches WHERE name = ?", (s.name,)).fetchone():
+                raise name_taken(s.name)
+            # matches found before it was saved are not news to it: its mark starts at the newest
+            seen = con.execute("SELECT coalesce(max(id), 0) FROM matches").fetchone()[0]
+            cur = con.execute(
+                "INSERT INTO searches (name, query, mode, filters, min_score, created_at, created_version, seen,"
+                " fingerprint, vector, frame, frame_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (s.name, s.query, s.mode, filters, s.min_score, s.created_at, s.created_version, seen,
+                 *_state_columns(state)),
+            )  # fmt: skip
+        rowid = cur.lastrowid
+        assert rowid is not None
+        return SavedSearch(s.name, s.query, s.mode, s.filters, s.min_score, s.created_at, s.created_version, rowid,
+                           seen)  # fmt: skip
+
+    def remove(self, name: str) -> int:
+        """Forget a search and its matches; returns how many matches went with it (raises if unknown)."""
+        with self.transaction() as con:
+            row = con.execute("SELECT id FROM searches WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise AlertError(f"no saved search named {name!r}{self._known()}")
+            gone = con.execute("DELETE FROM matches WHERE search = ?", (row[0],)).rowcount
+            con.execute("DELETE FROM searches WHERE id = ?", (row[0],))
+        return int(gone)
+
+    def _known(self) -> str:
+        names = [s.name for s in self.searches()]
+        return f" — saved: {', '.join(names)}" if names else ' — none is saved ("indexer alerts add NAME QUERY")'
+
+    def require(self, name: str) -> SavedSearch:
+        """The search saved under ``name``; raises naming the saved ones when there is none."""
+        found = self.get(name)
+        if found is None:
+            raise AlertError(f"no saved search named {name!r}{self._known()}")
+        return found
+
+    # ------------------------------------------------------------- matches
+    def matches(
+        self, search: int, *, after: int = 0, since_version: int | None = None, since_time: str | None = None
+    ) -> list[AlertMatch]:
+        """A search's matches, oldest first, with an id above ``after``.
+
+        And, when given, of a version after ``since_version``, or found at or after ``since_time`` (UTC ISO 8601).
+        """
+        sql = (
+            "SELECT m.id, s.name, m.version, m.found_at, m.article_id, m.title, m.passage_id, m.passage, m.score,"
+            " m.url, m.date, m.source, m.lang, m.updated FROM matches m JOIN searches s ON s.id = m.search"
+            " WHERE m.search = ? AND m.id > ?"
+        )
+        args: list[Any] = [search, after]
+        if since_version is not None:
+            sql += " AND m.version_no > ?"
+            args.append(since_version)
+        if since_time is not None:
+            sql += " AND m.found_at >= ?"
+            args.append(since_time)
+        rows = self.con.execute(sql + " ORDER BY m.id", args)
+        return [_match(r) for r in rows]
+
+    def mark_seen(self, search: int, match: int, at: str) -> None:
+        """Record that ``alerts new`` showed a search's matches up to ``match``."""
+        with self.transaction() as con:
+            con.execute("UPDATE searches SET seen = max(seen, ?), seen_at = ? WHERE id = ?", (match, at, search))
+
+    def counts_after(self, match: int) -> dict[int, int]:
+        """Per search id, its matches with an id above ``match``."""
+        rows = self.con.execute("SELECT search, count(*) FROM matches WHERE id > ? GROUP BY search", (match,))
+        return {int(s): int(n) for s, n in rows}
+
+    def totals(self) -> dict[int, tuple[int, str | None]]:
+        """Per search id, its number of matches and the version of the newest."""
+        rows = self.con.execute("SELECT search, count(*), max(version) FROM matches GROUP BY search")
+        return {int(s): (int(n), v) for s, n, v in rows}
+
+    def latest(self) -> int:
+        """The newest match's id (0 when there is none)."""
+        return int(self.con.execute("SELECT coalesce(max(id), 0) FROM matches").fetchone()[0])
+
+    # ---------------------------------------------------------- percolator
+    def states(self) -> dict[int, FrameState]:
+        """The percolator's state of every search."""
+        rows = self.con.execute("SELECT id, fingerprint, vector, frame, frame_key FROM searches")
+        return {int(r[0]): _state(r[1:]) for r in rows}
+
+    def stats(self) -> tuple[str, dict[str, Any]] | None:
+        """The collection statistics the last run left, and the passage set they describe."""
+        row = self.con.execute("SELECT key, data FROM stats WHERE id = 1").fetchone()
+        if row is None:
+            return None
+        try:
+            data = json.loads(row[1])
+        except ValueError:
+            return None  # recomputed by the next run
+        return (row[0], data) if isinstance(data, dict) else None
+
+    def record(self, run: RunRecord) -> int:
+        """Write one build's percolation at once; returns the matches recorded.
+
+        A search removed meanwhile gets nothing; one saved meanwhile keeps its own state.
+        """
+        with self.transaction() as con:
+            present = {int(r[0]) for r in con.execute("SELECT id FROM searches")}
+            for sid, state in run.states.items():
+                if sid in present:
+                    con.execute(
+                        "UPDATE searches SET fingerprint = ?, vector = ?, frame = ?, frame_key = ? WHERE id = ?",
+                        (*_state_columns(state), sid),
+                    )
+            number = version_number(run.version)
+            found = 0
+            for m in run.matches:
+                if m.search not in present:
+                    continue
+                cur = con.execute(
+                    "INSERT OR IGNORE INTO matches (search, version, version_no, found_at, article_id, title,"
+                    " passage_id, passage, score, url, date, source, lang, updated)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (m.search, run.version, number, run.at, m.article_id, m.title, m.passage_id, m.passage,
+                     m.score, m.url, m.date, m.source, m.lang, int(m.updated)),
+                )  # fmt: skip
+                found += cur.rowcount
+            con.execute(
+                "INSERT OR REPLACE INTO stats VALUES (1, ?, ?)", (run.stats_key, json.dumps(run.stats, sort_keys=True))
+            )
+            con.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run.version, run.at, run.searches, run.passages, found, run.seconds, int(run.full)),
+            )
+        return found
+
+
+def _search(r: Sequence[Any]) -> SavedSearch:
+    f = json.loads(r[4])
+    filters = Filters(tuple(f.get("langs") or ()), tuple(f.get("sources") or ()), f.get("date_from"), f.get("date_to"))
+    return SavedSearch(r[1], r[2], r[3], filters, r[5], r[6], r[7], int(r[0]), int(r[8]))
+
+
+def _match(r: Sequence[Any]) -> AlertMatch:
+    return AlertMatch(
+        id=int(r[0]), alert=r[1], version=r[2], found_at=r[3], article_id=r[4], title=r[5], passage_id=int(r[6]),
+        passage=r[7], score=float(r[8]), url=r[9], date=r[10], source=r[11], lang=r[12], updated=bool(r[13]),
+    )  # fmt: skip
+
+
+def _state(r: Sequence[Any]) -> FrameState:
+    vector = np.frombuffer(r[1], np.float32).copy() if r[1] is not None else None
+    frame = np.frombuffer(r[2], np.int64).copy() if r[2] is not None else np.zeros(0, np.int64)
+    return FrameState(r[0], vector, frame, r[3])
+
+
+def _state_columns(s: FrameState) -> tuple[Any, ...]:
+    vector = np.asarray(s.vector, np.float32).tobytes() if s.vector is not None else None
+    return s.fingerprint, vector, np.asarray(s.frame, np.int64).tobytes(), s.key
