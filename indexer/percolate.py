@@ -27,18 +27,17 @@ import numpy as np
 
 from . import calibration
 from .alert_store import AlertStore, FrameState, NewMatch, RunRecord, SavedSearch
-from .backends import Backends, Groups, LexicalScores, combine
+from .backends import Backends
 from .columns import Columns, locate
 from .embedding import Encoder
 from .index import IndexDir, Snapshot
 from .layout import MANIFEST, is_partial
 from .manifest import Manifest, load_json, now
 from .percolate_stats import CorpusStats, corpus_key
-from .postings import length_norm, term_scores
-from .query import Filters, clean_query, lexical_query
+from .query import clean_query, lexical_query
+from .restricted import Dense, Lexical, Passages, best, view
 from .search import CANDIDATES, Candidate, Searcher, SearchOptions
 from .segments import SegmentReader
-from .store import PassageFacts
 from .version_state import VersionState
 from .version_store import VersionStore
 
@@ -118,107 +117,6 @@ class _Pinned(Searcher):
         return self._pinned
 
 
-class _Passages:
-    """Vectors, term counts and filter facts of passages, read once per run from the version's store."""
-
-    def __init__(self, snap: Snapshot) -> None:
-        self.store = snap.store
-        self.dim = snap.manifest.model.dimension
-        self._vectors: dict[int, np.ndarray] = {}
-        self._terms: dict[int, tuple[int, dict[str, int]]] = {}
-        self._facts: dict[int, PassageFacts] = {}
-
-    def vectors(self, ids: np.ndarray) -> np.ndarray:
-        todo = [int(i) for i in ids.tolist() if i not in self._vectors]
-        if todo:
-            self._vectors.update(zip(todo, self.store.vectors(todo, self.dim)))
-        return np.stack([self._vectors[i] for i in ids.tolist()]) if len(ids) else np.zeros((0, self.dim), np.float32)
-
-    def terms(self, ids: np.ndarray) -> list[tuple[int, dict[str, int]]]:
-        """Each passage's length in terms and its term frequencies."""
-        todo = [i for i in ids.tolist() if i not in self._terms]
-        if todo:
-            found = self.store.passage_terms(todo)
-            for i in todo:
-                words = found.get(i, "").split()
-                counts: dict[str, int] = {}
-                for w in words:
-                    counts[w] = counts.get(w, 0) + 1
-                self._terms[i] = (len(words), counts)
-        return [self._terms[i] for i in ids.tolist()]
-
-    def columns(self, ids: np.ndarray, groups: dict[int, int]) -> Columns:
-        todo = [i for i in ids.tolist() if i not in self._facts]
-        if todo:
-            self._facts.update(self.store.passage_facts(todo))
-        return Columns.of_passages([self._facts[i] for i in ids.tolist() if i in self._facts], groups)
-
-
-class _Dense:
-    """Dense candidates among given passages: their stored vectors against the query's."""
-
-    def __init__(self, ids: np.ndarray, passages: _Passages) -> None:
-        self.ids, self.passages = ids, passages
-        self.scored: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0, np.float32))
-
-    def search(
-        self, snap: Snapshot, qvec: np.ndarray, n: int, filters: Filters, allowed: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        ids = _within(self.ids, allowed)
-        scores = (self.passages.vectors(ids) @ np.asarray(qvec, np.float32)).astype(np.float32)
-        self.scored = (ids, scores)
-        top = np.argsort(-scores, kind="stable")[:n]
-        return scores[top], ids[top]
-
-
-class _Lexical:
-    """BM25 among given passages, scored with the whole version's statistics (``percolate_stats``)."""
-
-    def __init__(self, ids: np.ndarray, passages: _Passages, stats: CorpusStats, *, k1: float, b: float) -> None:
-        self.ids, self.passages, self.stats, self.k1, self.b = ids, passages, stats, k1, b
-        self.scored: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0, np.float32))
-
-    def scores(
-        self, snap: Snapshot, groups: Groups, n: int, filters: Filters, allowed: np.ndarray | None, extra: list[int]
-    ) -> LexicalScores:
-        ids = _within(self.ids, allowed)
-        terms = self.passages.terms(ids)
-        lengths = np.fromiter((n for n, _ in terms), np.float64, count=len(terms))
-        norm = length_norm(lengths, self.stats.avgdl, k1=self.k1, b=self.b)
-        counts = [c for _, c in terms]
-        df = self.stats.df
-
-        def postings(term: str) -> tuple[np.ndarray, np.ndarray] | None:
-            if df.get(term, 0) <= 0:
-                return None  # the collection lacks it, as ``Collection.postings`` says
-            pos = np.array([i for i, c in enumerate(counts) if term in c], np.int64)
-            tf = np.array([counts[i][term] for i in pos.tolist()], np.float64)
-            return pos, term_scores(tf, norm[pos], documents=self.stats.passages, df=df[term])
-
-        total = combine(groups, postings, len(ids))
-        self.scored = (ids, total)
-        positive = np.flatnonzero(total > 0)
-        if len(positive) > n:
-            positive = positive[np.argpartition(-total[positive], n - 1)[:n]]
-        top = {int(ids[i]): float(total[i]) for i in positive}
-        where = {int(p): i for i, p in enumerate(ids.tolist())}
-        of = {pid: float(total[where[pid]]) if pid in where else 0.0 for pid in extra}
-        known = sum(1 for g in groups if any(df.get(t, 0) > 0 for t in g))
-        return LexicalScores(top, of, known)
-
-
-def _within(ids: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
-    return ids if allowed is None else ids[locate(allowed, ids)[1]]
-
-
-def _best(scored: tuple[np.ndarray, np.ndarray], n: int, *, positive: bool) -> np.ndarray:
-    """The ids of one side's ``n`` best scores (only those above 0 for BM25, which ranks no other)."""
-    ids, scores = scored
-    if positive:
-        ids, scores = ids[scores > 0], scores[scores > 0]
-    return ids[np.argsort(-scores, kind="stable")[:n]]
-
-
 class _Run:
     """One build's percolation: find the new passages, carry the statistics, rank every search, record."""
 
@@ -234,7 +132,7 @@ class _Run:
         self.idx, self.store, self.snap, self.live, self.searches = idx, store, snap, live, searches
         self.ranker = _Pinned(snap, encoder)
         self.default = self.ranker.backends
-        self.passages = _Passages(snap)
+        self.passages = Passages(snap)
         self.key = corpus_key(snap)
         self.live_key = corpus_key(live) if live is not None else None
         self.full = live is None
@@ -346,10 +244,7 @@ class _Run:
 
     # ---------------------------------------------------------------- ranking
     def _view(self, columns: Columns | None, stats: CorpusStats) -> Snapshot:
-        """The version as a search of a few passages sees it: their columns, the whole version's languages."""
-        s = self.snap
-        return Snapshot(s.manifest, s.path, s.segments, s.state, s.stamp, _store=s.store, _columns=columns,
-                        _langs=stats.ranked_languages())  # fmt: skip
+        return view(self.snap, columns, stats.ranked_languages())
 
     def _vector(self, s: SavedSearch, state: FrameState) -> np.ndarray | None:
         if s.mode == "bm25":
@@ -371,13 +266,13 @@ class _Run:
         ids = np.union1d(self._alive(state.frame), new)
         view = self._view(self.passages.columns(ids, self.snap.state.groups), stats)
         lex = self.snap.manifest.lexical
-        dense, lexical = _Dense(ids, self.passages), _Lexical(ids, self.passages, stats, k1=lex.k1, b=lex.b)
+        dense, lexical = Dense(ids, self.passages), Lexical(ids, self.passages, stats, k1=lex.k1, b=lex.b)
         self.ranker.backends = Backends(dense, lexical)
         try:
             found = self.ranker.candidates(view, s.query, options(s), qvec=qvec, among=new_set)
         finally:
             self.ranker.backends = self.default
-        sides = [_best(dense.scored, FRAME, positive=False), _best(lexical.scored, FRAME, positive=True)]
+        sides = [best(dense.scored, FRAME, positive=False), best(lexical.scored, FRAME, positive=True)]
         frame = np.unique(np.concatenate(sides))
         return _above(found.scored, s, found.threshold), FrameState(state.fingerprint or None, qvec, frame, self.key)
 
