@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .errors import AlertError
+from .frame import Frame
 from .query import Filters
 
 SCHEMA_VERSION = 1
@@ -40,8 +41,10 @@ CREATE TABLE IF NOT EXISTS searches (
     -- the percolator's state (percolate.py)
     fingerprint TEXT,             -- the model of ``vector``
     vector BLOB,                  -- the query's embedding, float32
-    frame BLOB,                   -- int64 passage ids: the candidates it was last ranked against
-    frame_key TEXT                -- the passage set (``percolate.corpus_key``) the frame was taken from
+    frame BLOB,                   -- the passages it was last ranked against, with their scores' inputs (frame.py)
+    frame_key TEXT,               -- the passage set (``percolate.corpus_key``) the frame was taken from
+    cuts TEXT,                    -- JSON: the 100th and 200th best score of each side in the frame
+    lexical TEXT                  -- JSON: the query as the lexical side reads it, for the languages it names
 );
 CREATE TABLE IF NOT EXISTS matches (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- increasing: the order matches were found in
@@ -132,8 +135,23 @@ class FrameState:
 
     fingerprint: str | None = None
     vector: np.ndarray | None = None
-    frame: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    frame: Frame = field(default_factory=Frame)
     key: str | None = None
+    cuts: Cuts | None = None  # None: rank it again before trusting the frame
+    lexical: dict[str, Any] | None = None  # the query's lexical analysis, kept (percolate.py)
+
+
+@dataclass(frozen=True)
+class Cuts:
+    """What a new passage must score to enter a search's frame: each side's 100th and 200th best.
+
+    BM25 scores move a little with the collection's statistics: ``passages`` is the
+    collection's size when they were taken, so the percolator knows when to rank again.
+    """
+
+    dense: tuple[float, float]
+    lexical: tuple[float, float]
+    passages: int
 
 
 @dataclass(frozen=True)
@@ -186,6 +204,7 @@ class AlertStore:
 
     def __init__(self, path: Path, *, create: bool = False) -> None:
         self.path = path
+        self._frames: dict[int, Frame] = {}
         if not create and not path.is_file():
             raise AlertError(
                 f'no saved searches at {path.parent.parent} — save one with "indexer alerts add NAME QUERY"'
@@ -258,9 +277,10 @@ class AlertStore:
             seen = con.execute("SELECT coalesce(max(id), 0) FROM matches").fetchone()[0]
             cur = con.execute(
                 "INSERT INTO searches (name, query, mode, filters, min_score, created_at, created_version, seen,"
-                " fingerprint, vector, frame, frame_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " fingerprint, vector, frame_key, cuts, lexical, frame)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (s.name, s.query, s.mode, filters, s.min_score, s.created_at, s.created_version, seen,
-                 *_state_columns(state)),
+                 *_state_columns(state), state.frame.to_bytes()),
             )  # fmt: skip
         rowid = cur.lastrowid
         assert rowid is not None
@@ -333,8 +353,10 @@ class AlertStore:
     # ---------------------------------------------------------- percolator
     def states(self) -> dict[int, FrameState]:
         """The percolator's state of every search."""
-        rows = self.con.execute("SELECT id, fingerprint, vector, frame, frame_key FROM searches")
-        return {int(r[0]): _state(r[1:]) for r in rows}
+        rows = self.con.execute("SELECT id, fingerprint, vector, frame, frame_key, cuts, lexical FROM searches")
+        states = {int(r[0]): _state(r[1:]) for r in rows}
+        self._frames = {sid: st.frame for sid, st in states.items()}  # a frame given back unchanged is not rewritten
+        return states
 
     def stats(self) -> tuple[str, dict[str, Any]] | None:
         """The collection statistics the last run left, and the passage set they describe."""
@@ -355,11 +377,15 @@ class AlertStore:
         with self.transaction() as con:
             present = {int(r[0]) for r in con.execute("SELECT id FROM searches")}
             for sid, state in run.states.items():
-                if sid in present:
-                    con.execute(
-                        "UPDATE searches SET fingerprint = ?, vector = ?, frame = ?, frame_key = ? WHERE id = ?",
-                        (*_state_columns(state), sid),
-                    )
+                if sid not in present:
+                    continue
+                con.execute(
+                    "UPDATE searches SET fingerprint = ?, vector = ?, frame_key = ?, cuts = ?, lexical = ?"
+                    " WHERE id = ?",
+                    (*_state_columns(state), sid),
+                )
+                if state.frame is not self._frames.get(sid):
+                    con.execute("UPDATE searches SET frame = ? WHERE id = ?", (state.frame.to_bytes(), sid))
             number = version_number(run.version)
             found = 0
             for m in run.matches:
@@ -398,10 +424,34 @@ def _match(r: Sequence[Any]) -> AlertMatch:
 
 def _state(r: Sequence[Any]) -> FrameState:
     vector = np.frombuffer(r[1], np.float32).copy() if r[1] is not None else None
-    frame = np.frombuffer(r[2], np.int64).copy() if r[2] is not None else np.zeros(0, np.int64)
-    return FrameState(r[0], vector, frame, r[3])
+    key = r[3]
+    try:
+        frame = Frame.from_bytes(r[2]) if r[2] is not None else Frame()
+    except (OSError, KeyError, TypeError, ValueError):
+        frame, key = Frame(), None  # only a cache: the next run ranks the search against the whole version
+    lexical = _json(r[5])
+    return FrameState(r[0], vector, frame, key, _cuts(_json(r[4])), lexical if isinstance(lexical, dict) else None)
+
+
+def _cuts(data: Any) -> Cuts | None:
+    try:
+        d, lex = data["dense"], data["lexical"]
+        return Cuts((float(d[0]), float(d[1])), (float(lex[0]), float(lex[1])), int(data["passages"]))
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None  # only a cache: the next run ranks the search and takes them again
+
+
+def _json(text: str | None) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None  # only a cache: the next run makes it again
 
 
 def _state_columns(s: FrameState) -> tuple[Any, ...]:
+    """A state as its columns fingerprint, vector, frame_key, cuts and lexical (the frame goes apart)."""
     vector = np.asarray(s.vector, np.float32).tobytes() if s.vector is not None else None
-    return s.fingerprint, vector, np.asarray(s.frame, np.int64).tobytes(), s.key
+    c = s.cuts
+    cuts = json.dumps({"dense": c.dense, "lexical": c.lexical, "passages": c.passages}) if c is not None else None
+    lexical = json.dumps(s.lexical, ensure_ascii=False) if s.lexical is not None else None
+    return s.fingerprint, vector, s.key, cuts, lexical

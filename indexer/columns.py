@@ -11,7 +11,7 @@ or at warm-up) and every filter after that is a mask over them.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from .query import Filters
 from .records import Facets
-from .store import ArticleKey, PassageFacts
+from .store import ArticleKey
 
 if TYPE_CHECKING:
     from .version_state import VersionState
@@ -39,6 +39,11 @@ def _day(value: str | None) -> int:
         return 0
     digits = value[:4] + value[5:7] + value[8:10]
     return int(digits) if digits.isdigit() else 0
+
+
+def day_number(value: str | None) -> int:
+    """A date as the day column holds it: ``2024-05-17…`` → 20240517, 0 without a readable one."""
+    return _day(value)
 
 
 @dataclass(frozen=True)
@@ -72,32 +77,6 @@ class Columns:
         prow = con.execute("SELECT id, article FROM passages ORDER BY id").fetchall()
         pids = np.fromiter((r[0] for r in prow), np.int64, count=len(prow))
         owners = np.fromiter((r[1] for r in prow), np.int64, count=len(prow))
-        article = np.searchsorted(rowids, owners).astype(np.int32)
-        return cls(pids, article, rowids, group, langs, lang, sources, source, day)
-
-    @classmethod
-    def of_passages(cls, facts: Sequence[PassageFacts], groups: Mapping[int, int]) -> Columns:
-        """The columns of these passages only, with a version's near-duplicate ``groups``.
-
-        A version restricted to a few passages (percolate.py) filters and groups them
-        as the whole version would, without reading the rest of its rows.
-        """
-        rows = sorted(facts, key=lambda f: f.id)
-        rowids = np.unique(np.fromiter((f.article for f in rows), np.int64, count=len(rows)))
-        first: dict[int, PassageFacts] = {}
-        for f in rows:
-            first.setdefault(f.article, f)
-        arts = [first[r] for r in rowids.tolist()]
-        langs = sorted({a.lang for a in arts if a.lang is not None})
-        sources = sorted({a.source for a in arts if a.source is not None})
-        li, si = {v: i for i, v in enumerate(langs)}, {v: i for i, v in enumerate(sources)}
-        n = len(arts)
-        lang = np.fromiter((-1 if a.lang is None else li[a.lang] for a in arts), np.int32, count=n)
-        source = np.fromiter((-1 if a.source is None else si[a.source] for a in arts), np.int32, count=n)
-        day = np.fromiter((_day(a.date) for a in arts), np.int32, count=n)
-        group = np.fromiter((groups.get(r, r) for r in rowids.tolist()), np.int64, count=n)
-        pids = np.fromiter((f.id for f in rows), np.int64, count=len(rows))
-        owners = np.fromiter((f.article for f in rows), np.int64, count=len(rows))
         article = np.searchsorted(rowids, owners).astype(np.int32)
         return cls(pids, article, rowids, group, langs, lang, sources, source, day)
 

@@ -1,20 +1,24 @@
 """Percolation: each published build runs the saved searches against only the passages it added or changed.
 
-Elasticsearch's percolator turned around: instead of every saved search asking the
-whole archive after each build, each one is ranked among the build's new passages
-and the candidates it was last ranked against (its *frame*: its best 200 passages of
-each side, kept in the alerts database). That is the search ``Searcher.search`` runs,
-through the same ranking, fusion and calibration (``Searcher.candidates``), on a
-version restricted to those passages: dense scores are the stored vectors of the
-candidates against the query's kept vector, BM25 scores use the whole version's
-statistics, carried forward by each build (percolate_stats.py). With the frame
-holding a full search's candidates, a new passage gets the calibrated score a search
-of the whole version would give it. The cost is the change times the saved searches.
+Elasticsearch's percolator, adapted to a ranking that is relative to the whole archive
+(min-max fusion, a background of the query's best candidates, calibrated scores): each
+search keeps its *frame* — its best 200 passages of each side — with its query vector and
+analysis, and the score a passage must beat to rank among its first 100 and 200 on each
+side (``Cuts``). A build then costs each search what the build added:
 
-A rebuild (``--full``, another model or chunker) renumbers every passage: each
-search is then ranked against the whole new version (what a rebuild already pays
-for), and what is *new* is told apart by content hash — an article the previous
-version held with the same content is not news, so a rebuild does not flood anyone.
+1. *screen*: the new passages' cosines (their vectors against the kept query vector) and
+   BM25 (with the whole version's statistics, carried forward by each build:
+   percolate_stats.py). A new passage that beats neither side's 100th can be no
+   candidate of a search of the whole version, so no match: nothing more is done,
+   and the few that beat the 200th join the frame;
+2. *rank*, for a search some new passage may enter: ``Searcher.candidates`` — the ranking,
+   fusion and calibration of every search — on the version restricted to the frame and
+   the new passages (restricted.py), which holds a full search's candidates: each new
+   article gets the calibrated score a search of the whole version would give it.
+
+A rebuild (``--full``, another model or chunker) renumbers every passage: each search is
+ranked against the whole new version (what a rebuild pays for anyway), and only what the
+previous version did not hold with the same content is news (delta.py).
 """
 
 from __future__ import annotations
@@ -22,26 +26,27 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
-from . import calibration
-from .alert_store import AlertStore, FrameState, NewMatch, RunRecord, SavedSearch
+from . import calibration, delta
+from .alert_store import AlertStore, Cuts, FrameState, NewMatch, RunRecord, SavedSearch
 from .backends import Backends
-from .columns import Columns, locate
 from .embedding import Encoder
+from .frame import Frame
 from .index import IndexDir, Snapshot
-from .layout import MANIFEST, is_partial
-from .manifest import Manifest, load_json, now
+from .manifest import Manifest, now
 from .percolate_stats import CorpusStats, corpus_key
-from .query import clean_query, lexical_query
-from .restricted import Dense, Lexical, Passages, best, view
-from .search import CANDIDATES, Candidate, Searcher, SearchOptions
-from .segments import SegmentReader
-from .version_state import VersionState
-from .version_store import VersionStore
+from .query import LexicalQuery, clean_query, lexical_query
+from .restricted import Dense, Lexical, Passages, best, bm25, cuts, view
+from .search import CANDIDATES, Candidate, Candidates, Searcher, SearchOptions
 
-FRAME = 2 * CANDIDATES  # passages of each side a search's frame keeps: a margin for the ones later deleted
+FRAME = 2 * CANDIDATES  # passages of each side a frame keeps: a margin for the ones deleted later
+DEPTHS = (CANDIDATES, FRAME)
+# BM25 scores drift with the statistics (the dense ones never do): a new passage within this share
+# of the 100th is ranked, and a search is ranked again once the collection grew or shrank by DRIFT
+SLACK, DRIFT = 0.9, 0.05
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class PercolationReport:
     matches: int  # matches recorded
     seconds: float
     full: bool = False  # a rebuild: what is new was told by content hash
+    ranked: int = 0  # searches ranked (the others were screened out: nothing new could reach them)
     error: str = ""  # why they could not run (the version is published all the same)
 
 
@@ -61,13 +67,19 @@ def options(s: SavedSearch) -> SearchOptions:
     return SearchOptions(mode=s.mode, filters=s.filters, highlight=False)
 
 
+def threshold(s: SavedSearch, manifest: Manifest) -> float:
+    """The score a match of ``s`` needs: its own, else the calibration's no-close-match threshold."""
+    if s.min_score is not None:
+        return s.min_score
+    return calibration.for_model(manifest.model.name, manifest.model.fingerprint).modes[s.mode].threshold
+
+
 def first_state(searcher: Searcher, snap: Snapshot, s: SavedSearch) -> FrameState:
-    """A new saved search's state: its query vector and its frame in ``snap`` (one search of the version)."""
-    text, _ = clean_query(s.query)
-    qvec = searcher.query_vector(text) if s.mode != "bm25" else None
-    found = searcher.candidates(snap, s.query, options(s), depth=FRAME, qvec=qvec, among=frozenset())
-    frame = np.unique(np.fromiter((pid for pid, _ in found.ranked.order), np.int64))
-    return FrameState(snap.manifest.model.fingerprint, qvec, frame, corpus_key(snap))
+    """A new saved search's state: its query vector, analysis and frame in ``snap`` (one search of the version)."""
+    qvec = searcher.query_vector(clean_query(s.query)[0]) if s.mode != "bm25" else None
+    lq, kept = _analysis(s, None, snap)
+    found = searcher.candidates(snap, s.query, options(s), depth=FRAME, qvec=qvec, lq=lq, among=frozenset())
+    return _whole(s, snap, Passages(snap), found, qvec, lq, kept)
 
 
 def after_publish(idx: IndexDir, live: Snapshot | None, encoder: Encoder) -> PercolationReport | None:
@@ -79,6 +91,7 @@ def after_publish(idx: IndexDir, live: Snapshot | None, encoder: Encoder) -> Per
     if not idx.layout.alerts.is_file():
         return None
     t0 = time.perf_counter()
+    searches: list[SavedSearch] = []
     try:
         store = AlertStore(idx.layout.alerts)
     except Exception as exc:
@@ -117,8 +130,50 @@ class _Pinned(Searcher):
         return self._pinned
 
 
+def _analysis(s: SavedSearch, kept: dict[str, Any] | None, snap: Snapshot) -> tuple[LexicalQuery | None, Any]:
+    """The query as the lexical side reads it: kept while the collection's main languages stay the same."""
+    if s.mode == "dense":
+        return None, None
+    main = list(snap.languages)[:3]  # what ``lexical_query`` analyses a query for, besides its own language
+    if kept is not None and kept.get("main") == main:
+        try:
+            groups = [{str(t): float(w) for t, w in g.items()} for g in kept["groups"]]
+            probs = {str(k): float(v) for k, v in kept["probs"].items()}
+            return LexicalQuery(groups, probs, set(kept["scripts"]), tuple(kept["langs"])), kept
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass  # analysed again below
+    lq = lexical_query(clean_query(s.query)[0], snap)
+    saved = {"main": main, "groups": lq.groups, "probs": lq.probs, "scripts": sorted(lq.scripts),
+             "langs": list(lq.langs)}  # fmt: skip
+    return lq, saved
+
+
+def _terms(lq: LexicalQuery | None) -> tuple[str, ...]:
+    """Every term of the query's lexical side, once, in order (what a frame counts)."""
+    return tuple(dict.fromkeys(t for g in lq.groups for t in g)) if lq is not None else ()
+
+
+def _whole(
+    s: SavedSearch,
+    snap: Snapshot,
+    passages: Passages,
+    found: Candidates,
+    qvec: np.ndarray | None,
+    lq: LexicalQuery | None,
+    lexical: Any,
+) -> FrameState:
+    """A search's state from a ranking of the whole version (``FRAME`` deep)."""
+    r = found.ranked
+    frame = passages.frame(np.unique(np.fromiter((pid for pid, _ in r.order), np.int64)), qvec, _terms(lq))
+    # a side's candidates hold its FRAME best, and others only with lower scores: its cuts are exact
+    d = cuts(np.fromiter(r.dense.values(), np.float64), DEPTHS, asked=s.mode != "bm25", positive=False)
+    lex = cuts(np.fromiter(r.lexical.values(), np.float64), DEPTHS, asked=s.mode != "dense", positive=True)
+    return FrameState(snap.manifest.model.fingerprint, qvec, frame, corpus_key(snap), Cuts(d, lex, snap.ntotal),
+                      lexical)  # fmt: skip
+
+
 class _Run:
-    """One build's percolation: find the new passages, carry the statistics, rank every search, record."""
+    """One build's percolation: what is new, then each search screened, ranked if need be, and recorded."""
 
     def __init__(
         self,
@@ -135,116 +190,124 @@ class _Run:
         self.passages = Passages(snap)
         self.key = corpus_key(snap)
         self.live_key = corpus_key(live) if live is not None else None
-        self.full = live is None
-        self.known: set[str] = set()  # ids of the new articles the previous version held
+        self.lex = snap.manifest.lexical
+        self.ranked = 0
 
     def execute(self, t0: float) -> PercolationReport:
-        new, stats = self._rebuilt() if self.full else self._updated()
-        stats = stats.tracking(self.snap, self._terms(stats))
-        new_set = frozenset(new.tolist())
+        snap, live = self.snap, self.live
+        change = (
+            delta.of_update(snap, live, self._kept_stats()) if live is not None else delta.of_rebuild(self.idx, snap)
+        )
         states = self.store.states()
+        main = view(snap, None, change.stats.ranked_languages())  # the whole version's languages, no column read
+        analysed = {s.id: _analysis(s, states.get(s.id, FrameState()).lexical, main) for s in self.searches}
+        terms = [t for lq, _ in analysed.values() if lq is not None for g in lq.groups for t in g]
+        stats = change.stats.tracking(snap, terms)
         matches: list[NewMatch] = []
         kept: dict[int, FrameState] = {}
         for s in self.searches:
-            state = states.get(s.id, FrameState())
+            state = replace(states.get(s.id, FrameState()), lexical=analysed[s.id][1])
             if state.key == self.key:
                 continue  # saved against this very version: what it holds is not news to it
-            if len(new):
-                found, kept[s.id] = self._percolate(s, state, new, new_set, stats)
-                matches += self._matches(s, found)
-            elif self.full:  # nothing new, but its frame names passages of the old numbering
-                kept[s.id] = self._refreshed(s, state)
-            elif state.key == self.live_key:  # deletions only: its frame loses them, and still holds
-                kept[s.id] = replace(state, frame=self._alive(state.frame), key=self.key)
-        run = RunRecord(
-            version=self.snap.manifest.version,
-            at=now(),
-            matches=matches,
-            states=kept,
-            stats_key=self.key,
-            stats=stats.to_json(),
-            searches=len(self.searches),
-            passages=len(new),
-            seconds=time.perf_counter() - t0,
-            full=self.full,
-        )
+            found, kept[s.id] = self._search(s, state, analysed[s.id][0], change, stats)
+            matches += self._matches(s, found, change.changed)
+        run = RunRecord(snap.manifest.version, now(), matches, kept, self.key, stats.to_json(), len(self.searches),
+                        len(change.new), time.perf_counter() - t0, change.full)  # fmt: skip
         recorded = self.store.record(run)
-        return PercolationReport(len(self.searches), len(new), recorded, time.perf_counter() - t0, self.full)
-
-    def _alive(self, ids: np.ndarray) -> np.ndarray:
-        return ids[~locate(self.snap.state.deleted_ids, ids)[1]]
-
-    # ------------------------------------------------------------ what is new
-    def _updated(self) -> tuple[np.ndarray, CorpusStats]:
-        """An update: its new segment holds exactly the passages it added or changed."""
-        snap, live = self.snap, self.live
-        assert live is not None
-        before = {s.info.name for s in live.segments}
-        parts = [self._ids_of(seg) for seg in snap.segments if seg.info.name not in before]
-        new = self._alive(np.unique(np.concatenate(parts))) if parts else np.zeros(0, np.int64)
-        removed = np.setdiff1d(snap.state.deleted_ids, live.state.deleted_ids)
-        kept = self._kept_stats()
-        if kept is None:
-            stats = CorpusStats.exact(snap, ())  # a first run, or the one after a failed run: paid once
-        elif kept[0] == self.live_key:
-            stats = kept[1].advanced(self._described(new), self._described(removed))
-        else:
-            stats = kept[1]  # this version's already
-        if len(new):
-            self.known = set(live.store.known_by_id(self._article_ids(new)))
-        return new, stats
+        took = time.perf_counter() - t0
+        return PercolationReport(len(self.searches), len(change.new), recorded, took, change.full, self.ranked)
 
     def _kept_stats(self) -> tuple[str, CorpusStats] | None:
-        """The statistics the last run left, if they describe the live version (or already this one)."""
+        """The statistics the last run left, and the passage set they describe."""
         found = self.store.stats()
-        if found is None or found[0] not in (self.live_key, self.key):
-            return None
         try:
-            return found[0], CorpusStats.from_json(found[1])
+            return (found[0], CorpusStats.from_json(found[1])) if found is not None else None
         except (KeyError, TypeError, ValueError):
+            return None  # computed again
+
+    def _search(
+        self, s: SavedSearch, state: FrameState, lq: LexicalQuery | None, change: delta.Delta, stats: CorpusStats
+    ) -> tuple[list[tuple[int, float]], FrameState]:
+        """The new articles ``s`` finds (passage, calibrated score), and its next state."""
+        new = change.new
+        qvec = self._vector(s, state)
+        if change.full or state.key != self.live_key or len(new) > self.snap.ntotal // 2:
+            # a rebuild, a frame of an older version (a run missed), or a change as big as what it joins:
+            # ranked against the whole version, which then costs no more than the change
+            return self._whole(s, qvec, lq, state.lexical, frozenset(new.tolist()))
+        frame = state.frame.without(self.snap.state.deleted_ids)
+        lost = len(frame) < len(state.frame)  # a frame member deleted: the cuts may have dropped
+        if not len(new):
+            return [], replace(state, frame=frame, key=self.key, cuts=None if lost else state.cuts)
+        terms = _terms(lq)
+        if frame.terms != terms:  # the query is analysed otherwise now (the collection's main languages moved)
+            frame, lost = self.passages.frame(frame.ids, qvec, terms), True
+        arrived = self.passages.frame(new, qvec, terms)
+        joining = None if lost else self._screen(s, state, arrived, lq, stats)
+        if joining is not None:
+            return [], replace(state, frame=frame.joined(arrived.take(joining)), key=self.key)
+        return self._rank(s, state, qvec, lq, frame.joined(arrived), frozenset(new.tolist()), stats)
+
+    def _screen(
+        self, s: SavedSearch, state: FrameState, arrived: Frame, lq: LexicalQuery | None, stats: CorpusStats
+    ) -> np.ndarray | None:
+        """Which new passages join the frame when none can rank among the first 100 of a side; else None."""
+        c = state.cuts
+        if c is None or abs(stats.passages - c.passages) > DRIFT * max(c.passages, 1):
             return None
+        dense = arrived.cos.astype(np.float64) if s.mode != "bm25" else np.full(len(arrived), -np.inf)
+        lexical = np.zeros(len(arrived), np.float32)
+        if lq is not None:
+            lexical = bm25(arrived, lq.groups, stats, k1=self.lex.k1, b=self.lex.b)
+        if s.filters:
+            allowed = arrived.columns(self.snap.state.groups).passage_ids(s.filters.normalized())
+            out = ~np.isin(arrived.ids, allowed)
+            dense[out], lexical[out] = -np.inf, 0.0
+        hit = lexical > 0
 
-    @staticmethod
-    def _ids_of(seg: SegmentReader) -> np.ndarray:
-        lo, hi = seg.info.ids
-        if hi - lo == seg.info.passages:  # a build's segment numbers its passages without gaps
-            return np.arange(lo, hi, dtype=np.int64)
-        return np.asarray(seg.postings.pids, np.int64)
+        def beats(at: int) -> np.ndarray:
+            return (dense >= c.dense[at]) | (hit & (lexical >= SLACK * c.lexical[at]))
 
-    def _described(self, ids: np.ndarray) -> list[tuple[str, str | None]]:
-        """Each passage's analysed terms and language (deleted ones too: their segments keep them)."""
-        terms = self.snap.store.passage_terms(ids.tolist())
-        langs = self.snap.store.passage_langs(ids.tolist())
-        return [(terms.get(i, ""), langs.get(i)) for i in ids.tolist()]
+        return None if beats(0).any() else beats(1)
 
-    def _article_ids(self, pids: np.ndarray) -> list[str]:
-        rows = self.snap.store.passages(pids.tolist())
-        return sorted({r.article_id for r in rows.values()})
+    def _rank(
+        self,
+        s: SavedSearch,
+        state: FrameState,
+        qvec: np.ndarray | None,
+        lq: LexicalQuery | None,
+        candidates: Frame,
+        new: frozenset[int],
+        stats: CorpusStats,
+    ) -> tuple[list[tuple[int, float]], FrameState]:
+        """``s`` ranked among its frame and the new passages, as a search of the whole version ranks them."""
+        self.ranked += 1
+        restricted = view(self.snap, candidates, stats.ranked_languages())
+        dense, lexical = Dense(candidates), Lexical(candidates, stats, k1=self.lex.k1, b=self.lex.b)
+        self.ranker.backends = Backends(dense, lexical)
+        try:
+            found = self.ranker.candidates(restricted, s.query, options(s), qvec=qvec, lq=lq, among=new)
+        finally:
+            self.ranker.backends = self.default
+        keep = np.concatenate([best(dense.scored, FRAME, positive=False), best(lexical.scored, FRAME, positive=True)])
+        d = cuts(dense.scored[1], DEPTHS, asked=s.mode != "bm25", positive=False)
+        lex = cuts(lexical.scored[1], DEPTHS, asked=s.mode != "dense", positive=True)
+        state = replace(state, fingerprint=self.snap.manifest.model.fingerprint, vector=qvec,
+                        frame=candidates.only(keep), key=self.key, cuts=Cuts(d, lex, stats.passages))  # fmt: skip
+        return _above(found.scored, s, found.threshold), state
 
-    def _rebuilt(self) -> tuple[np.ndarray, CorpusStats]:
-        """A rebuild: the passages of the articles whose content the previous version did not hold."""
-        snap = self.snap
-        stats = CorpusStats.exact(snap, ())
-        before = _previous_hashes(self.idx, snap.manifest)
-        if before is None:
-            return np.zeros(0, np.int64), stats  # no previous version: nothing is news
-        held = snap.store.known_articles()
-        fresh = [k.rowid for aid, k in held.items() if before.get(aid) != k.content_hash]
-        self.known = {aid for aid, k in held.items() if aid in before and before[aid] != k.content_hash}
-        return np.asarray(snap.store.article_passages(fresh), np.int64), stats
-
-    def _terms(self, stats: CorpusStats) -> list[str]:
-        """Every term the saved searches' lexical side looks up, analysed for the collection's main languages."""
-        view = self._view(None, stats)
-        out: list[str] = []
-        for s in self.searches:
-            if s.mode != "dense":
-                out += [t for g in lexical_query(clean_query(s.query)[0], view).groups for t in g]
-        return out
-
-    # ---------------------------------------------------------------- ranking
-    def _view(self, columns: Columns | None, stats: CorpusStats) -> Snapshot:
-        return view(self.snap, columns, stats.ranked_languages())
+    def _whole(
+        self, s: SavedSearch, qvec: np.ndarray | None, lq: LexicalQuery | None, lexical: Any, new: frozenset[int]
+    ) -> tuple[list[tuple[int, float]], FrameState]:
+        """``s`` ranked against the whole version: its matches among ``new``, and a fresh frame."""
+        self.ranked += 1
+        found: list[tuple[int, float]] = []
+        if new:
+            scored = self.ranker.candidates(self.snap, s.query, options(s), qvec=qvec, lq=lq, among=new)
+            found = _above(scored.scored, s, scored.threshold)
+        framed = self.ranker.candidates(self.snap, s.query, options(s), depth=FRAME, qvec=qvec, lq=lq,
+                                        among=frozenset())  # fmt: skip
+        return found, _whole(s, self.snap, self.passages, framed, qvec, lq, lexical)
 
     def _vector(self, s: SavedSearch, state: FrameState) -> np.ndarray | None:
         if s.mode == "bm25":
@@ -253,38 +316,7 @@ class _Run:
             return state.vector
         return self.ranker.query_vector(clean_query(s.query)[0])  # another model: embedded once, then kept
 
-    def _percolate(
-        self, s: SavedSearch, state: FrameState, new: np.ndarray, new_set: frozenset[int], stats: CorpusStats
-    ) -> tuple[list[tuple[int, float]], FrameState]:
-        """The new passages' articles that ``s`` ranks, with their calibrated scores, and its next state."""
-        qvec = self._vector(s, state)
-        if state.key is None or state.key != self.live_key or len(new) > self.snap.ntotal // 2:
-            # a rebuild, a frame of an older version (a run missed), or a change as big as what it joins:
-            # ranked against the whole version, which costs no more than the change then
-            found = self.ranker.candidates(self.snap, s.query, options(s), qvec=qvec, among=new_set)
-            return _above(found.scored, s, found.threshold), self._refreshed(s, state, qvec)
-        ids = np.union1d(self._alive(state.frame), new)
-        view = self._view(self.passages.columns(ids, self.snap.state.groups), stats)
-        lex = self.snap.manifest.lexical
-        dense, lexical = Dense(ids, self.passages), Lexical(ids, self.passages, stats, k1=lex.k1, b=lex.b)
-        self.ranker.backends = Backends(dense, lexical)
-        try:
-            found = self.ranker.candidates(view, s.query, options(s), qvec=qvec, among=new_set)
-        finally:
-            self.ranker.backends = self.default
-        sides = [best(dense.scored, FRAME, positive=False), best(lexical.scored, FRAME, positive=True)]
-        frame = np.unique(np.concatenate(sides))
-        return _above(found.scored, s, found.threshold), FrameState(state.fingerprint or None, qvec, frame, self.key)
-
-    def _refreshed(self, s: SavedSearch, state: FrameState, qvec: np.ndarray | None = None) -> FrameState:
-        """A new frame, from the whole version."""
-        if qvec is None:
-            qvec = self._vector(s, state)
-        found = self.ranker.candidates(self.snap, s.query, options(s), depth=FRAME, qvec=qvec, among=frozenset())
-        frame = np.unique(np.fromiter((pid for pid, _ in found.ranked.order), np.int64))
-        return FrameState(self.snap.manifest.model.fingerprint, qvec, frame, self.key)
-
-    def _matches(self, s: SavedSearch, found: list[tuple[int, float]]) -> list[NewMatch]:
+    def _matches(self, s: SavedSearch, found: list[tuple[int, float]], changed: frozenset[str]) -> list[NewMatch]:
         if not found:
             return []
         rows = self.snap.store.passages([pid for pid, _ in found])
@@ -293,42 +325,11 @@ class _Run:
             r = rows.get(pid)
             if r is not None:
                 out.append(NewMatch(s.id, r.article_id, r.title, pid, r.text, score, r.url, r.date, r.source,
-                                    r.lang, r.article_id in self.known))  # fmt: skip
+                                    r.lang, r.article_id in changed))  # fmt: skip
         return out
 
 
-def _above(scored: Iterable[Candidate], s: SavedSearch, threshold: float) -> list[tuple[int, float]]:
-    """The (passage, score) of the candidates at or above the search's threshold."""
-    bar = s.min_score if s.min_score is not None else threshold
-    return [(c.passage_id, c.score) for c in scored if c.score >= bar]
-
-
-def threshold(s: SavedSearch, manifest: Manifest) -> float:
-    """The score a match of ``s`` needs: its own, else the calibration's no-close-match threshold."""
-    if s.min_score is not None:
-        return s.min_score
-    cal = calibration.for_model(manifest.model.name, manifest.model.fingerprint)
-    return cal.modes[s.mode].threshold
-
-
-def _previous_hashes(idx: IndexDir, current: Manifest) -> dict[str, str] | None:
-    """Article id → content hash in the version published before ``current`` (None: there is none).
-
-    A rebuild runs before the garbage collection, so that version and its segments are still there.
-    """
-    if not idx.versions.is_dir():
-        return None
-    older = sorted(p for p in idx.versions.iterdir() if p.is_dir() and not is_partial(p) and p.name < current.version)
-    if not older:
-        return None
-    folder = older[-1]
-    m = Manifest.from_dict(load_json(folder / MANIFEST))
-    state = VersionState.load(folder)
-    readers = [
-        SegmentReader(info, idx.layout.segment(info.name), idx.path, dim=m.model.dimension) for info in m.segments
-    ]
-    try:
-        return {aid: k.content_hash for aid, k in VersionStore(readers, state).known_articles().items()}
-    finally:
-        for r in readers:
-            r.close()
+def _above(scored: Iterable[Candidate], s: SavedSearch, bar: float) -> list[tuple[int, float]]:
+    """The (passage, score) of the candidates at or above the search's threshold (``bar``: the calibration's)."""
+    need = s.min_score if s.min_score is not None else bar
+    return [(c.passage_id, c.score) for c in scored if c.score >= need]

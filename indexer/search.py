@@ -320,6 +320,7 @@ class Searcher:
         *,
         depth: int = CANDIDATES,
         qvec: np.ndarray | None = None,
+        lq: LexicalQuery | None = None,
         among: Collection[int] | None = None,
     ) -> Candidates:
         """Every article among the ``depth`` best candidates of each side, with its calibrated score.
@@ -327,15 +328,16 @@ class Searcher:
         At the default depth these are what ``search`` cuts its first page from, with the same
         scores. ``snap`` and ``self.backends`` may be restricted to a few passages: the
         percolator (percolate.py) ranks a saved search among a build's new passages and its
-        last candidates, passing the query's kept vector (``qvec``) and scoring only the
-        articles of the new passages (``among``, passage ids).
+        last candidates, passing the query's kept vector (``qvec``) and analysis (``lq``), and
+        scoring only the articles of the new passages (``among``, passage ids).
         """
         text, _ = clean_query(query)
         filters = options.filters.normalized() if options.filters else options.filters
         allowed = snap.allowed(filters) if filters else None
         if qvec is None and options.mode != "bm25":
             qvec = self.query_vector(text)
-        lq = lexical_query(text, snap) if options.mode != "dense" else None
+        if lq is None and options.mode != "dense":
+            lq = lexical_query(text, snap)
         ranked = self._rank(snap, options.mode, qvec, lq, depth, filters, allowed, _Clock())
         grouped = _group(snap, ranked.order, options.per_article)
         if among is not None:

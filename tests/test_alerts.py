@@ -92,7 +92,7 @@ def test_percolation_gives_the_scores_a_search_of_the_whole_version_gives(tmp_pa
     ]
     searches.append(alerts.add(index, "fr only", QUERIES[2], filters=Filters(langs=("fr",)), min_score=0.0,
                                encoder=fake_encoder))  # fmt: skip
-    compared = 0
+    compared = shown = 0
     for step, (add, modify, delete) in enumerate([(6, 3, 4), (4, 0, 2), (5, 2, 0)]):
         change_corpus(src, seed=10 + step, add=add, modify=modify, delete=delete)
         before = {m.id for m in everything(index)}
@@ -111,7 +111,12 @@ def test_percolation_gives_the_scores_a_search_of_the_whole_version_gives(tmp_pa
             for pid, score in mine.items():
                 assert score == pytest.approx(reference[pid], abs=1e-5), (s.name, pid)
             compared += len(mine)
-    assert compared > 50
+            # and a search's own first page: the new articles on it score there what they were recorded with
+            hits = Searcher(index, encoder=fake_encoder).search(s.query, percolate.options(s)).hits
+            on_page = {h.passage_id: h.score for h in hits if h.passage_id in mine}
+            assert all(on_page[p] == pytest.approx(mine[p], abs=1e-5) for p in on_page)
+            shown += len(on_page)
+    assert compared > 50 and shown > 10
 
 
 def test_the_statistics_carried_forward_are_those_of_the_version(tmp_path, fake_encoder):
@@ -148,7 +153,7 @@ def test_an_update_percolates_without_reading_the_whole_version(tmp_path, fake_e
 
     for owner, name in [
         (CorpusStats, "exact"),
-        (percolate._Run, "_refreshed"),
+        (percolate._Run, "_whole"),
         (backends.FaissDense, "search"),
         (backends.LocalLexical, "scores"),
         (columns.Columns, "merge"),

@@ -188,8 +188,11 @@ def test_saved_searches_outlive_merges_and_garbage_collection(tmp_path, fake_enc
     store.close()
     snap = IndexDir(index).open()
     assert state.key == percolate.corpus_key(snap)  # the merges kept the passage set the frame describes
-    assert len(state.frame) and not np.isin(state.frame, snap.state.deleted_ids).any()
-    assert set(snap.store.passages(state.frame.tolist())) == set(state.frame.tolist())
+    ids = state.frame.ids
+    assert len(ids) and not np.isin(ids, snap.state.deleted_ids).any()
+    rows = snap.store.passages(ids.tolist())
+    assert set(rows) == set(ids.tolist())  # ids kept across merges: the frame still names the same passages
+    assert [rows[i].lang for i in ids.tolist()] == [state.frame.langs[c] for c in state.frame.lang.tolist()]
     snap.close()
 
 
