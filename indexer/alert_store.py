@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS searches (
     frame BLOB,                   -- the passages it was last ranked against, with their scores' inputs (frame.py)
     frame_key TEXT,               -- the passage set (``percolate.corpus_key``) the frame was taken from
     cuts TEXT,                    -- JSON: the 100th and 200th best score of each side in the frame
-    lexical TEXT                  -- JSON: the query as the lexical side reads it, for the languages it names
+    lexical TEXT,                 -- JSON: the query as the lexical side reads it, for the languages it names
+    lost INTEGER NOT NULL DEFAULT 0  -- frame members deleted since it was last taken from the whole version
 );
 CREATE TABLE IF NOT EXISTS matches (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- increasing: the order matches were found in
@@ -139,6 +140,7 @@ class FrameState:
     key: str | None = None
     cuts: Cuts | None = None  # None: rank it again before trusting the frame
     lexical: dict[str, Any] | None = None  # the query's lexical analysis, kept (percolate.py)
+    lost: int = 0  # frame members deleted since the frame was taken from the whole version: its margin's wear
 
 
 @dataclass(frozen=True)
@@ -222,13 +224,15 @@ class AlertStore:
             raise AlertError(f"cannot open the saved searches at {path} ({exc.strerror or exc})") from None
 
     def _migrate(self) -> None:
+        """Create the tables of a new database; an existing one is only read (the page opens it on every rerun)."""
         row = self.con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'info'").fetchone()
-        if row is not None:
-            found = self.con.execute("SELECT value FROM info WHERE key = 'schema_version'").fetchone()
-            if found is not None and int(found[0]) > SCHEMA_VERSION:
-                raise AlertError(
-                    f"the saved searches at {self.path} were written by a newer indexer (schema {found[0]}) — upgrade"
-                )
+        found = self.con.execute("SELECT value FROM info WHERE key = 'schema_version'").fetchone() if row else None
+        if found is not None and found[0] == str(SCHEMA_VERSION):
+            return
+        if found is not None and (not str(found[0]).isdigit() or int(found[0]) > SCHEMA_VERSION):
+            raise AlertError(
+                f"the saved searches at {self.path} were written by a newer indexer (schema {found[0]}) — upgrade"
+            )
         self.con.executescript(_SCHEMA)
         self.con.execute("INSERT OR IGNORE INTO info VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
@@ -277,8 +281,8 @@ class AlertStore:
             seen = con.execute("SELECT coalesce(max(id), 0) FROM matches").fetchone()[0]
             cur = con.execute(
                 "INSERT INTO searches (name, query, mode, filters, min_score, created_at, created_version, seen,"
-                " fingerprint, vector, frame_key, cuts, lexical, frame)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " fingerprint, vector, frame_key, cuts, lexical, lost, frame)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (s.name, s.query, s.mode, filters, s.min_score, s.created_at, s.created_version, seen,
                  *_state_columns(state), state.frame.to_bytes()),
             )  # fmt: skip
@@ -353,7 +357,7 @@ class AlertStore:
     # ---------------------------------------------------------- percolator
     def states(self) -> dict[int, FrameState]:
         """The percolator's state of every search."""
-        rows = self.con.execute("SELECT id, fingerprint, vector, frame, frame_key, cuts, lexical FROM searches")
+        rows = self.con.execute("SELECT id, fingerprint, vector, frame, frame_key, cuts, lexical, lost FROM searches")
         states = {int(r[0]): _state(r[1:]) for r in rows}
         self._frames = {sid: st.frame for sid, st in states.items()}  # a frame given back unchanged is not rewritten
         return states
@@ -380,7 +384,7 @@ class AlertStore:
                 if sid not in present:
                     continue
                 con.execute(
-                    "UPDATE searches SET fingerprint = ?, vector = ?, frame_key = ?, cuts = ?, lexical = ?"
+                    "UPDATE searches SET fingerprint = ?, vector = ?, frame_key = ?, cuts = ?, lexical = ?, lost = ?"
                     " WHERE id = ?",
                     (*_state_columns(state), sid),
                 )
@@ -430,7 +434,8 @@ def _state(r: Sequence[Any]) -> FrameState:
     except (OSError, KeyError, TypeError, ValueError):
         frame, key = Frame(), None  # only a cache: the next run ranks the search against the whole version
     lexical = _json(r[5])
-    return FrameState(r[0], vector, frame, key, _cuts(_json(r[4])), lexical if isinstance(lexical, dict) else None)
+    lexical = lexical if isinstance(lexical, dict) else None
+    return FrameState(r[0], vector, frame, key, _cuts(_json(r[4])), lexical, int(r[6] or 0))
 
 
 def _cuts(data: Any) -> Cuts | None:
@@ -449,9 +454,9 @@ def _json(text: str | None) -> Any:
 
 
 def _state_columns(s: FrameState) -> tuple[Any, ...]:
-    """A state as its columns fingerprint, vector, frame_key, cuts and lexical (the frame goes apart)."""
+    """A state as its columns fingerprint, vector, frame_key, cuts, lexical and lost (the frame goes apart)."""
     vector = np.asarray(s.vector, np.float32).tobytes() if s.vector is not None else None
     c = s.cuts
     cuts = json.dumps({"dense": c.dense, "lexical": c.lexical, "passages": c.passages}) if c is not None else None
     lexical = json.dumps(s.lexical, ensure_ascii=False) if s.lexical is not None else None
-    return s.fingerprint, vector, s.key, cuts, lexical
+    return s.fingerprint, vector, s.key, cuts, lexical, s.lost

@@ -237,6 +237,9 @@ class _Run:
             return self._whole(s, qvec, lq, state.lexical, frozenset(new.tolist()))
         frame = state.frame.without(self.snap.state.deleted_ids)
         lost = len(frame) < len(state.frame)  # a frame member deleted: the cuts may have dropped
+        state = replace(state, lost=state.lost + len(state.frame) - len(frame))
+        if state.lost > FRAME - CANDIDATES:  # as many gone as the margin held: take it from the whole version
+            return self._whole(s, qvec, lq, state.lexical, frozenset(new.tolist()))
         if not len(new):
             return [], replace(state, frame=frame, key=self.key, cuts=None if lost else state.cuts)
         terms = _terms(lq)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -43,10 +44,26 @@ class Passages:
         self._vectors: dict[int, np.ndarray] = {}
         self._terms: dict[int, tuple[int, Counter[str]]] = {}
         self._facts: dict[int, PassageFacts] = {}
+        self._bases: dict[bytes, tuple[Frame, np.ndarray | None, list[Counter[str]]]] = {}
 
     def frame(self, ids: np.ndarray, qvec: np.ndarray | None, terms: Sequence[str]) -> Frame:
         """The passages ``ids`` (sorted) as a frame for the query of vector ``qvec`` and ``terms``."""
-        ids = np.asarray(ids, np.int64)
+        key = np.asarray(ids, np.int64).tobytes()
+        base = self._bases.get(key)
+        if base is None:  # a build's new passages are framed once for every search, then only scored
+            base = self._bases[key] = self._base(np.asarray(ids, np.int64))
+        frame, vectors, counted = base
+        cos = np.zeros(len(frame), np.float32)
+        if qvec is not None and len(frame):
+            if vectors is None:
+                vectors = self._stack(frame.ids)
+                self._bases[key] = (frame, vectors, counted)
+            cos = (vectors @ np.asarray(qvec, np.float32)).astype(np.float32)
+        tf = np.array([[c.get(t, 0) for t in terms] for c in counted], np.uint16).reshape(len(frame), len(terms))
+        return replace(frame, cos=cos, terms=tuple(terms), tf=tf)
+
+    def _base(self, ids: np.ndarray) -> tuple[Frame, np.ndarray | None, list[Counter[str]]]:
+        """A frame of ``ids`` without a query's scores, their term counts (vectors: read when first needed)."""
         todo = [i for i in ids.tolist() if i not in self._facts]
         if todo:
             self._facts.update(self.store.passage_facts(todo))
@@ -55,32 +72,31 @@ class Passages:
                 words = found.get(i, "").split()
                 self._terms[i] = (len(words), Counter(words))
         ids = ids[np.fromiter((i in self._facts for i in ids.tolist()), bool, count=len(ids))]  # no longer there
-        cos = np.zeros(len(ids), np.float32)
-        if qvec is not None and len(ids):
-            need = [i for i in ids.tolist() if i not in self._vectors]
-            if need:
-                self._vectors.update(zip(need, self.store.vectors(need, self.dim)))
-            cos = (np.stack([self._vectors[i] for i in ids.tolist()]) @ np.asarray(qvec, np.float32)).astype(np.float32)
         counted = [self._terms[i] for i in ids.tolist()]
-        tf = np.array([[c.get(t, 0) for t in terms] for _, c in counted], np.uint16).reshape(len(ids), len(terms))
         facts = [self._facts[i] for i in ids.tolist()]
         langs = tuple(sorted({f.lang for f in facts if f.lang is not None}))
         sources = tuple(sorted({f.source for f in facts if f.source is not None}))
         li, si = {v: k for k, v in enumerate(langs)}, {v: k for k, v in enumerate(sources)}
         n = len(ids)
-        return Frame(
-            ids,
-            cos,
-            np.fromiter((length for length, _ in counted), np.int32, count=n),
-            tuple(terms),
-            tf,
-            np.fromiter((f.article for f in facts), np.int64, count=n),
-            np.fromiter((-1 if f.lang is None else li[f.lang] for f in facts), np.int32, count=n),
-            langs,
-            np.fromiter((-1 if f.source is None else si[f.source] for f in facts), np.int32, count=n),
-            sources,
-            np.fromiter((day_number(f.date) for f in facts), np.int32, count=n),
+        frame = Frame(
+            ids=ids,
+            cos=np.zeros(n, np.float32),
+            lengths=np.fromiter((length for length, _ in counted), np.int32, count=n),
+            tf=np.zeros((n, 0), np.uint16),
+            rows=np.fromiter((f.article for f in facts), np.int64, count=n),
+            lang=np.fromiter((-1 if f.lang is None else li[f.lang] for f in facts), np.int32, count=n),
+            langs=langs,
+            source=np.fromiter((-1 if f.source is None else si[f.source] for f in facts), np.int32, count=n),
+            sources=sources,
+            day=np.fromiter((day_number(f.date) for f in facts), np.int32, count=n),
         )
+        return frame, None, [c for _, c in counted]
+
+    def _stack(self, ids: np.ndarray) -> np.ndarray:
+        need = [i for i in ids.tolist() if i not in self._vectors]
+        if need:
+            self._vectors.update(zip(need, self.store.vectors(need, self.dim)))
+        return np.stack([self._vectors[i] for i in ids.tolist()])
 
 
 def bm25(frame: Frame, groups: Groups, stats: CorpusStats, *, k1: float, b: float) -> np.ndarray:

@@ -119,6 +119,33 @@ def test_percolation_gives_the_scores_a_search_of_the_whole_version_gives(tmp_pa
     assert compared > 50 and shown > 10
 
 
+def test_a_search_no_new_passage_can_reach_is_screened_out_and_one_it_can_reach_is_ranked(tmp_path, fake_encoder):
+    src = tmp_path / "src"
+    news_corpus(src, 300, seed=8)
+    index = tmp_path / "index"
+    build([src], index, encoder=fake_encoder, model=FAKE_MODEL)
+    # BM25 alone, so that what reaches it is plain (the fake encoder's cosines are noise)
+    s = alerts.add(index, "rail", "railway strike over wages", mode="bm25", min_score=0.0, encoder=fake_encoder)
+    write(src / "zz-bakery.txt", "Boulangeries\nLes boulangeries de Lyon ferment pendant une semaine.\n")
+    report = rebuild(src, index, fake_encoder)
+    assert report.alerts is not None and report.alerts.passages == 1
+    assert report.alerts.ranked == 0 and report.alerts.matches == 0  # screened: neither side's first 100
+    snap = IndexDir(index).open()
+    new = set(range(*snap.segments[-1].info.ids))
+    snap.close()
+    assert full_search_scores(index, fake_encoder, s, new) == {}  # a search of the whole version agrees
+    write(src / "zz-rail.txt", "Railway strike\n" + "The railway strike over wages goes on for a week. " * 4)
+    report = rebuild(src, index, fake_encoder)
+    assert report.alerts is not None and report.alerts.ranked == 1 and report.alerts.matches == 1
+    (m,) = everything(index)
+    snap = IndexDir(index).open()
+    new = set(range(*snap.segments[-1].info.ids))
+    snap.close()
+    assert m.article_id == "zz-rail.txt" and m.score == pytest.approx(
+        full_search_scores(index, fake_encoder, s, new)[m.passage_id], abs=1e-5
+    )
+
+
 def test_the_statistics_carried_forward_are_those_of_the_version(tmp_path, fake_encoder):
     src = tmp_path / "src"
     news_corpus(src, 60, seed=4)
