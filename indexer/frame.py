@@ -55,15 +55,18 @@ class Frame:
                      self.lang[keep], self.langs, self.source[keep], self.sources, self.day[keep])  # fmt: skip
 
     def without(self, deleted: np.ndarray) -> Frame:
-        """The frame less the passages among ``deleted`` (sorted ids)."""
-        return self.take(~locate(deleted, self.ids)[1])
+        """The frame less the passages among ``deleted`` (sorted ids); itself when it holds none of them."""
+        gone = locate(deleted, self.ids)[1]
+        return self.take(~gone) if gone.any() else self
 
     def only(self, ids: np.ndarray) -> Frame:
         """The frame's passages among ``ids``."""
         return self.take(np.isin(self.ids, ids))
 
     def joined(self, other: Frame) -> Frame:
-        """Both frames' passages (for the same query and terms), by id."""
+        """Both frames' passages (for the same query and terms), by id; itself when ``other`` is empty."""
+        if not len(other):
+            return self
         if self.terms != other.terms:
             raise ValueError("frames of other query terms cannot be joined")
         langs = tuple(sorted(set(self.langs) | set(other.langs)))
