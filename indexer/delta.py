@@ -45,15 +45,25 @@ def of_update(snap: Snapshot, live: Snapshot, kept: tuple[str, CorpusStats] | No
     before = {s.info.name for s in live.segments}
     parts = [_ids_of(seg) for seg in snap.segments if seg.info.name not in before]
     new = alive(snap, np.unique(np.concatenate(parts))) if parts else np.zeros(0, np.int64)
-    removed = np.setdiff1d(snap.state.deleted_ids, live.state.deleted_ids)
-    if kept is None or kept[0] not in (corpus_key(live), corpus_key(snap)):
-        stats = CorpusStats.exact(snap, ())  # a first run, or the one after a failed run: paid once
-    elif kept[0] == corpus_key(live):
-        stats = kept[1].advanced(_described(snap, new), _described(snap, removed))
-    else:
-        stats = kept[1]  # this version's already
     changed = frozenset(live.store.known_by_id(_article_ids(snap, new))) if len(new) else frozenset()
+    if kept is not None and kept[0] == corpus_key(live):
+        removed = np.setdiff1d(snap.state.deleted_ids, live.state.deleted_ids)
+        stats = kept[1].advanced(_described(snap, new), _described(snap, removed))
+    elif kept is not None and kept[0] == corpus_key(snap):
+        stats = kept[1]  # this version's already
+    else:
+        stats = CorpusStats.exact(snap, ())  # a first run, or the one after a missed run: paid once
     return Delta(new, stats, changed, full=False)
+
+
+def added_since(snap: Snapshot, first: int) -> np.ndarray:
+    """The alive passages of ``snap`` with an id from ``first`` on: added or changed since (ids only grow).
+
+    What a search whose last run was missed (a build killed after its switch, a failure) has not seen.
+    """
+    parts = [_ids_of(seg) for seg in snap.segments if seg.info.ids[1] > first]
+    ids = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+    return alive(snap, ids[ids >= first])
 
 
 def of_rebuild(idx: IndexDir, snap: Snapshot) -> Delta:

@@ -34,10 +34,11 @@ from . import calibration, delta
 from .alert_store import AlertStore, Cuts, FrameState, NewMatch, RunRecord, SavedSearch
 from .backends import Backends
 from .embedding import Encoder
+from .faults import crash_point
 from .frame import Frame
 from .index import IndexDir, Snapshot
 from .manifest import Manifest, now
-from .percolate_stats import CorpusStats, corpus_key
+from .percolate_stats import CorpusStats, corpus_key, first_unseen
 from .query import LexicalQuery, clean_query, lexical_query
 from .restricted import Dense, Lexical, Passages, best, bm25, cuts, view
 from .search import CANDIDATES, Candidate, Candidates, Searcher, SearchOptions
@@ -192,6 +193,7 @@ class _Run:
         self.live_key = corpus_key(live) if live is not None else None
         self.lex = snap.manifest.lexical
         self.ranked = 0
+        self._since: dict[int, np.ndarray] = {}  # passages added since a passage id (searches that missed runs)
 
     def execute(self, t0: float) -> PercolationReport:
         snap, live = self.snap, self.live
@@ -213,6 +215,7 @@ class _Run:
             matches += self._matches(s, found, change.changed)
         run = RunRecord(snap.manifest.version, now(), matches, kept, self.key, stats.to_json(), len(self.searches),
                         len(change.new), time.perf_counter() - t0, change.full)  # fmt: skip
+        crash_point("alerts")
         recorded = self.store.record(run)
         took = time.perf_counter() - t0
         return PercolationReport(len(self.searches), len(change.new), recorded, took, change.full, self.ranked)
@@ -230,6 +233,11 @@ class _Run:
     ) -> tuple[list[tuple[int, float]], FrameState]:
         """The new articles ``s`` finds (passage, calibrated score), and its next state."""
         new = change.new
+        seen = first_unseen(state.key) if state.key is not None and not change.full else None
+        if seen is not None and state.key != self.live_key:  # a run it missed: what came since is news
+            if seen not in self._since:
+                self._since[seen] = np.union1d(change.new, delta.added_since(self.snap, seen))
+            new = self._since[seen]
         qvec = self._vector(s, state)
         if change.full or state.key != self.live_key or len(new) > self.snap.ntotal // 2:
             # a rebuild, a frame of an older version (a run missed), or a change as big as what it joins:

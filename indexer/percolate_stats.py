@@ -27,6 +27,12 @@ def corpus_key(snap: Snapshot) -> str:
     return f"{next_id}:{snap.ntotal}:{snap.manifest.lexical.analyzer}"
 
 
+def first_unseen(key: str) -> int | None:
+    """The first passage id the version of ``corpus_key`` had not given out (None: not such a key)."""
+    head = key.split(":", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
 @dataclass(frozen=True)
 class CorpusStats:
     """Alive passages, their total length in terms, passages per language, and document frequencies."""

@@ -5,7 +5,11 @@ the CLI at the same time, merges and garbage collection, and ``indexer watch``.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -17,8 +21,9 @@ from indexer.alert_store import AlertStore, FrameState, NewMatch, RunRecord
 from indexer.cli import main
 from indexer.errors import AlertError, IndexNotFoundError, QueryError
 from indexer.index import IndexDir
+from indexer.search import Searcher
 
-from .conftest import FAKE_MODEL, FakeEncoder, write
+from .conftest import FAKE_MODEL, ROOT, FakeEncoder, write
 from .reliability_helpers import QUERIES, change_corpus, news_corpus
 from .test_alerts import WIND, WIND_ARTICLE, everything, make, rebuild
 from .test_watch import watching
@@ -114,6 +119,33 @@ def test_a_failure_in_the_saved_searches_never_fails_the_build(tmp_path, fake_en
     write(src / "more-wind.md", WIND_ARTICLE)
     report = rebuild(src, index, fake_encoder)
     assert report.published and any("could not be run" in w for w in report.warnings)
+
+
+# a build in its own process, with the fake encoder, that a crash point can kill
+BUILD = """
+import sys
+from pathlib import Path
+from indexer import build
+from tests.conftest import FAKE_MODEL, FakeEncoder
+build([Path(sys.argv[1])], Path(sys.argv[2]), encoder=FakeEncoder(), model=FAKE_MODEL)
+"""
+
+
+def test_a_build_killed_while_recording_matches_is_published_and_the_next_one_catches_up(tmp_path, fake_encoder):
+    src, index = make(tmp_path, fake_encoder)
+    alerts.add(index, "wind", WIND, encoder=fake_encoder)
+    write(src / "new-wind.md", WIND_ARTICLE)
+    env = {**os.environ, "INDEXER_CRASH_AT": "alerts", "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-c", BUILD, str(src), str(index)], env=env, cwd=ROOT, timeout=300)
+    assert res.returncode == -signal.SIGKILL
+    killed = IndexDir(index).manifest().version
+    assert Searcher(index, encoder=fake_encoder).article("new-wind.md") is not None  # published all the same
+    assert everything(index) == []  # nothing half-recorded
+    write(src / "bakery.md", "# Bakers\n\nThe bakers of Lyon strike over flour prices.\n")
+    report = rebuild(src, index, fake_encoder)
+    assert report.alerts is not None and not report.alerts.error
+    found = everything(index)  # the killed version's new article, found by the next run
+    assert [(m.article_id, m.version) for m in found] == [("new-wind.md", report.version)] and killed < report.version
 
 
 def test_matches_for_a_search_removed_during_the_build_are_dropped(tmp_path, fake_encoder):
