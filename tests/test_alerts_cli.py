@@ -200,6 +200,26 @@ def test_builds_and_the_cli_can_run_at_the_same_time(tmp_path, fake_encoder):
     assert [s.search.name for s in alerts.saved(index)] == ["kept"] and everything(index, "kept")
 
 
+def test_two_searches_saved_at_once_under_one_name_keep_one(tmp_path, fake_encoder):
+    _, index = make(tmp_path, fake_encoder)
+    outcomes: list[str] = []
+
+    def save(query: str) -> None:
+        try:
+            alerts.add(index, "same", query, encoder=FakeEncoder())
+            outcomes.append("saved")
+        except AlertError as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=save, args=(q,)) for q in ("wind in Norway", "bakers in Lyon")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes)[1] == "saved" and "saved already" in sorted(outcomes)[0]
+    assert [s.search.name for s in alerts.saved(index)] == ["same"]
+
+
 def test_saved_searches_outlive_merges_and_garbage_collection(tmp_path, fake_encoder):
     src = tmp_path / "src"
     news_corpus(src, 30, seed=7)
