@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .alert_store import AlertMatch, AlertStore, SavedSearch, name_taken, version_number
+from .alert_records import AlertMatch, SavedSearch, version_number
+from .alert_store import AlertStore, name_taken
 from .embedding import Encoder
 from .errors import AlertError, IndexNotFoundError
 from .index import IndexDir

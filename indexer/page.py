@@ -17,7 +17,7 @@ from itertools import pairwise
 from typing import Any
 from urllib.parse import urlsplit
 
-from .alert_store import SavedSearch
+from .alert_records import SavedSearch
 from .index import IndexInfo
 from .query import Filters
 from .records import Article, Explanation, Hit

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from . import calibration, delta
-from .alert_store import AlertStore, Cuts, FrameState, NewMatch, RunRecord, SavedSearch
+from .alert_records import Cuts, FrameState, NewMatch, RunRecord, SavedSearch
+from .alert_store import AlertStore
 from .backends import Backends
 from .embedding import Encoder
 from .faults import crash_point

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from indexer import BuildSettings, Filters, alerts, build, page
-from indexer.alert_store import SavedSearch
+from indexer.alert_records import SavedSearch
 
 from .conftest import FAKE_MODEL, SEEDS, FakeEncoder, write
 from .test_app import APP, cards, fake_library, first_title, no_errors, records  # noqa: F401 - fixtures

@@ -17,7 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from indexer import Filters, alerts, build, percolate
-from indexer.alert_store import AlertStore, FrameState, NewMatch, RunRecord
+from indexer.alert_records import FrameState, NewMatch, RunRecord
+from indexer.alert_store import AlertStore
 from indexer.cli import main
 from indexer.errors import AlertError, IndexNotFoundError, QueryError
 from indexer.index import IndexDir
