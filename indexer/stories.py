@@ -578,12 +578,17 @@ def _relink(
         # the stories whose links may change: those of deleted and recalibrated articles, and of the
         # neighbours of deleted, added and recalibrated ones (their best matches may change)
         recal = before.rows[np.isin(before.langs, sorted(retaken))] if retaken else before.rows[:0]
-        at = np.searchsorted(before.rows, gone_f.rows)  # both sorted: the old pool, in row order
-        old_pool = Facts(*(np.insert(getattr(before, k), at, getattr(gone_f, k)) for k in ("rows", "days", "langs")))
-        old = _Linker(archive, old_pool, previous.calibration, settings)
-        seeds = np.unique(np.concatenate([gone, recal, old.partners(np.union1d(gone, recal)),
-                                          new.partners(np.union1d(add, recal))]))  # fmt: skip
-        alive_before = sorted_member(old_pool.rows, seeds) | sorted_member(np.sort(gone), seeds)
+        found = [gone, recal, new.partners(np.union1d(add, recal))]
+        old_rows = before.rows
+        if len(gone) or len(recal):  # links lost: the old neighbours of what left or moved (none for additions)
+            at = np.searchsorted(before.rows, gone_f.rows)  # both sorted: the old pool, in row order
+            cols = ("rows", "days", "langs")
+            old_pool = Facts(*(np.insert(getattr(before, k), at, getattr(gone_f, k)) for k in cols))
+            old = _Linker(archive, old_pool, previous.calibration, settings)
+            found.append(old.partners(np.union1d(gone, recal)))
+            old_rows = old_pool.rows
+        seeds = np.unique(np.concatenate(found))
+        alive_before = sorted_member(old_rows, seeds) | sorted_member(np.sort(gone), seeds)
         dissolved = set(previous.stories_of(seeds[alive_before]).tolist())
     gone_set = set(gone.tolist())
     redo = {r for sid in dissolved for r in previous.members(sid) if r not in gone_set} | set(add.tolist())
