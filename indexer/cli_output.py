@@ -181,7 +181,7 @@ def print_story(story: Story) -> None:
     """``indexer story``'s text: the story's facts, then its articles in date order."""
     span = " – ".join(dict.fromkeys(d for d in (story.first_date, story.last_date) if d)) or "undated"
     click.echo(f"Story {story.id}: {story.title or story.representative}")
-    click.echo(f"  {len(story.members)} article(s), {story.coverage}, {span}")
+    click.echo("  " + ", ".join(x for x in (f"{len(story.members)} article(s)", story.coverage, span) if x))
     click.echo(f"  sources:   {', '.join(story.sources) or '-'}")
     click.echo(f"  languages: {', '.join(story.langs) or '-'}")
     for line in story_member_lines(story):
