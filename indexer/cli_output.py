@@ -70,7 +70,7 @@ def print_report(r: BuildReport, target: Path) -> None:
         f"  articles: {r.added} added, {r.updated} updated, {r.removed} removed, "
         f"{r.unchanged} unchanged, {len(r.skipped)} skipped"
     )
-    stories = f", {r.stories} stories of two or more articles" if r.published else ""
+    stories = f", {r.stories} {'story' if r.stories == 1 else 'stories'} of two or more articles" if r.published else ""
     click.echo(f"  now {r.articles} articles, {r.passages} passages{stories}")
     click.echo(
         f"  embedded {r.embedded} passages ({r.tokens:,} tokens, {r.tokens_per_second:,.0f} tokens/s), "
@@ -145,7 +145,8 @@ def _notes(result: SearchResult) -> None:
 def print_stories(result: SearchResult, *, explain: bool = False) -> None:
     """A search by story: each story's best passage, then its articles in date order."""
     stories = result.stories or []
-    click.echo(f"Query: {result.query}  ({len(stories)} stories, {result.mode}, {result.took_ms:.0f} ms)")
+    count = f"{len(stories)} {'story' if len(stories) == 1 else 'stories'}"
+    click.echo(f"Query: {result.query}  ({count}, {result.mode}, {result.took_ms:.0f} ms)")
     _notes(result)
     for found in stories:
         h, story = found.hit, found.story
