@@ -1,6 +1,6 @@
 """Stories on the shared data: pair precision and recall of "same story", from scratch and incrementally.
 
-    python bench/stories.py [--work DIR] [--grid] [--scale N]
+    python bench/stories.py [--work DIR] [--grid] [--scale N,N,...]
 
 Builds one index with the product's own ``build`` (default model and settings) from
 ../shared/bench-data (read in place, never copied into the repo): every XQuAD paragraph
@@ -28,8 +28,10 @@ predicted pairs that are gold pairs, recall the share of gold pairs predicted.
 the articles, then updates that add the next quarter and delete one article in twenty
 of the live ones (restored by the next update) — and compares the result with a
 from-scratch clustering. ``--grid`` sweeps the thresholds and ranks them by the mean
-F1 over all ten runs (how the defaults were chosen). ``--scale N`` times scratch and
-incremental clustering on N synthetic articles.
+F1 over all ten runs (how the defaults were chosen). ``--scale N,N,…`` only times (nothing is
+built) clustering from scratch and an update adding the 10 newest or deleting 1 article, on
+synthetic archives of N articles that grow in time (as many articles a week at every size):
+the update should cost the same at every size.
 """
 
 from __future__ import annotations
@@ -296,48 +298,61 @@ def grid(base: MemoryArchive, lang: Mapping[int, str], days: Mapping[int, int], 
     print(f"\ndefaults rank {where + 1} of {len(ranked)}")
 
 
-def scale(n: int, dim: int = 384, seed: int = 3) -> None:
-    """Scratch vs incremental on ``n`` synthetic dated articles: stories of 1–6 articles in 1–5 languages."""
-    rng = np.random.default_rng(seed)
+class _Catalogued(MemoryArchive):
+    """A memory archive whose catalog is given, as a build gives it (from the live version's stories)."""
 
-    def units(k: int) -> np.ndarray:
-        v = rng.normal(size=(k, dim)).astype(np.float32)
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
+    def __init__(self, base: MemoryArchive, catalog: Facts) -> None:
+        super().__init__(base.all, base.text, base.live, base.dup_groups)
+        self._catalog = catalog
 
-    # e5-like, as in tests/test_stories.py: a shared direction, a language's, then topic, story and noise
-    langs = np.array(["de", "en", "es", "fr", "ru", "zh"])
-    common, accent = units(1)[0], units(len(langs))
-    size = rng.integers(1, 7, size=n)
-    story = np.repeat(np.arange(n), size)[:n]
-    topics = units(max(n // 50, 1))
-    topic_of = rng.integers(0, len(topics), size=n)
-    lang = rng.integers(0, len(langs), size=n)
-    about = topics[topic_of[story]] + units(n)[story]
-    vecs = 3.0 * common + 1.5 * accent[lang] + about + 0.3 * units(n)
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    day0 = 736695 + rng.integers(0, 8 * 365, size=n)  # 2018–2025
-    days = day0[story] + rng.integers(0, 3, size=n)
-    rows = np.arange(1, n + 1, dtype=np.int64)
-    facts = Facts(rows, days.astype(np.int64), langs[lang], vecs)
-    texts = {int(r): "" for r in rows}
-    # as an archive grows: the update brings the latest 1 % by date
-    by_date = rows[np.argsort(days, kind="stable")]
-    live, add = np.sort(by_date[: int(0.99 * n)]), np.sort(by_date[int(0.99 * n) :])
-    t0 = time.perf_counter()
-    stories = cluster(MemoryArchive(facts, texts, live))
-    scratch_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    grown = update(stories, MemoryArchive(facts, texts, rows), added=add, removed=[])
-    add_s = time.perf_counter() - t0
-    gone = rng.choice(rows, size=n // 200, replace=False)
-    after = np.setdiff1d(rows, gone)
-    t0 = time.perf_counter()
-    update(grown, MemoryArchive(facts, texts, after), added=[], removed=gone)
-    gone_s = time.perf_counter() - t0
-    print(
-        f"{n} synthetic articles over 8 years ({len(stories.clusters)} stories of two or more): from scratch "
-        f"{scratch_s:.1f} s; adding the latest 1 % {add_s:.2f} s; deleting 0.5 % at any date {gone_s:.2f} s"
-    )
+    def catalog(self) -> Facts:
+        return self._catalog
+
+
+def scale(sizes: Sequence[int], dim: int = 384, seed: int = 3, per_day: int = 8) -> None:
+    """From scratch, and an update of 10 added or 1 deleted article, on synthetic archives of ``sizes`` articles.
+
+    The archive spans one day per ``per_day`` articles (a larger archive is a longer one, with as many
+    articles a week); stories of 1–3 articles in 1–3 languages, e5-like vectors (a shared direction, a
+    language's, then topic, story and noise). An update's time should not grow with the archive.
+    """
+    print("\n| articles | stories of 2+ | from scratch s | add the 10 newest ms | delete 1 ms |")
+    print("|---:|---:|---:|---:|---:|")
+    for n in sizes:
+        rng = np.random.default_rng(seed)
+
+        def units(k: int, rng: np.random.Generator = rng) -> np.ndarray:
+            v = rng.normal(size=(k, dim)).astype(np.float32)
+            return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+        langs = np.array(["de", "en", "es", "fr", "ru", "zh"])
+        common, accent = units(1)[0], units(len(langs))
+        story = np.repeat(np.arange(n), rng.integers(1, 4, size=n))[:n]
+        topics = units(max(n // 50, 1))
+        lang = rng.integers(0, len(langs), size=n)
+        vecs = 3.0 * common + 1.5 * accent[lang] + topics[rng.integers(0, len(topics), size=n)[story]]
+        vecs += units(n)[story] + 0.3 * units(n)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        day0 = 730_000 + np.sort(rng.integers(0, max(n // per_day, 1), size=n))
+        days = (day0[story] + rng.integers(0, 3, size=n)).astype(np.int64)
+        rows = np.arange(1, n + 1, dtype=np.int64)
+        facts, texts = Facts(rows, days, langs[lang], vecs), {int(r): "" for r in rows}
+        t0 = time.perf_counter()
+        before = cluster(MemoryArchive(facts, texts, rows[:-10]))
+        scratch_s = time.perf_counter() - t0
+        gone = rows[n // 2 : n // 2 + 1]
+        added = _Catalogued(MemoryArchive(facts, texts, rows), facts.without_vectors())
+        left = np.setdiff1d(rows[:-10], gone)
+        deleted = _Catalogued(MemoryArchive(facts, texts, left), facts.without_vectors().take(left - 1))
+        add_ms, del_ms = [], []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            update(before, added, added=rows[-10:], removed=[])
+            add_ms.append(1000 * (time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            update(before, deleted, added=[], removed=gone)
+            del_ms.append(1000 * (time.perf_counter() - t0))
+        print(f"| {n:,} | {before.count:,} | {scratch_s:.1f} | {np.median(add_ms):.1f} | {np.median(del_ms):.1f} |")
 
 
 def main() -> None:
@@ -345,10 +360,11 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "indexer-stories")
     ap.add_argument("--steps", type=int, default=3, help="incremental updates after the first quarter (0: none)")
     ap.add_argument("--grid", action="store_true", help="sweep the thresholds (mean F1 over all runs)")
-    ap.add_argument("--scale", type=int, default=0, help="also time N synthetic articles (0: no)")
+    ap.add_argument("--scale", default="", help="only time synthetic archives of these sizes, e.g. 20000,80000,320000")
     args = ap.parse_args()
     if args.scale:
-        scale(args.scale)
+        scale([int(x.replace("_", "")) for x in args.scale.split(",") if x.strip()])
+        return
     work: Path = args.work
     t0 = time.perf_counter()
     rep = build([corpus(work)], work / "index")

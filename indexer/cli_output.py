@@ -72,7 +72,7 @@ def print_report(r: BuildReport, target: Path) -> None:
         f"  articles: {r.added} added, {r.updated} updated, {r.removed} removed, "
         f"{r.unchanged} unchanged, {len(r.skipped)} skipped"
     )
-    stories = f", {r.stories} stories of two or more articles" if r.published else ""
+    stories = f", {r.stories} {'story' if r.stories == 1 else 'stories'} of two or more articles" if r.published else ""
     click.echo(f"  now {r.articles} articles, {r.passages} passages{stories}")
     click.echo(
         f"  embedded {r.embedded} passages ({r.tokens:,} tokens, {r.tokens_per_second:,.0f} tokens/s), "
@@ -151,7 +151,8 @@ def _notes(result: SearchResult) -> None:
 def print_stories(result: SearchResult, *, explain: bool = False) -> None:
     """A search by story: each story's best passage, then its articles in date order."""
     stories = result.stories or []
-    click.echo(f"Query: {result.query}  ({len(stories)} stories, {result.mode}, {result.took_ms:.0f} ms)")
+    count = f"{len(stories)} {'story' if len(stories) == 1 else 'stories'}"
+    click.echo(f"Query: {result.query}  ({count}, {result.mode}, {result.took_ms:.0f} ms)")
     _notes(result)
     for found in stories:
         h, story = found.hit, found.story
@@ -187,7 +188,7 @@ def print_story(story: Story) -> None:
     """``indexer story``'s text: the story's facts, then its articles in date order."""
     span = " – ".join(dict.fromkeys(d for d in (story.first_date, story.last_date) if d)) or "undated"
     click.echo(f"Story {story.id}: {story.title or story.representative}")
-    click.echo(f"  {len(story.members)} article(s), {story.coverage}, {span}")
+    click.echo("  " + ", ".join(x for x in (f"{len(story.members)} article(s)", story.coverage, span) if x))
     click.echo(f"  sources:   {', '.join(story.sources) or '-'}")
     click.echo(f"  languages: {', '.join(story.langs) or '-'}")
     for line in story_member_lines(story):

@@ -578,12 +578,18 @@ def _relink(
         # the stories whose links may change: those of deleted and recalibrated articles, and of the
         # neighbours of deleted, added and recalibrated ones (their best matches may change)
         recal = before.rows[np.isin(before.langs, sorted(retaken))] if retaken else before.rows[:0]
-        at = np.searchsorted(before.rows, gone_f.rows)  # both sorted: the old pool, in row order
-        old_pool = Facts(*(np.insert(getattr(before, k), at, getattr(gone_f, k)) for k in ("rows", "days", "langs")))
-        old = _Linker(archive, old_pool, previous.calibration, settings)
-        seeds = np.unique(np.concatenate([gone, recal, old.partners(np.union1d(gone, recal)),
-                                          new.partners(np.union1d(add, recal))]))  # fmt: skip
-        alive_before = sorted_member(old_pool.rows, seeds) | sorted_member(np.sort(gone), seeds)
+        found = [gone, recal, new.partners(np.union1d(add, recal))]
+        old_rows = before.rows
+        if len(gone) or len(recal):  # links lost: the old neighbours of what left or moved (none for additions)
+            at = np.searchsorted(before.rows, gone_f.rows)  # both sorted: the old pool, in row order
+            cols = ("rows", "days", "langs")
+            old_pool = Facts(*(np.insert(getattr(before, k), at, getattr(gone_f, k)) for k in cols))
+            lost = np.union1d(gone, recal)
+            old = _Linker(archive, _around(old_pool, lost, settings.window_days), previous.calibration, settings)
+            found.append(old.partners(lost))
+            old_rows = old_pool.rows
+        seeds = np.unique(np.concatenate(found))
+        alive_before = sorted_member(old_rows, seeds) | sorted_member(np.sort(gone), seeds)
         dissolved = set(previous.stories_of(seeds[alive_before]).tolist())
     gone_set = set(gone.tolist())
     redo = {r for sid in dissolved for r in previous.members(sid) if r not in gone_set} | set(add.tolist())
@@ -632,6 +638,26 @@ def _merged(keys: np.ndarray, values: np.ndarray, more_keys: np.ndarray, more_va
     order = np.argsort(more_keys, kind="stable")
     at = np.searchsorted(keys, more_keys[order])
     return RowTable(np.insert(keys, at, more_keys[order]), np.insert(values, at, more_values[order]))
+
+
+def _around(pool: Facts, rows: np.ndarray, window: int) -> Facts:
+    """The articles of ``pool`` (in row order) that ``rows`` of it can be compared with: those in their windows.
+
+    ``partners`` of ``rows`` are the same with this pool as with the whole one, and it is
+    sorted and searched in what the windows hold, not the archive.
+    """
+    held = sorted_member(pool.rows, rows)
+    days = np.unique(pool.days[np.searchsorted(pool.rows, np.asarray(rows, np.int64)[held])])
+    dated = days[days > 0]
+    keep = np.zeros(len(pool.rows), bool)
+    if len(days) and days[0] == 0:
+        keep |= pool.days == 0  # an undated article meets every undated one
+    if len(dated):
+        i = np.searchsorted(dated, pool.days)
+        below = np.abs(pool.days - dated[np.maximum(i - 1, 0)])
+        above = np.abs(dated[np.minimum(i, len(dated) - 1)] - pool.days)
+        keep |= (pool.days > 0) & (np.minimum(below, above) <= window)
+    return pool.take(keep)
 
 
 def _without(facts: Facts, rows: np.ndarray) -> Facts:

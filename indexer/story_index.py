@@ -219,7 +219,9 @@ class Story:
     def coverage(self) -> str:
         """What the CLI and the page show under a story: "covered in 2 sources, 3 languages"."""
         s, n = len(self.sources), len(self.langs)
-        return f"covered in {s} source{'s' * (s != 1)}, {n} language{'s' * (n != 1)}"
+        parts = [f"{s} source{'s' * (s != 1)}" if s else "", f"{n} language{'s' * (n != 1)}" if n else ""]
+        said = ", ".join(p for p in parts if p)  # articles without a source (or a language) are not counted
+        return f"covered in {said}" if said else ""
 
     @property
     def representative(self) -> str | None:

@@ -16,9 +16,11 @@ from indexer.index import IndexDir
 from indexer.stories import (
     DEFAULT_STORIES,
     FILE,
+    ArticleMeta,
     Facts,
     IndexArchive,
     MemoryArchive,
+    Story,
     StoryError,
     StoryIndex,
     StorySettings,
@@ -478,8 +480,6 @@ def test_describe_lists_members_in_date_order():
     dates = {rows[0]: "2025-03-04", rows[1]: "2025-03-01", rows[2]: "2025-03-02"}
 
     def meta(ids):
-        from indexer.stories import ArticleMeta
-
         return {r: ArticleMeta(r, f"a{r}", f"Title {r}", dates.get(r), w.langs[r - 1], f"src{r % 2}") for r in ids}
 
     story = stories.describe(sid, meta)
@@ -488,6 +488,9 @@ def test_describe_lists_members_in_date_order():
     assert story.langs == ["de", "en", "fr"] and story.sources == ["src0", "src1"]
     assert story.title == f"Title {story.central}" and story.central in rows
     assert json.loads(json.dumps(story.to_json()))["members"][0]["article_id"] == f"a{rows[1]}"
+    assert story.coverage == "covered in 2 sources, 3 languages"
+    assert Story(1, 1, (ArticleMeta(1, "a", "A", None, "fr", None),)).coverage == "covered in 1 language"
+    assert Story(1, 1, (ArticleMeta(1, "a", "A", None, None, None),)).coverage == ""
     alone = stories.describe(w.fillers[0], meta)
     assert alone.rows == [w.fillers[0]] and alone.central == w.fillers[0] and alone.first_date is None
 

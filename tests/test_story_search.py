@@ -394,7 +394,7 @@ def test_the_build_summary_counts_the_stories(tmp_path):
     runner = CliRunner()
     with runner.isolation() as (out, _, _):
         print_report(report, tmp_path / "index")
-    assert "1 stories of two or more articles" in out.getvalue().decode()
+    assert "1 story of two or more articles" in out.getvalue().decode()
 
 
 def test_indexer_search_by_story_in_text_and_json(tmp_path):
@@ -411,7 +411,7 @@ def test_indexer_search_by_story_in_text_and_json(tmp_path):
     write_news(src, rows)
     built = cli(*build_args(src, index))
     assert built.returncode == 0, built.stderr
-    assert "1 stories of two or more articles" in built.stdout
+    assert "1 story of two or more articles" in built.stdout
     shown = cli("search", "Arctic Council permafrost", "--index", index, "--group", "story", "-k", "2")
     assert shown.returncode == 0, shown.stderr
     out = shown.stdout
