@@ -127,7 +127,7 @@ with st.sidebar:
     lang_counts = st.empty()  # filled once the question is counted
     if facets.sources:
         sources = st.multiselect("Source", facets.sources, key="source", placeholder="Any", bind="query-params")
-    source_counts = st.empty()
+    source_counts = st.container()
     date_from = date_to = None
     if facets.dates:
         lo, hi = date.fromisoformat(facets.dates[0]), date.fromisoformat(facets.dates[-1])
@@ -225,7 +225,7 @@ st.session_state.counted = counted
 counts = counted.counts
 lang_counts.html(page_desk.render_facet_counts(counts.langs, page.lang_label))
 source_counts.html(page_desk.render_facet_counts(counts.sources))
-st.sidebar.caption(page.md_escape(page_desk.counts_note(counts)))
+source_counts.caption(page.md_escape(page_desk.counts_note(counts)))
 
 st.caption(page.summary(len(hits), results.last.took_ms))
 if results.last.truncated:

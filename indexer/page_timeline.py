@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import altair as alt
+import pandas as pd  # Streamlit sends a chart's data as a table; inline Vega-Lite values do not reach the chart
 
 from .facet_counts import DateBucket, DateHistogram
 from .page import lang_label
@@ -68,12 +69,13 @@ def chart(hist: DateHistogram, date_from: str | None, date_to: str | None) -> al
     pick = alt.selection_point(name=PICK, fields=["first", "last"], on="click", clear="dblclick")
     span = alt.selection_interval(name=SPAN, encodings=["x"], clear="dblclick")
     return (
-        alt.Chart(alt.Data(values=rows(hist, date_from, date_to)))
-        .mark_bar(cornerRadius=2, cursor="pointer")
+        alt.Chart(pd.DataFrame(rows(hist, date_from, date_to)))
+        .mark_bar(cornerRadius=2, cursor="pointer", stroke="white", strokeWidth=1)
         .encode(
             x=alt.X("start:T", title=None, axis=alt.Axis(labelOverlap=True, grid=False)),
             x2="stop:T",
             y=alt.Y("count:Q", title=None, axis=alt.Axis(tickMinStep=1, grid=True, gridOpacity=0.4)),
+            y2=alt.datum(0),  # a bar ranged on x is otherwise a line at its count
             color=alt.condition("datum.inside", alt.value(_BLUE), alt.value(_GREY)),
             tooltip=[alt.Tooltip("label:N", title="period"), alt.Tooltip("count:Q", title="articles")],
         )
@@ -132,7 +134,7 @@ def story_chart(story: Story, span: tuple[str, str] | None) -> alt.Chart | None:
     # the search's timeline axis, widened to the members it would cut off
     scale = alt.Scale(domain=[min(span[0], min(days)), max(span[1], _next_day(max(days)))]) if span else alt.Undefined
     return (
-        alt.Chart(alt.Data(values=values))
+        alt.Chart(pd.DataFrame(values))
         .mark_circle(size=70, opacity=0.85, color=_BLUE)
         .encode(
             x=alt.X("day:T", title=None, scale=scale, axis=alt.Axis(labelOverlap=True, grid=False)),

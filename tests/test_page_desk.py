@@ -94,7 +94,7 @@ STORY = Story(
 def test_a_story_timeline_widens_the_search_axis_to_its_members():
     spec = page_timeline.story_chart(STORY, ("2024-02-01", "2024-03-01")).to_dict()  # type: ignore[union-attr]
     assert spec["encoding"]["x"]["scale"]["domain"] == ["2024-01-05", "2024-03-03"]
-    assert len(spec["data"]["values"]) == 3  # the undated member has no dot
+    assert len(next(iter(spec["datasets"].values()))) == 3  # the undated member has no dot
     assert page_timeline.story_chart(Story(1, 1, (member(1, None, "fr", "x"),)), None) is None
 
 
