@@ -13,6 +13,7 @@ from functools import partial
 import streamlit as st
 
 import indexer
+import indexer.alerts
 from indexer import export, page, page_desk, page_stories, page_timeline
 from indexer.build import BuildProgress
 from indexer.errors import (
@@ -110,6 +111,30 @@ except IndexerError as exc:
     st.stop()
 facets = info.facets
 modes = tuple(MODES)
+
+
+# --------------------------------------------------------- saved searches
+# each with its matches since the reader's last visit; the mark (the newest match seen) lives in the
+# URL, not on the server: read once per visit, and moved to the newest for the next one
+def run_saved(search: indexer.alerts.SavedSearch, dates: list[str]) -> None:
+    st.session_state.update(page.saved_widgets(search, dates))
+
+
+with st.sidebar:
+    if "alerts_seen" not in st.session_state:
+        st.session_state.alerts_seen = page.seen_mark(st.query_params.get(page.SEEN_PARAM))
+    try:
+        saved = indexer.alerts.overview(index_dir, st.session_state.alerts_seen)
+    except IndexerError as exc:
+        st.caption(page.md_escape(f"Saved searches unavailable: {exc}"))
+    else:
+        if saved.searches:
+            st.subheader("Saved searches", help=page.SAVED_HELP)
+            for found, new in saved.searches:
+                st.button(page.saved_label(found.name, new), key=f"saved-{found.id}", help=page.md_escape(found.query),
+                          on_click=run_saved, args=(found, facets.dates), width="stretch")  # fmt: skip
+            st.query_params[page.SEEN_PARAM] = str(saved.latest)
+            st.divider()
 
 # ---------------------------------------------------------------- sidebar
 # bind="query-params": each filter lives in the URL (?lang=French&k=20…), read back on load

@@ -32,7 +32,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from . import __version__, corpus, dedup, gate, postings, story_versions, vectors
+from . import __version__, corpus, dedup, gate, percolate, postings, story_versions, vectors
 from .analysis import ANALYZER_VERSION, analyze
 from .backends import open_backends
 from .chunking import ChunkSettings, chunk_article
@@ -137,6 +137,7 @@ class BuildReport:
     merge: MergeReport | None = None  # the merges run after publishing
     warnings: list[str] = field(default_factory=list)  # promises the new segments could not keep
     gate: GateReport | None = None  # with --gate: passed (both versions' metrics), or not applied (no live version)
+    alerts: percolate.PercolationReport | None = None  # the saved searches run against what it added (percolate.py)
 
     @property
     def tokens_per_second(self) -> float:
@@ -197,6 +198,8 @@ class _Run:
             if plan is not None:
                 rep.gate = self._judge(plan, draft, manifest)
             publish(ctx.idx, draft.folder, manifest)
+            published = time.perf_counter()
+            self._percolate(draft)
         except BaseException:
             shutil.rmtree(draft.folder, ignore_errors=True)
             raise
@@ -207,8 +210,18 @@ class _Run:
         ctx.idx.collect_garbage()
         rep.version, rep.published = draft.name, True
         rep.seconds = time.perf_counter() - self.started
-        rep.publish_seconds = rep.seconds
+        rep.publish_seconds = published - self.started
         return self._merge(reindex)
+
+    def _percolate(self, draft: Draft) -> None:
+        """Run the saved searches against what this version added; a failure is a warning, never the build's."""
+        rep = self.report
+        rep.alerts = percolate.after_publish(self.ctx.idx, draft.live, self.ctx.encoder)
+        if rep.alerts is not None and rep.alerts.error:
+            rep.warnings.append(
+                f"the saved searches could not be run against this version ({rep.alerts.error}); it is published, "
+                "but its articles will not be among their matches"
+            )
 
     def _gate_plan(self, draft: Draft) -> GatePlan | None:
         settings = self.ctx.settings.gate

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from . import __version__, terminal
+from .cli_alerts import alerts as alerts_commands
 from .cli_output import ProgressBar, print_counts, print_hits, print_merge, print_report, print_similar, print_sync
 from .errors import IndexerError, QueryError
 from .settings import BACKENDS, MAX_K, MODES
@@ -773,3 +774,6 @@ def evaluate_cmd(file: Path, index_dir: Path | None, mode: str, compare: bool, k
             f"{m:8} {r.r1:6.3f} {r.r5:6.3f} {r.r10:6.3f} {r.mrr10:7.3f} {r.ndcg10:8.3f} {r.p50_ms:7.1f} {r.p95_ms:7.1f}"
             + (f"  answer in top passage {r.answer_in_passage:.3f}" if r.answer_in_passage is not None else "")
         )
+
+
+main.add_command(alerts_commands)

@@ -81,6 +81,10 @@ def print_report(r: BuildReport, target: Path) -> None:
     if r.merge is not None and r.merge.merges:
         click.echo(f"  then {r.merge.merges} merge(s) of {r.merge.passages} passages, {r.merge.seconds:.1f} s "
                    f"({r.merge.segments} segment(s) now)")  # fmt: skip
+    if r.alerts is not None and not r.alerts.error:
+        a = r.alerts
+        click.echo(f"  saved searches: {a.matches} new match(es) for {a.searches} search(es) in {a.passages} new "
+                   f"passage(s), {a.seconds:.2f} s — indexer alerts new")  # fmt: skip
     for w in r.warnings:
         click.echo(f"Warning: {w}")
     if r.skipped:

@@ -41,6 +41,11 @@ def _day(value: str | None) -> int:
     return int(digits) if digits.isdigit() else 0
 
 
+def day_number(value: str | None) -> int:
+    """A date as the day column holds it: ``2024-05-17…`` → 20240517, 0 without a readable one."""
+    return _day(value)
+
+
 @dataclass(frozen=True)
 class Columns:
     """Passage ids (sorted) with their article's position; per article its row, group, lang, source, day."""

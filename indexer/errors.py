@@ -51,3 +51,7 @@ class QueryError(IndexerError):
 
 class StoreError(IndexerError):
     """An external vector store (Milvus) cannot be used as asked; the message names the fix."""
+
+
+class AlertError(IndexerError):
+    """A saved search (``indexer alerts``) cannot be added, found or read as asked."""

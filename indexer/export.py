@@ -2,7 +2,7 @@
 
 What the page's "Download results" buttons and ``indexer search --format csv`` write. The
 columns: ``rank, title, date, source, language, url, article_id, passage, score, story_id``
-(``story_id`` empty until the index has stories), led by ``query`` when several
+(``story_id`` empty for an index built before stories), led by ``query`` when several
 questions are exported together (``--queries``).
 
 * **Limit**: one question exports at most ``EXPORT_LIMIT`` (1,000) rows, the most results
@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 from .settings import MAX_K
 
 if TYPE_CHECKING:
-    from .records import Hit
     from .search import SearchOptions, SearchResult
 
 EXPORT_LIMIT = MAX_K  # rows per question: the most results one search returns
@@ -73,18 +72,12 @@ def export_options(options: SearchOptions, limit: int = EXPORT_LIMIT) -> SearchO
     return replace(options, k=max(1, min(limit, EXPORT_LIMIT)), offset=0, highlight=False, explain=False)
 
 
-def _story_id(hit: Hit) -> int | None:
-    # Hit.story_id arrives with stories; until then there is none to export
-    value = getattr(hit, "story_id", None)
-    return int(value) if value is not None else None
-
-
 def rows(result: SearchResult, *, with_query: bool = False) -> list[ExportRow]:
     """The result's hits as rows (at most ``EXPORT_LIMIT``), with the question when ``with_query``."""
     q = result.query if with_query else None
     return [
         ExportRow(rank=h.rank, title=h.title, date=h.date, source=h.source, language=h.lang, url=h.url,
-                  article_id=h.article_id, passage=h.text, score=h.score, story_id=_story_id(h), query=q)
+                  article_id=h.article_id, passage=h.text, score=h.score, story_id=h.story_id, query=q)
         for h in result.hits[:EXPORT_LIMIT]
     ]  # fmt: skip
 

@@ -7,6 +7,7 @@ versions/<name>.partial/  a version being written; never read, removed by the ne
 segments/<name>/       immutable segments (SQLite, FAISS, postings), shared by the versions listing them
 segments/<name>.partial/  a segment being written
 .work/                 build lock, the resumable embedding cache, the source files' states
+alerts/alerts.sqlite   saved searches and their matches (alerts.py): kept across versions and rebuilds
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ LOCK = "build.lock"
 RESUME = "embeddings.sqlite"
 FILECACHE = "files.cache"
 VERIFIED = "verified.json"
+ALERTS = "alerts"
+ALERTS_DB = "alerts.sqlite"
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,11 @@ class IndexLayout:
         """The resumable embedding cache."""
         return self.work / RESUME
 
+    @property
+    def alerts(self) -> Path:
+        """The saved searches' database: beside the versions, so no build, merge or clean-up removes it."""
+        return self.root / ALERTS / ALERTS_DB
+
     def version(self, name: str) -> Path:
         """The data folder of a published version."""
         return self.versions / name
@@ -101,7 +109,7 @@ class IndexLayout:
 
     def foreign_entries(self) -> list[str]:
         """Names in the folder that no index puts there (refused as a build target when not empty)."""
-        return [p.name for p in self.root.iterdir() if p.name not in (WORK, VERSIONS, SEGMENTS)]
+        return [p.name for p in self.root.iterdir() if p.name not in (WORK, VERSIONS, SEGMENTS, ALERTS)]
 
 
 def is_partial(folder: Path) -> bool:

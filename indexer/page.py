@@ -17,6 +17,7 @@ from itertools import pairwise
 from typing import Any
 from urllib.parse import urlsplit
 
+from .alert_records import SavedSearch
 from .index import IndexInfo
 from .query import Filters
 from .records import Article, Explanation, Hit
@@ -419,6 +420,40 @@ def pages_for(
     if current is None or current.state != state or current.version != version:
         current = Pages(state, version)
     return current.fetch(search, pages)
+
+
+# ---------------------------------------------------------- saved searches
+#: the URL parameter keeping the newest match the reader has seen: the sidebar counts what came after
+SEEN_PARAM = "seen"
+SAVED_HELP = "New: articles that builds added since your last visit and that match the search."
+
+
+def seen_mark(value: object) -> int | None:
+    """The reader's mark from the URL (``?seen=42``); None on a first visit (or a garbled value)."""
+    text = str(value).strip() if value is not None else ""
+    return int(text) if text.isdigit() and len(text) < 19 else None
+
+
+def saved_label(name: str, new: int) -> str:
+    """A saved search's button (markdown): its name, and how many matches are new since the last visit."""
+    shown = md_escape(name)
+    return f"{shown} · **{new:,} new**" if new else shown
+
+
+def saved_widgets(search: SavedSearch, dates: Sequence[str]) -> dict[str, Any]:
+    """The widget values that run a saved search: its question, mode and filters.
+
+    The date range is kept within the index's (``dates``, the widget's bounds): a range
+    outside it selects the whole index, which is what such a search finds today.
+    """
+    f = search.filters
+    values: dict[str, Any] = {"q": search.query, "mode": search.mode, "lang": list(f.langs), "source": list(f.sources)}
+    if dates:
+        lo, hi = date.fromisoformat(dates[0]), date.fromisoformat(dates[-1])
+        start = max(lo, date.fromisoformat(f.date_from)) if f.date_from else lo
+        end = min(hi, date.fromisoformat(f.date_to)) if f.date_to else hi
+        values["dates"] = (start, end) if start <= end else (lo, hi)
+    return values
 
 
 # ---------------------------------------------------------------------- CSS

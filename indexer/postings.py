@@ -241,6 +241,26 @@ class SegmentPostings:
         return self._docs[start:end], self._tfs[start:end]
 
 
+def length_norm(lengths: np.ndarray, avgdl: float, *, k1: float = K1, b: float = B) -> np.ndarray:
+    """Per passage of these lengths (in terms), the length part of BM25's denominator (float64)."""
+    # in bm25s's order of operations, so scores match its float32 ones bit for bit
+    return k1 * ((1 - b) + b * np.asarray(lengths, np.float64) / avgdl)
+
+
+def term_scores(tf: np.ndarray, norm: np.ndarray, *, documents: int, df: int) -> np.ndarray:
+    """BM25 (float32) of one term in passages with these frequencies and ``length_norm``s.
+
+    ``documents`` and ``df`` are the collection's passage count and the term's document
+    frequency. ``tf`` (float64) is overwritten; ``norm`` is not.
+    """
+    # bm25s keeps idf as float32 and multiplies it by a float64 tf part; so does this
+    idf = np.float64(np.float32(math.log(1 + (documents - df + 0.5) / (df + 0.5))))
+    denominator = norm + tf
+    tf /= denominator
+    tf *= idf
+    return tf.astype(np.float32)
+
+
 @dataclass(frozen=True)
 class _Part:
     """A segment as the collection sees it: where its alive passages start in ``pids``, and which they are."""
@@ -294,9 +314,8 @@ class Collection:
         total = sum(int(x.sum(dtype=np.int64)) for x in lengths)
         #: the mean length of the alive passages (bm25s's avgdl: its float64 mean of the lengths)
         self.avgdl = total / len(dl) if len(dl) else 0.0
-        # per alive passage, the length part of BM25's denominator, in bm25s's order of operations
-        # so scores match its float32 ones bit for bit; no passage holds a term when total is 0
-        self._norm = k1 * ((1 - b) + b * dl / self.avgdl) if total else dl
+        # per alive passage, the length part of BM25's denominator; no passage holds a term when total is 0
+        self._norm = length_norm(dl, self.avgdl, k1=k1, b=b) if total else dl
 
     def __len__(self) -> int:
         return len(self.pids)
@@ -330,14 +349,7 @@ class Collection:
             np.add(docs, offset, out=positions[at : at + len(docs)])
             tf64[at : at + len(docs)] = tf
             at += len(docs)
-        n = len(self.pids)
-        # bm25s keeps idf as float32 and multiplies it by a float64 tf part; so does this
-        idf = np.float64(np.float32(math.log(1 + (n - df + 0.5) / (df + 0.5))))
-        denominator = self._norm[positions]
-        denominator += tf64
-        tf64 /= denominator
-        tf64 *= idf
-        return positions, tf64.astype(np.float32)
+        return positions, term_scores(tf64, self._norm[positions], documents=len(self.pids), df=df)
 
     def known(self, terms: list[str]) -> list[str]:
         """The terms some alive passage holds."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,24 @@ class SearchResult:
         if self.stories is not None:
             return {**out, "stories": [s.to_json() for s in self.stories]}
         return {**out, "hits": [h.to_json() for h in self.hits]}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An article's best passage among a search's candidates, with its calibrated score."""
+
+    passage_id: int
+    article: int  # the article's row
+    score: float  # as ``Hit.score``
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What a search ranks before it cuts a page out (``Searcher.candidates``)."""
+
+    ranked: fusion.Fused  # every candidate either side gave, in ranking order, with its evidence
+    scored: list[Candidate]  # per article, in ranking order: those asked for
+    threshold: float  # the calibration's no-close-match threshold for the search's mode
 
 
 class _Clock:
@@ -311,6 +330,43 @@ class Searcher:
     def search(self, query: str, options: SearchOptions | None = None) -> SearchResult:
         """The best passages for ``query``, at most ``per_article`` per article, highlighted."""
         return self._search(self.snapshot(), query, options or SearchOptions())
+
+    def candidates(
+        self,
+        snap: Snapshot,
+        query: str,
+        options: SearchOptions,
+        *,
+        depth: int = CANDIDATES,
+        qvec: np.ndarray | None = None,
+        lq: LexicalQuery | None = None,
+        among: Collection[int] | None = None,
+    ) -> Candidates:
+        """Every article among the ``depth`` best candidates of each side, with its calibrated score.
+
+        At the default depth these are what ``search`` cuts its first page from, with the same
+        scores. ``snap`` and ``self.backends`` may be restricted to a few passages: the
+        percolator (percolate.py) ranks a saved search among a build's new passages and its
+        last candidates, passing the query's kept vector (``qvec``) and analysis (``lq``), and
+        scoring only the articles of the new passages (``among``, passage ids).
+        """
+        text, _ = clean_query(query)
+        filters = options.filters.normalized() if options.filters else options.filters
+        allowed = snap.allowed(filters) if filters else None
+        if qvec is None and options.mode != "bm25":
+            qvec = self.query_vector(text)
+        if lq is None and options.mode != "dense":
+            lq = lexical_query(text, snap)
+        ranked = self._rank(snap, options.mode, qvec, lq, depth, filters, allowed, _Clock())
+        grouped = _group(snap, ranked.order, options.per_article)
+        if among is not None:
+            grouped = [g for g in grouped if g[0] in among]
+        evidence = self._evidence(snap, ranked, lq, grouped)
+        cal = calibration.for_model(snap.manifest.model.name, snap.manifest.model.fingerprint)
+        scored = [
+            Candidate(pid, key.article, cal.probability(options.mode, e)) for (pid, _, key), e in zip(grouped, evidence)
+        ]
+        return Candidates(ranked, scored, cal.modes[options.mode].threshold)
 
     def _search(self, snap: Snapshot, query: str, options: SearchOptions) -> SearchResult:
         t0 = time.perf_counter()

@@ -108,6 +108,16 @@ class ArticleKey(NamedTuple):
     group: int
 
 
+class PassageFacts(NamedTuple):
+    """What filters and grouping read of a passage: its article's row, language, source and date."""
+
+    id: int
+    article: int
+    lang: str | None
+    source: str | None
+    date: str | None
+
+
 class PassageState(NamedTuple):
     """What tells whether a synced copy of a passage is still right (milvus_sync.py)."""
 
@@ -238,6 +248,12 @@ class Store:
     def passage_terms(self, ids: Sequence[int]) -> dict[int, str]:
         """Analysed BM25 terms of passages, space separated."""
         return dict(select_in(self.con, "SELECT passage, terms FROM terms WHERE passage IN ({marks})", ids))
+
+    def passage_facts(self, ids: Sequence[int]) -> dict[int, PassageFacts]:
+        """Passage id → its article's row, language, source and date (``Columns.of_passages``)."""
+        sql = """SELECT p.id, p.article, a.lang, a.source, a.date FROM passages p
+                 JOIN articles a ON a.rowid = p.article WHERE p.id IN ({marks})"""
+        return {int(r[0]): PassageFacts(*r) for r in select_in(self.con, sql, ids)}
 
     def article(self, article_id: str) -> Article | None:
         """One whole article, or None."""

@@ -13,7 +13,7 @@ import numpy as np
 
 from .records import Article, KnownArticle, StoredVector
 from .segments import SegmentReader, route
-from .store import PassageRow, PassageState, Store
+from .store import PassageFacts, PassageRow, PassageState, Store
 from .version_state import VersionState
 
 T = TypeVar("T")
@@ -82,6 +82,10 @@ class VersionStore:
     def passage_terms(self, ids: Sequence[int]) -> dict[int, str]:
         """Analysed BM25 terms of passages, space separated."""
         return self._gather(self._id_bounds, ids, Store.passage_terms)
+
+    def passage_facts(self, ids: Sequence[int]) -> dict[int, PassageFacts]:
+        """Passage id → its article's row, language, source and date."""
+        return self._gather(self._id_bounds, ids, Store.passage_facts)
 
     def passage_langs(self, ids: Sequence[int]) -> dict[int, str | None]:
         """Passage id → its article's language."""

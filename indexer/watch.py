@@ -686,4 +686,7 @@ def _describe(report: BuildReport, batch: Batch, started: float, hold: float) ->
         timing.append(f"published although a file was still changing after {hold:g} s")
     if report.merge is not None and report.merge.merges:
         timing.append(f"then {report.merge.merges} merge(s)")
+    alerts = report.alerts
+    if alerts is not None:  # saved searches: what they found, or why they could not run
+        timing.append(f"saved searches failed: {alerts.error}" if alerts.error else f"{alerts.matches} alert match(es)")
     return "published", f"published {version} ({what}): {counts} ({', '.join(timing)})"

@@ -73,7 +73,8 @@ def test_each_hit_carries_the_article_facts(searcher):
     hit = searcher.similar("en-zorblat", k=1).hits[0]
     art = searcher.article(hit.article_id)
     assert (hit.title, hit.source, hit.lang, hit.date, hit.url) == (art.title, art.source, art.lang, art.date, art.url)
-    assert hit.story_id is None  # no stories in this version: the seam for grouping by story
+    # every build makes stories: each neighbour names its own, for grouping by story
+    assert hit.story_id is not None and hit.article_id in searcher.story(hit.story_id).article_ids
     data = json.loads(json.dumps(hit.to_json()))
     assert set(data) == {"rank", "article_id", "title", "similarity", "source", "lang", "date", "url", "duplicates",
                          "story_id"}  # fmt: skip
