@@ -8,12 +8,13 @@ a search is kept in the URL, so a search can be shared and reloaded.
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 
 import streamlit as st
 
 import indexer
 import indexer.alerts
-from indexer import page
+from indexer import export, page, page_desk, page_stories, page_timeline
 from indexer.build import BuildProgress
 from indexer.errors import (
     IndexCorruptError,
@@ -23,11 +24,13 @@ from indexer.errors import (
     ModelMismatchError,
     QueryError,
 )
+from indexer.facet_counts import DateHistogram
 from indexer.paths import default_index_dir, default_sources, default_store
 from indexer.search import MAX_QUERY_CHARS, MODES
 
 st.set_page_config(page_title="Article search", page_icon="🔎", layout="centered")
 st.html(page.CSS)
+st.html(page_stories.CSS)
 
 
 @st.cache_resource(show_spinner="Loading the index and the model…", max_entries=4)
@@ -75,6 +78,25 @@ def use_example() -> None:
 
 def more_results() -> None:
     st.session_state.pages_wanted = st.session_state.get("pages_wanted", 1) + 1
+
+
+def set_dates(lo: date, hi: date) -> None:
+    """Set the sidebar's "Published" filter (and so the URL); a new timeline forgets its old selection."""
+    st.session_state.dates = (lo, hi)
+    st.session_state.timeline_n = st.session_state.get("timeline_n", 0) + 1
+
+
+def use_timeline(key: str, hist: DateHistogram, bounds: tuple[date, date]) -> None:
+    """A bar clicked or a range dragged on the timeline narrows the dates to it (within the index's dates)."""
+    picked = page_timeline.picked_range(st.session_state[key].selection, hist)
+    if picked is not None:
+        lo = min(max(date.fromisoformat(picked[0]), bounds[0]), bounds[1])
+        hi = max(min(date.fromisoformat(picked[1]), bounds[1]), bounds[0])
+        set_dates(lo, hi)
+
+
+def toggle_similar(article_id: str) -> None:
+    st.session_state.similar = None if st.session_state.get("similar") == article_id else article_id
 
 
 # ------------------------------------------------------------------ index
@@ -127,8 +149,10 @@ with st.sidebar:
         langs = st.multiselect(
             "Language", facets.langs, key="lang", format_func=page.lang_label, placeholder="Any", bind="query-params"
         )
+    lang_counts = st.empty()  # filled once the question is counted
     if facets.sources:
         sources = st.multiselect("Source", facets.sources, key="source", placeholder="Any", bind="query-params")
+    source_counts = st.container()
     date_from = date_to = None
     if facets.dates:
         lo, hi = date.fromisoformat(facets.dates[0]), date.fromisoformat(facets.dates[-1])
@@ -138,6 +162,7 @@ with st.sidebar:
         date_from, date_to = page.date_range(picked, facets.dates)
         if date_from or date_to:
             st.caption("Articles without a date are left out.")
+        st.caption("The timeline above the results shows the matches over time: click a bar or drag a range on it.")
     k = st.select_slider("Results per page", page.K_CHOICES, page.DEFAULT_K, key="k", bind="query-params")
     mode = modes[0]
     if len(modes) > 1:
@@ -152,6 +177,16 @@ with st.sidebar:
             )
             or modes[0]
         )
+    # search by story and recency: how the results are grouped and ordered (both in the URL)
+    by_story = st.toggle("Group by story", key="story", bind="query-params", help=page_stories.GROUP_HELP)
+    recent = st.selectbox(
+        "Favour recent",
+        page_desk.RECENCY_CHOICES,
+        key="recent",
+        format_func=page_desk.recency_label,
+        help=page_desk.RECENCY_HELP,
+        bind="query-params",
+    )
     st.divider()
     st.subheader("Index")
     st.html(page.render_facts(info, index_dir))
@@ -178,6 +213,8 @@ state = page.PageState(
     date_to=date_to,
     k=int(k),
     mode=str(mode),
+    group="story" if by_story else "article",
+    recency=page_desk.recency_value(recent),
 )
 if not state.query:
     st.session_state.pop("results", None)
@@ -202,9 +239,63 @@ st.session_state.results = results
 
 hits = results.hits
 first = results.results[0]  # every page of a search agrees: its best hit decides
+try:  # facet counts and the timeline: kept per question and filters, so paging does not count again
+    counted = page_desk.counts_for(
+        st.session_state.get("counted"), state, version, lambda: searcher.match_counts(state.query, state.options())
+    )
+except IndexerError as exc:
+    st.error(page.md_escape(str(exc)))
+    st.stop()
+st.session_state.counted = counted
+counts = counted.counts
+lang_counts.html(page_desk.render_facet_counts(counts.langs, page.lang_label))
+source_counts.html(page_desk.render_facet_counts(counts.sources))
+source_counts.caption(page.md_escape(page_desk.counts_note(counts)))
+
 st.caption(page.summary(len(hits), results.last.took_ms))
 if results.last.truncated:
     st.caption(f"Only the first {MAX_QUERY_CHARS:,} characters of the question were used.")
+
+# ---------------------------------------------------------------- timeline
+span = page_timeline.domain(counts.dates)
+if facets.dates and counts.dates.buckets:
+    bounds = (date.fromisoformat(facets.dates[0]), date.fromisoformat(facets.dates[-1]))
+    timeline_key = f"timeline-{st.session_state.get('timeline_n', 0)}"
+    st.caption(page.md_escape(page_timeline.title(counts.dates, counts.depth)))
+    st.altair_chart(
+        page_timeline.chart(counts.dates, state.date_from, state.date_to),
+        key=timeline_key,
+        on_select=partial(use_timeline, timeline_key, counts.dates, bounds),
+        selection_mode=[page_timeline.PICK, page_timeline.SPAN],
+        width="stretch",
+    )
+    if state.date_from or state.date_to:
+        st.button("All dates", on_click=set_dates, args=bounds, icon=":material/date_range:")
+    else:
+        st.caption("Click a bar or drag across bars to keep only those dates.")
+
+# --------------------------------------------------------------- downloads
+if hits:
+    wanted = export.export_options(state.options())
+    left, right = st.columns(2)
+    left.download_button(
+        "Download results (CSV)",
+        data=lambda: export.to_csv([searcher.search(state.query, wanted)]),
+        file_name=page_desk.download_name(state.query, "csv"),
+        mime="text/csv",
+        on_click="ignore",
+        width="stretch",
+    )
+    right.download_button(
+        "Download results (JSON lines)",
+        data=lambda: export.to_jsonl([searcher.search(state.query, wanted)]),
+        file_name=page_desk.download_name(state.query, "jsonl"),
+        mime="application/jsonl",
+        on_click="ignore",
+        width="stretch",
+    )
+    st.caption(page_desk.DOWNLOAD_NOTE)
+
 if not hits:
     st.info("Nothing matched. Try other words, another language, or fewer filters.")
 elif first.no_close_match:
@@ -212,18 +303,56 @@ elif first.no_close_match:
 if hits and not first.calibrated:
     st.caption(page.UNCALIBRATED)
 
-for hit in hits:
-    with st.container(border=True):
-        also_in = [page.duplicate_label(searcher.article(dup), dup) for dup in hit.duplicates]
-        st.html(page.render_hit(hit, also_in=also_in, dimmed=first.no_close_match, calibrated=first.calibrated))
-        if hit.explanation is not None:  # a native disclosure: opening it costs no rerun
-            st.html(page.render_explanation(hit.explanation))
-        with st.expander("Read the whole article"):
-            article = searcher.article(hit.article_id)
-            if article is None:
-                st.caption("This article is no longer in the index.")
-            else:
-                st.html(page.render_article(article.text, hit, marks=not first.no_close_match))
+
+def similar_coverage(article_id: str) -> None:
+    """The "Similar coverage" button of a card, and the neighbours when it is open."""
+    is_open = st.session_state.get("similar") == article_id
+    st.button(
+        "Hide similar coverage" if is_open else "Similar coverage",
+        key=f"similar-{article_id}",
+        on_click=toggle_similar,
+        args=(article_id,),
+        type="tertiary",
+        icon=":material/hub:",
+    )
+    if is_open:
+        try:
+            st.html(page_stories.render_similar(searcher.similar(article_id)))
+        except IndexerError as exc:
+            st.caption(page.md_escape(str(exc)))
+
+
+def whole_article(hit: indexer.Hit) -> None:
+    with st.expander("Read the whole article"):
+        article = searcher.article(hit.article_id)
+        if article is None:
+            st.caption("This article is no longer in the index.")
+        else:
+            st.html(page.render_article(article.text, hit, marks=not first.no_close_match))
+
+
+if state.group == "story":
+    for found in results.stories:
+        with st.container(border=True):
+            st.html(page.render_hit(found.hit, dimmed=first.no_close_match, calibrated=first.calibrated))
+            st.html(page_stories.render_story(found.story, best=found.hit.article_id))
+            with st.expander("Timeline of this story"):
+                story_chart = page_timeline.story_chart(found.story, span)
+                if story_chart is None:
+                    st.caption("None of its articles is dated.")
+                else:
+                    st.altair_chart(story_chart, width="stretch")
+            whole_article(found.hit)
+            similar_coverage(found.hit.article_id)
+else:
+    for hit in hits:
+        with st.container(border=True):
+            also_in = [page.duplicate_label(searcher.article(dup), dup) for dup in hit.duplicates]
+            st.html(page.render_hit(hit, also_in=also_in, dimmed=first.no_close_match, calibrated=first.calibrated))
+            if hit.explanation is not None:  # a native disclosure: opening it costs no rerun
+                st.html(page.render_explanation(hit.explanation))
+            whole_article(hit)
+            similar_coverage(hit.article_id)
 
 if results.has_more:
     st.button("More results", on_click=more_results, width="stretch")

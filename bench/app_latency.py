@@ -11,7 +11,10 @@ index unless --index is given), drives headless Chromium with Playwright and rep
 * the same questions asked again (query vectors and sentence vectors cached);
 * "More results" (second page of the same question: no embedding).
 
-Run:  python bench/app_latency.py [--index DIR] [--mode hybrid|dense|bm25] [--json]
+Run:  python bench/app_latency.py [--index DIR] [--mode hybrid|dense|bm25] [--json] [--baseline COMMIT]
+
+``--baseline main`` also measures ``app.py`` as it was at that commit (with this checkout's
+library), in the same run, and prints the ratio of the two pages' type → results medians.
 """
 
 from __future__ import annotations
@@ -111,22 +114,37 @@ def server_ms(pg: Any) -> float:
     raise AssertionError("no result count on the page")
 
 
-def timed(pg: Any, action: Any) -> tuple[float, float]:
+def timed(pg: Any, action: Any, wait_ms: float = 60_000) -> tuple[float, float]:
     """(type → results ms, server ms) of one interaction that runs a search."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     pg.evaluate("window.__runs = []")
     t0 = pg.evaluate("performance.now()")
     action()
-    pg.wait_for_function("window.__runs.some(r => r[0] === 'running')", timeout=60_000)
+    try:
+        pg.wait_for_function("window.__runs.some(r => r[0] === 'running')", timeout=wait_ms)
+    except PlaywrightTimeout as exc:
+        raise TimeoutError(str(exc)) from exc
     wait_idle(pg)
     runs = pg.evaluate("window.__runs")
     done = [t for state, t in runs if state == "notRunning"][-1]
     return done - t0, server_ms(pg)
 
 
+LOST = []  # questions whose Enter started no run (seen once on a loaded machine); asked again, counted
+
+
 def ask(pg: Any, question: str) -> tuple[float, float]:
     box = pg.locator("input[aria-label='Question']")
-    box.fill(question)
-    return timed(pg, lambda: box.press("Enter"))
+    for attempt in range(2):
+        box.fill(question)
+        try:
+            return timed(pg, lambda: box.press("Enter"), wait_ms=20_000 if attempt == 0 else 60_000)
+        except TimeoutError:
+            if attempt:
+                raise
+            LOST.append(question)
+    raise AssertionError("unreachable")
 
 
 def summarise(name: str, values: list[float]) -> dict[str, Any]:
@@ -144,12 +162,13 @@ def main() -> int:
     ap.add_argument("--index", type=Path, help="index to serve (default: seeds/ + data/articles/ built in a temp dir)")
     ap.add_argument("--mode", default=None, help="search mode (default: the page's default)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    ap.add_argument(
+        "--baseline", metavar="COMMIT", help="also measure app.py as it was at COMMIT (e.g. main), same run"
+    )
     args = ap.parse_args()
     if not Path(CHROMIUM).exists():
         print(f"error: {CHROMIUM} is missing (apt-get install chromium)", file=sys.stderr)
         return 2
-    from playwright.sync_api import sync_playwright
-
     os.chdir(ROOT)
     tmp = tempfile.TemporaryDirectory(prefix="app-latency-")
     index = args.index
@@ -160,12 +179,43 @@ def main() -> int:
         took = time.perf_counter() - t
         print(f"built {index}: {report.articles} articles, {report.passages} passages in {took:.1f} s")
     extra = f"&mode={quote(page.mode_label(args.mode))}" if args.mode else ""
+    apps = [("this page", "app.py")]
+    if args.baseline:
+        base = ROOT / "_baseline_app.py"  # beside app.py, so it imports this checkout's indexer
+        base.write_text(subprocess.run(["git", "show", f"{args.baseline}:app.py"], cwd=ROOT, check=True,
+                                       capture_output=True, text=True).stdout, encoding="utf-8")  # fmt: skip
+        apps.append((f"{args.baseline}'s page", base.name))
+    measured = {}
+    try:
+        # one after the other on the same index and machine; the ratio is of this run's medians
+        for name, app in apps:
+            measured[name] = measure(app, index, extra, tmp.name)
+    finally:
+        if args.baseline:
+            (ROOT / "_baseline_app.py").unlink(missing_ok=True)
+    for name, found in measured.items():
+        print_figures(name, found, args)
+    if args.baseline:
+        names = list(measured)
+        mine, theirs = (summarise("", [c for c, _ in measured[n]["fresh"]])["p50"] for n in names)
+        print(f"\ntype → results, new question, p50: {mine:.0f} ms ({names[0]}) / {theirs:.0f} ms ({names[1]}) "
+              f"= {mine / theirs:.2f}×")  # fmt: skip
+    if LOST:
+        print(f"{len(LOST)} question(s) started no run on their first Enter and were asked again: {LOST}")
+    tmp.cleanup()
+    return 0
+
+
+def measure(app: str, index: Path, extra: str, tmpdir: str) -> dict[str, Any]:
+    """Start ``streamlit run APP`` on the index, ask every question twice, page six of them."""
+    from playwright.sync_api import sync_playwright
+
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "INDEXER_INDEX": str(index)}
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true"]
+    cmd = [sys.executable, "-m", "streamlit", "run", app, "--server.headless", "true"]
     cmd += ["--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
-    log = open(Path(tmp.name) / "server.log", "wb")  # noqa: SIM115 — closed in finally
+    log = open(Path(tmpdir) / f"server-{app}.log", "wb")  # noqa: SIM115 — closed in finally
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         pg = browser.new_page(viewport={"width": 1280, "height": 800})
@@ -174,7 +224,7 @@ def main() -> int:
         try:
             while True:
                 if proc.poll() is not None:
-                    raise SystemExit(f"streamlit exited: {(Path(tmp.name) / 'server.log').read_text()}")
+                    raise SystemExit(f"streamlit exited: {(Path(tmpdir) / f'server-{app}.log').read_text()}")
                 try:
                     with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
                         if r.status == 200:
@@ -210,6 +260,14 @@ def main() -> int:
             log.close()
             browser.close()
 
+    return {"ready": ready, "first": first, "first_server": first_server, "facts": facts, "fresh": fresh,
+            "again": again, "more": more}  # fmt: skip
+
+
+def print_figures(name: str, m: dict[str, Any], args: argparse.Namespace) -> None:
+    """The table of one page's figures."""
+    fresh, again, more, facts = m["fresh"], m["again"], m["more"], m["facts"]
+    ready, first, first_server = m["ready"], m["first"], m["first_server"]
     rows = [
         summarise("server time, new question", [s for _, s in fresh]),
         summarise("type → results, new question", [c for c, _ in fresh]),
@@ -223,7 +281,7 @@ def main() -> int:
         ]
     info = dict(zip(facts[0::2], facts[1::2]))
     print(
-        f"\nSearch page latency — {info.get('Articles')} articles, {info.get('Passages')} passages, "
+        f"\nSearch page latency, {name} — {info.get('Articles')} articles, {info.get('Passages')} passages, "
         f"{info.get('Model')}, {os.cpu_count()} CPUs, mode {args.mode or 'default'}"
     )
     print(f"cold start: server up {ready:.1f} s, first answer rendered {first:.1f} s (search {first_server:.0f} ms)")
@@ -235,8 +293,6 @@ def main() -> int:
     print(f"\nwarm new question, server time p50 {warm:.0f} ms: {verdict} the {TARGET_MS:.0f} ms target")
     if args.json:
         print(json.dumps({"cold_start_s": first, "server_ready_s": ready, "rows": rows, "facts": info}))
-    tmp.cleanup()
-    return 0
 
 
 if __name__ == "__main__":

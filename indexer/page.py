@@ -22,6 +22,7 @@ from .index import IndexInfo
 from .query import Filters
 from .records import Article, Explanation, Hit
 from .search import SearchOptions, SearchResult
+from .story_search import StoryHit
 
 #: Questions shown on the empty page, about the seed article and the sample corpus.
 EXAMPLES: tuple[str, ...] = (
@@ -326,6 +327,8 @@ class PageState:
     date_to: str | None = None
     k: int = DEFAULT_K
     mode: str = ""
+    group: str = "article"  # "story": one card per story
+    recency: float | None = None  # half-life in days of "Favour recent"; None: off
 
     def filters(self) -> Filters:
         """The page's filters as search filters."""
@@ -333,7 +336,8 @@ class PageState:
 
     def options(self, *, offset: int = 0) -> SearchOptions:
         """The search options of this page state."""
-        return SearchOptions(k=self.k, mode=self.mode, filters=self.filters(), offset=offset, explain=True)
+        return SearchOptions(k=self.k, mode=self.mode, filters=self.filters(), offset=offset, explain=True,
+                             group=self.group, recency=self.recency)  # fmt: skip
 
 
 def _iso(value: object) -> str | None:
@@ -377,6 +381,11 @@ class Pages:
     def hits(self) -> list[Hit]:
         """Every hit fetched so far, in order."""
         return [h for r in self.results for h in r.hits]
+
+    @property
+    def stories(self) -> list[StoryHit]:
+        """Every story fetched so far, in order (grouped by story; else empty)."""
+        return [s for r in self.results for s in r.stories or []]
 
     @property
     def last(self) -> SearchResult:
