@@ -22,6 +22,11 @@ searcher (no query-vector cache hit):
    stored passages.
 3. app — ``bench/app_latency.py --index <largest archive>``: the page's server time
    over real HTTP, for new questions.
+4. sentences — the cost of the best-sentence evidence (``indexer/best_sentence.py``) on the
+   real index: each question searched twice in the same process, alternately with the
+   sentence evidence and without it (``best_sentence.cosines`` answering nothing: the
+   ranking before it), query vectors embedded beforehand, so the ratio is the
+   search's own cost; in hybrid and dense mode.
 
 For each index: p50/p95 of every mode (hybrid, dense, bm25) without a filter and
 with a language filter, a source filter keeping ~1 % of the passages and a date
@@ -348,6 +353,50 @@ def measure_index(
     return out
 
 
+def sentence_cost(index: Path, questions: list[str], n: int) -> dict[str, Any]:
+    """Each question with and without the best-sentence evidence, alternately, in one process (see part 4)."""
+    from indexer import best_sentence
+
+    searcher = Searcher(index)
+    searcher.warm_up()
+    asked = (questions * (2 * n // max(len(questions), 1) + 1))[: 2 * n]
+    for q in dict.fromkeys(asked):
+        searcher.query_vector(q)  # embedded once, before any timing
+    shipped = best_sentence.cosines
+
+    def without(*_: Any, **__: Any) -> dict[int, float]:
+        return {}
+
+    out: dict[str, Any] = {}
+    try:
+        for mode in ("hybrid", "dense"):
+            walls: dict[str, list[float]] = {"without": [], "with": []}
+            stage: list[float] = []
+            for i, q in enumerate(asked):
+                for arm in ("without", "with") if i % 2 else ("with", "without"):
+                    best_sentence.cosines = without if arm == "without" else shipped  # type: ignore[assignment]
+                    t = time.perf_counter()
+                    res = searcher.search(q, options(mode, Filters()))
+                    walls[arm].append((time.perf_counter() - t) * 1000)
+                    if arm == "with":
+                        stage.append(res.timings.get("sentences", 0.0))
+            out[mode] = {"n": len(asked), "p50_without": pct(walls["without"], 50), "p50_with": pct(walls["with"], 50),
+                         "mean_without": float(np.mean(walls["without"])), "mean_with": float(np.mean(walls["with"])),
+                         "sentences_stage_p50": pct(stage, 50)}  # fmt: skip
+            log(f"sentences: {mode} p50 {out[mode]['p50_without']:.2f} → {out[mode]['p50_with']:.2f} ms")
+    finally:
+        best_sentence.cosines = shipped  # type: ignore[assignment]
+    return out
+
+
+def print_sentence_cost(r: dict[str, Any]) -> None:
+    print("\n## Best-sentence evidence: the search without the query's embedding, alternately without and with it\n")
+    rows = [[mode, c["n"], c["p50_without"], c["p50_with"], f"{c['p50_with'] / c['p50_without']:.2f}×",
+             c["mean_without"], c["mean_with"], c["sentences_stage_p50"]] for mode, c in r.items()]  # fmt: skip
+    print(table(["mode", "questions", "p50 without ms", "p50 with ms", "ratio", "mean without", "mean with",
+                 "sentences stage p50 ms"], rows))  # fmt: skip
+
+
 def parts_only(searcher: Searcher, queries: Iterator[str], n: int) -> dict[str, Any]:
     """Query embedding, then the FAISS step (re-scoring included) as the hybrid search asks for it."""
     from indexer import search as search_mod
@@ -602,6 +651,9 @@ def main() -> None:
         print_index(r)
         r.pop("searcher"), r.pop("queries")
         results.append(r)
+    if "sentences" in parts:
+        report["sentences"] = sentence_cost(real_index, questions, args.queries)
+        print_sentence_cost(report["sentences"])
     largest: Path | None = None
     if "synth" in parts or "app" in parts:
         targets = synth_targets(sizes, work, args.synth_index)

@@ -26,15 +26,15 @@ FITTED: list[dict] = [
                     "lexical",
                     "unknown",
                 ],
-                "coef": [12.019829, 0.86937, 8.578139, -0.487151, -1.134999, 3.443926, 0.987568, -1.856229],
-                "intercept": -21.994885,
-                "threshold": 0.0836,
+                "coef": [11.871619, 0.849505, 8.954659, -0.442075, -1.065037, 3.407147, 0.898632, -1.933687],
+                "intercept": -22.152121,
+                "threshold": 0.086,
             },
             "dense": {
                 "features": ["dense", "dense_lift", "dense_z", "dense_top_z"],
-                "coef": [6.41861, 18.384267, 2.115206, -1.03021],
-                "intercept": -11.176215,
-                "threshold": 0.1296,
+                "coef": [6.370334, 18.226457, 2.085029, -1.010061],
+                "intercept": -11.085269,
+                "threshold": 0.123,
             },
             "bm25": {
                 "features": ["bm25_log", "bm25_share", "coverage", "matched"],
@@ -50,15 +50,15 @@ GENERIC = {
     "modes": {
         "hybrid": {
             "features": ["dense_z", "fused", "coverage", "lang_weight", "matched_coverage", "lexical", "unknown"],
-            "coef": [1.0339, 8.430144, -0.340929, -0.876725, 3.683892, 1.148486, -1.845914],
-            "intercept": -12.903089,
-            "threshold": 0.0838,
+            "coef": [1.011471, 8.811648, -0.293058, -0.814711, 3.646103, 1.0564, -1.911586],
+            "intercept": -13.174668,
+            "threshold": 0.0869,
         },
         "dense": {
             "features": ["dense_z", "dense_top_z"],
-            "coef": [2.413767, -0.789538],
-            "intercept": -6.948339,
-            "threshold": 0.1386,
+            "coef": [2.383175, -0.773794],
+            "intercept": -6.886929,
+            "threshold": 0.1299,
         },
         "bm25": {
             "features": ["bm25_log", "bm25_share", "coverage", "matched"],

@@ -200,7 +200,8 @@ def explanation_text(why: Explanation) -> list[str]:
     e = why.evidence
     lines = []
     if e.dense is not None:
-        lines.append(f"dense {e.dense:.4f} (rank {why.dense_rank})")
+        sentence = f", best sentence {e.sentence:.4f}" if e.sentence is not None else ""
+        lines.append(f"dense {e.dense:.4f}{sentence} (rank {why.dense_rank})")
     if e.bm25 is not None:
         rank = f"rank {why.bm25_rank}" if why.bm25_rank else "no query term"
         terms = ", ".join(f"{t.term} ← {t.word} ({t.analysis}) {t.bm25:.3f}" for t in why.terms)

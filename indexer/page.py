@@ -265,7 +265,8 @@ def explanation_lines(why: Explanation) -> list[str]:
         lines = [f"Score {score}. {UNCALIBRATED}"]
     if e.dense is not None:
         rank = f", rank {why.dense_rank} by meaning" if why.dense_rank else ""
-        lines.append(f"Meaning: similarity {e.dense:.3f} between the question and the passage{rank}.")
+        sentence = f" ({e.sentence:.3f} with its closest sentence)" if e.sentence is not None else ""
+        lines.append(f"Meaning: similarity {e.dense:.3f} between the question and the passage{sentence}{rank}.")
     if e.bm25 is not None:
         if why.terms:
             found = "; ".join(f"“{t.word}” as {t.term} ({t.analysis}) {t.bm25:.2f}" for t in why.terms)

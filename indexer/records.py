@@ -63,6 +63,7 @@ class Evidence:
 
     fused: float  # the mode's ranking score (min-max normalised per query in hybrid)
     dense: float | None = None  # cosine of the question's and the passage's vectors
+    sentence: float | None = None  # cosine of the question's and the passage's closest sentence's (when stored)
     bm25: float | None = None  # the passage's BM25 score
     lang_weight: float | None = None  # how much BM25 counts for the passage's language (hybrid; × coverage)
     coverage: float | None = None  # share of the query's words found anywhere in the collection

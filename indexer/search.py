@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import calibration, facet_counts, fusion, recency, similar, story_search
+from . import best_sentence, calibration, facet_counts, fusion, recency, similar, story_search
 from .backends import Backends, open_backends
 from .embedding import Embedder, Encoder
 from .errors import ModelMismatchError, ModelNotFoundError, QueryError
@@ -39,8 +39,8 @@ __all__ = ["MAX_K", "MAX_QUERY_CHARS", "MODES", "IndexInfo", "SearchOptions", "S
 CANDIDATES = 100  # passages taken from each side before fusion
 #: the stages a search's time is broken into (``SearchResult.timings``), in the order they run
 STAGES = (
-    "filters", "embed", "dense", "lexical", "fusion", "grouping", "calibration", "highlights", "duplicates", "hits",
-    "stories",
+    "filters", "embed", "dense", "lexical", "sentences", "fusion", "grouping", "calibration", "highlights",
+    "duplicates", "hits", "stories",
 )  # fmt: skip
 
 
@@ -489,7 +489,10 @@ class Searcher:
             top, mean, spread = fusion.background(d_scores)
             dense = dict(zip(d_ids.tolist(), d_scores.tolist()))
             if mode == "dense":
-                return fusion.Fused(list(dense.items()), dense, dense_top=top, dense_background=mean,
+                sent = best_sentence.cosines(snap.store, qvec, list(dense), snap.manifest.model.dimension)
+                clock.mark("sentences")
+                order = fusion.by_score(fusion.with_sentences(dense, sent))
+                return fusion.Fused(order, dense, sent, dense_top=top, dense_background=mean,
                                     dense_spread=spread)  # fmt: skip
         assert lq is not None
         side = self.backends.lexical.scores(snap, lq.groups, n, filters, allowed, list(dense))
@@ -511,10 +514,14 @@ class Searcher:
                 lex[pid] = side.of.get(pid, 0.0)
         langs = snap.columns.langs_of(list(dense))
         lang_weights = {pid: fusion.language_weight(lq.probs, langs.get(pid), lq.scripts) for pid in dense}
-        fused = fusion.convex(dense, lex, {pid: cov * w for pid, w in lang_weights.items()})
         clock.mark("fusion")
-        return fusion.Fused(fused, dense, lex, lang_weights, coverage=cov, dense_top=top, dense_background=mean,
-                            dense_spread=spread, bm25_top=bm25_top)  # fmt: skip
+        sent = best_sentence.cosines(snap.store, qvec, list(dense), snap.manifest.model.dimension)
+        clock.mark("sentences")
+        similar = fusion.with_sentences(dense, sent)
+        fused = fusion.convex(similar, lex, {pid: cov * w for pid, w in lang_weights.items()})
+        clock.mark("fusion")
+        return fusion.Fused(fused, dense, sent, lex, lang_weights, coverage=cov, dense_top=top,
+                            dense_background=mean, dense_spread=spread, bm25_top=bm25_top)  # fmt: skip
 
     def _hits(
         self,

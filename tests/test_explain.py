@@ -18,6 +18,7 @@ import indexer
 from indexer import Searcher, SearchOptions, build, calibration, page
 from indexer.analysis import analyze, words
 from indexer.cli_output import explanation_text, print_hits
+from indexer.fusion import SENTENCE_WEIGHT
 from indexer.highlight import term_spans
 from indexer.query import term_origins
 from indexer.records import Evidence, Explanation, Hit, TermMatch
@@ -58,8 +59,12 @@ def test_explain_gives_each_hit_the_evidence_of_the_sides_its_mode_uses(sample, 
         assert (e.dense is None) == (mode == "bm25") and (why.dense_rank is None) == (mode == "bm25")
         assert (e.bm25 is None) == (mode == "dense") and (e.coverage is None) == (mode == "dense")
         assert (e.lang_weight is None) == (mode != "hybrid")
-        if mode != "hybrid":  # a single side: its raw score is the ranking score
-            assert e.fused == pytest.approx(e.dense if mode == "dense" else e.bm25)
+        assert (e.sentence is None) == (mode == "bm25")  # the fake encoder pools sentences, as ONNX does
+        if mode == "dense":  # a single side: its raw evidence is the ranking score
+            assert e.sentence is not None
+            assert e.fused == pytest.approx((1 - SENTENCE_WEIGHT) * e.dense + SENTENCE_WEIGHT * e.sentence)
+        if mode == "bm25":
+            assert e.fused == pytest.approx(e.bm25)
     first = res.hits[0].explanation
     assert first is not None
     if mode == "dense":
