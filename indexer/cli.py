@@ -11,6 +11,8 @@ import click
 
 from . import __version__, terminal
 from .cli_alerts import alerts as alerts_commands
+from .cli_options import index_dir as _index_dir
+from .cli_options import index_option as _index_option
 from .cli_output import ProgressBar, print_counts, print_hits, print_merge, print_report, print_similar, print_sync
 from .errors import IndexerError, QueryError
 from .settings import BACKENDS, MAX_K, MODES
@@ -50,20 +52,6 @@ def main() -> None:
     """
 
 
-def _index_option(f: Any) -> Any:
-    return click.option(
-        "--index",
-        "index_dir",
-        type=click.Path(path_type=Path, file_okay=False),
-        default=None,
-        help="Index directory (default: data/index, or $INDEXER_INDEX).",
-    )(f)
-
-
-def _index_dir(value: Path | None) -> Path:
-    from .paths import default_index_dir
-
-    return value or default_index_dir()
 
 
 def _read_options(f: Any) -> Any:

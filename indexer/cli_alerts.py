@@ -9,25 +9,13 @@ from typing import Any
 import click
 
 from . import terminal
+from .cli_options import index_dir as _index_dir
+from .cli_options import index_option as _index_option
 from .settings import MODES
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def _index_option(f: Any) -> Any:
-    return click.option(
-        "--index",
-        "index_dir",
-        type=click.Path(path_type=Path, file_okay=False),
-        default=None,
-        help="Index directory (default: data/index, or $INDEXER_INDEX).",
-    )(f)
-
-
-def _index_dir(value: Path | None) -> Path:
-    from .paths import default_index_dir
-
-    return value or default_index_dir()
 
 
 @click.group(context_settings=CONTEXT)
