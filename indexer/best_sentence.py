@@ -18,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-_HEAD = 4  # int32 sentence count, then int32 spans, then float16 vectors (highlight.pack_sentences)
+from .highlight import sentence_vector_bytes
 
 
 class SentenceBlobs(Protocol):
@@ -42,15 +42,12 @@ def cosines(store: SentenceBlobs, qvec: np.ndarray, pids: Sequence[int], dim: in
     counts: list[int] = []
     parts: list[bytes] = []
     for pid, blob in blobs.items():
-        if len(blob) < _HEAD:
-            continue
-        n = int(np.frombuffer(blob[:_HEAD], dtype="<i4")[0])
-        start = _HEAD + 8 * n
-        if n <= 0 or len(blob) != start + 2 * n * dim:
+        found = sentence_vector_bytes(blob, dim)
+        if found is None:
             continue
         owners.append(pid)
-        counts.append(n)
-        parts.append(blob[start:])
+        counts.append(found[0])
+        parts.append(found[1])
     if not owners:
         return {}
     vecs = np.frombuffer(b"".join(parts), dtype="<f2").reshape(-1, dim).astype(np.float32)

@@ -35,12 +35,26 @@ def pack_sentences(spans: list[tuple[int, int]], vecs: np.ndarray) -> bytes:
     return head + np.asarray(spans, dtype="<i4").reshape(-1, 2).tobytes() + np.asarray(vecs, dtype="<f2").tobytes()
 
 
+_BLOB_HEAD = 4  # int32 sentence count, then int32 (start, end) spans, then float16 vectors
+
+
 def unpack_sentences(blob: bytes, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """A blob of ``pack_sentences`` back as (spans, float32 vectors)."""
-    n = int(np.frombuffer(blob[:4], dtype="<i4")[0])
-    spans = np.frombuffer(blob[4 : 4 + 8 * n], dtype="<i4").reshape(n, 2)
-    vecs = np.frombuffer(blob[4 + 8 * n :], dtype="<f2").reshape(n, dim).astype(np.float32)
+    n = int(np.frombuffer(blob[:_BLOB_HEAD], dtype="<i4")[0])
+    spans = np.frombuffer(blob[_BLOB_HEAD : _BLOB_HEAD + 8 * n], dtype="<i4").reshape(n, 2)
+    vecs = np.frombuffer(blob[_BLOB_HEAD + 8 * n :], dtype="<f2").reshape(n, dim).astype(np.float32)
     return spans, vecs
+
+
+def sentence_vector_bytes(blob: bytes, dim: int) -> tuple[int, bytes] | None:
+    """A blob's sentence count and its raw float16 vectors; None when it is no well-formed blob of ``dim``."""
+    if len(blob) < _BLOB_HEAD:
+        return None
+    n = int(np.frombuffer(blob[:_BLOB_HEAD], dtype="<i4")[0])
+    start = _BLOB_HEAD + 8 * n
+    if n <= 0 or len(blob) != start + 2 * n * dim:
+        return None
+    return n, blob[start:]
 
 
 class Highlighter:
