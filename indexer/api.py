@@ -4,8 +4,8 @@ A thin shell like the CLI: each endpoint parses its parameters, calls the librar
 ``Searcher`` (shared by every request, following new versions as the page does) and
 returns what the library gives — a search is ``SearchResult.to_json()``, the line
 ``indexer search --json`` prints. Errors are the CLI's one-line messages in
-``{"error": "..."}``: 400 for a bad request, 404 for an unknown article or endpoint,
-501 for what this version cannot do yet, 503 when the index cannot be searched, 500
+``{"error": "..."}``: 400 for a bad request, 404 for an unknown article, story or endpoint,
+503 when the index cannot be searched, 500
 (and the traceback in the server's log only) for a bug.
 """
 
@@ -53,7 +53,6 @@ from .story_search import GROUPS, StoryNotFoundError, parse_story_id
 __all__ = [
     "ApiServer",
     "ArticleNotFoundError",
-    "NotAvailableError",
     "ServeError",
     "ServeSettings",
     "app_from_env",
@@ -89,16 +88,11 @@ class ArticleNotFoundError(IndexerError):
         )
 
 
-class NotAvailableError(IndexerError):
-    """What this version of indexer does not do yet (HTTP 501): said, never imitated."""
-
-
 _STATUS: tuple[tuple[type[IndexerError], int], ...] = (
     (QueryError, 400),
     (ArticleNotFoundError, 404),
     (UnknownArticleError, 404),
     (StoryNotFoundError, 404),
-    (NotAvailableError, 501),
     # the index cannot answer now; the message names the command that fixes it
     (IndexNotFoundError, 503),
     (IndexCorruptError, 503),
@@ -260,7 +254,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         "the fix, e.g. `indexer build`",
     },
     # "default" also keeps FastAPI from documenting a 422 this API never sends
-    "default": {"model": ErrorBody, "description": "Any other error (404, 405, 500, 501), in the same format"},
+    "default": {"model": ErrorBody, "description": "Any other error (404, 405, 500), in the same format"},
 }
 
 
@@ -329,7 +323,7 @@ def create_app(
         version=__version__,
         summary="Multilingual semantic search over an article collection.",
         description="The JSON API of `indexer serve`. Searches return exactly what `indexer search --json` prints; "
-        'every error is `{"error": "one line naming the fix"}` with status 400, 404, 501 or 503. Responses that '
+        'every error is `{"error": "one line naming the fix"}` with status 400, 404 or 503. Responses that '
         f"come from the index carry `{VERSION_HEADER}`: the version that answered.",
         default_response_class=_JSON,
         lifespan=lifespan,
