@@ -277,23 +277,16 @@ if facets.dates and counts.dates.buckets:
 # --------------------------------------------------------------- downloads
 if hits:
     wanted = export.export_options(state.options())
-    left, right = st.columns(2)
-    left.download_button(
-        "Download results (CSV)",
-        data=lambda: export.to_csv([searcher.search(state.query, wanted)]),
-        file_name=page_desk.download_name(state.query, "csv"),
-        mime="text/csv",
-        on_click="ignore",
-        width="stretch",
-    )
-    right.download_button(
-        "Download results (JSON lines)",
-        data=lambda: export.to_jsonl([searcher.search(state.query, wanted)]),
-        file_name=page_desk.download_name(state.query, "jsonl"),
-        mime="application/jsonl",
-        on_click="ignore",
-        width="stretch",
-    )
+    formats = (("CSV", export.to_csv, "csv", "text/csv"), ("JSON lines", export.to_jsonl, "jsonl", "application/jsonl"))
+    for column, (label, write, ext, mime) in zip(st.columns(2), formats):
+        column.download_button(
+            f"Download results ({label})",
+            data=lambda write=write: write([searcher.search(state.query, wanted)]),  # made when clicked
+            file_name=page_desk.download_name(state.query, ext),
+            mime=mime,
+            on_click="ignore",
+            width="stretch",
+        )
     st.caption(page_desk.DOWNLOAD_NOTE)
 
 if not hits:
