@@ -243,8 +243,9 @@ def load_sentence_transformer(model: ResolvedModel, backend: str) -> Any:
         # threads otherwise compete with ORT's for the same cores (measured -15%).
         torch.set_num_threads(1)
         folder = onnx_export(model)
-        file_name = "onnx/model.onnx" if backend == "onnx" else f"onnx/model_qint8_{quantization_config()}.onnx"
-        return SentenceTransformer(str(folder), backend="onnx", model_kwargs={"file_name": file_name}, **common)
+        return SentenceTransformer(
+            str(folder), backend="onnx", model_kwargs={"file_name": onnx_file(backend)}, **common
+        )
     except (OSError, ValueError) as exc:
         raise ModelNotFoundError(f"cannot load model {model.name!r} from {model.path}: {exc}") from exc
 

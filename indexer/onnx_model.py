@@ -73,9 +73,18 @@ def quiet_transformers() -> None:
         pass
 
 
+def int8_suffix() -> str:
+    """The int8 file's suffix, named by us rather than by the library.
+
+    sentence-transformers names the file after the preset's weight type, which is uint8 for avx2
+    ("model_quint8_avx2.onnx"): a name assumed from another CPU's preset is not found on an AVX2-only machine.
+    """
+    return f"qint8_{quantization_config()}"
+
+
 def onnx_file(backend: str) -> str:
     """The ONNX file of a backend inside an export folder."""
-    return "onnx/model.onnx" if backend == "onnx" else f"onnx/model_qint8_{quantization_config()}.onnx"
+    return "onnx/model.onnx" if backend == "onnx" else f"onnx/model_{int8_suffix()}.onnx"
 
 
 class OrtRunner:
@@ -192,7 +201,7 @@ def onnx_export(model: ResolvedModel) -> Path:
     digest = model.fingerprint.split(":")[-1][:16]
     cfg = quantization_config()
     target = cache_dir() / "onnx" / f"{slug}-{digest}-v{ONNX_EXPORT_VERSION}"
-    int8 = target / "onnx" / f"model_qint8_{cfg}.onnx"
+    int8 = target / onnx_file("int8")
     if int8.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -208,7 +217,7 @@ def onnx_export(model: ResolvedModel) -> Path:
                 str(model.path), backend="onnx", device="cpu", processor_kwargs={"fix_mistral_regex": False}
             )
             st.save_pretrained(str(tmp))
-            export_dynamic_quantized_onnx_model(st, cfg, str(tmp))
+            export_dynamic_quantized_onnx_model(st, cfg, str(tmp), file_suffix=int8_suffix())
             # save_pretrained re-serialises the tokenizer; keep the source's exact files
             for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
                 if (model.path / name).exists():
