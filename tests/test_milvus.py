@@ -216,7 +216,9 @@ def test_build_syncs_and_dense_search_equals_faiss(tmp_path, lite, fake_encoder,
             a, b = faiss.search(q, opts).hits, milvus.search(q, opts).hits
             assert len(a) == 10
             same_hits(a, b)
-            assert [h.to_json() for h in a] == [h.to_json() for h in b]  # same results format, highlights included
+            # same results format, highlights included; the score only within same_hits' tolerance: Milvus
+            # returns float32 cosines, and a calibrated score can round either side of its last digit
+            assert [{**h.to_json(), "score": None} for h in a] == [{**h.to_json(), "score": None} for h in b]
     finally:
         milvus.close()
 
