@@ -375,6 +375,8 @@ def sentence_cost(index: Path, questions: list[str], n: int) -> dict[str, Any]:
             for i, q in enumerate(asked):
                 for arm in ("without", "with") if i % 2 else ("with", "without"):
                     best_sentence.cosines = without if arm == "without" else shipped  # type: ignore[assignment]
+                    # a question keeps its passages' cosines (question.py): each arm reads its own
+                    searcher._questions.clear()
                     t = time.perf_counter()
                     res = searcher.search(q, options(mode, Filters()))
                     walls[arm].append((time.perf_counter() - t) * 1000)

@@ -115,6 +115,10 @@ class FaissDense:
     def __init__(self) -> None:
         # FAISS selectors of the last filters' allowed ids per segment, and of each segment's deletions
         self._selectors: OrderedDict[tuple[str, int], tuple[np.ndarray, Any]] = OrderedDict()
+        # each segment's last re-scored lists: (its FAISS index, the ids the search was limited by
+        # or excluded, scores, ids) by (index, those ids, query vector, depth); see ``_rescore``
+        self._rescored: OrderedDict[tuple[int, int, bytes, int], tuple[Any, np.ndarray, np.ndarray, np.ndarray]]
+        self._rescored = OrderedDict()
         self._lock = threading.Lock()
 
     def _selector(self, segment: str, ids: np.ndarray, *, exclude: bool = False) -> Any:
@@ -147,17 +151,18 @@ class FaissDense:
                         continue
                     part = allowed if (a, b) == (0, len(allowed)) else snap.slice_of(allowed, seg.info.name, a, b)
                     sel = self._selector(seg.info.name, part)
-                    scores, ids = vectors.search(seg.vectors, qvec, max(n, depth), part, sel=sel)
+                    limit, limited = part, part
                 else:
                     dead = snap.dead_ids(seg)
                     if len(dead) >= seg.info.passages:
                         continue
                     sel = self._selector(seg.info.name, dead, exclude=True) if len(dead) else None
-                    scores, ids = vectors.search(seg.vectors, qvec, max(n, depth), None, sel=sel)
-                if depth and len(ids):
-                    exact = seg.store.vectors(ids.tolist(), len(qvec)) @ np.asarray(qvec, np.float32)
-                    top = np.argsort(-exact, kind="stable")[:n]
-                    scores, ids = exact[top].astype(np.float32), ids[top]
+                    limit, limited = dead, None
+                if depth:
+                    scores, ids = self._rescore(seg, qvec, max(n, depth), limit, limited, sel)
+                    scores, ids = scores[:n], ids[:n]
+                else:
+                    scores, ids = vectors.search(seg.vectors, qvec, n, limited, sel=sel)
                 found_s.append(scores)
                 found_i.append(ids)
         if not found_s:
@@ -167,6 +172,31 @@ class FaissDense:
         scores, ids = np.concatenate(found_s), np.concatenate(found_i)
         top = np.argsort(-scores, kind="stable")[:n]  # ties keep FAISS's order, older segments first
         return scores[top].astype(np.float32), ids[top]
+
+    def _rescore(
+        self, seg: Any, qvec: np.ndarray, k: int, limit: np.ndarray, limited: np.ndarray | None, sel: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best by code, re-scored with the exact vectors, best first (stable: FAISS's order on ties).
+
+        Any ``n`` up to the re-scoring depth asks FAISS for the same ``k``, so a question's
+        search (100 deep) and its facet counts (500 deep) under the same filters share one
+        search and one read of the vectors: the shorter list is the longer one's head.
+        """
+        key = (id(seg.vectors), id(limit), qvec.tobytes(), k)
+        with self._lock:
+            kept = self._rescored.get(key)
+        if kept is not None and kept[0] is seg.vectors and kept[1] is limit:
+            return kept[2], kept[3]
+        scores, ids = vectors.search(seg.vectors, qvec, k, limited, sel=sel)
+        if len(ids):
+            exact = seg.store.vectors(ids.tolist(), len(qvec)) @ np.asarray(qvec, np.float32)
+            top = np.argsort(-exact, kind="stable")
+            scores, ids = exact[top].astype(np.float32), ids[top]
+        with self._lock:
+            self._rescored[key] = (seg.vectors, limit, scores, ids)
+            while len(self._rescored) > 32:  # a few questions × filter sets × segments
+                self._rescored.popitem(last=False)
+        return scores, ids
 
 
 class LocalLexical:

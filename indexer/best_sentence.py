@@ -29,15 +29,20 @@ class SentenceBlobs(Protocol):
         ...
 
 
-def cosines(store: SentenceBlobs, qvec: np.ndarray, pids: Sequence[int], dim: int) -> dict[int, float]:
+def cosines(
+    store: SentenceBlobs, qvec: np.ndarray, pids: Sequence[int], dim: int, *, keep: dict[int, bytes] | None = None
+) -> dict[int, float]:
     """For each of ``pids`` with stored sentence vectors, its best sentence's cosine to ``qvec`` (a unit vector).
 
     A passage without them (an index built by a backend that cannot pool sentences, or a
     blob of another dimension) is left out: it is judged on its passage vector alone.
+    ``keep`` receives the blobs read, for the highlights of the same search (no second read).
     """
     if not pids:
         return {}
     blobs = store.sentence_blobs(list(pids))
+    if keep is not None:
+        keep.update(blobs)
     owners: list[int] = []
     counts: list[int] = []
     parts: list[bytes] = []
@@ -51,7 +56,9 @@ def cosines(store: SentenceBlobs, qvec: np.ndarray, pids: Sequence[int], dim: in
     if not owners:
         return {}
     vecs = np.frombuffer(b"".join(parts), dtype="<f2").reshape(-1, dim).astype(np.float32)
-    sims = vecs @ np.asarray(qvec, dtype=np.float32)
+    # row by row, not a BLAS matrix-vector product: that one's rounding depends on which rows
+    # are read together, and a question's rankings share these cosines (question.py)
+    sims = np.einsum("ij,j->i", vecs, np.asarray(qvec, dtype=np.float32))
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     best = np.maximum.reduceat(sims, starts)
     return dict(zip(owners, best.astype(np.float64).tolist()))

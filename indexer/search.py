@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import best_sentence, calibration, facet_counts, fusion, recency, similar, story_search
+from . import calibration, facet_counts, fusion, recency, similar, story_search
 from .backends import Backends, open_backends
 from .embedding import Embedder, Encoder
 from .errors import ModelMismatchError, ModelNotFoundError, QueryError
@@ -28,6 +28,7 @@ from .query import (
     matched_share,
     matched_terms,
 )
+from .question import Question, QuestionCache
 from .records import Article, Evidence, Explanation, Hit
 from .settings import MAX_K, MODES
 from .store import DB_FILE, ArticleKey
@@ -171,6 +172,8 @@ class Searcher:
         self._model_arg = model
         self._backend = backend
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
+        # a question's reads, shared by its search, its pages and its facet counts (question.py)
+        self._questions = QuestionCache()
         self._highlighter: Highlighter | None = None
         self._qlock = threading.Lock()
         self._similar = similar.SimilarCache()
@@ -239,6 +242,7 @@ class Searcher:
             self._encoder = None  # rebuilt with another model: load that one
             self._highlighter = None
             self._qcache.clear()
+            self._questions.clear()
         self._snap = snap
 
     def _start_warmer(self) -> None:
@@ -353,11 +357,9 @@ class Searcher:
         text, _ = clean_query(query)
         filters = options.filters.normalized() if options.filters else options.filters
         allowed = snap.allowed(filters) if filters else None
-        if qvec is None and options.mode != "bm25":
-            qvec = self.query_vector(text)
-        if lq is None and options.mode != "dense":
-            lq = lexical_query(text, snap)
-        ranked = self._rank(snap, options.mode, qvec, lq, depth, filters, allowed, _Clock())
+        question = self._ask(snap, text, options.mode, _Clock(), qvec=qvec, lq=lq)
+        lq = question.inputs(options.mode)[1]
+        ranked = self._rank(snap, options.mode, question, depth, filters, allowed, _Clock())
         grouped = _group(snap, ranked.order, options.per_article)
         if among is not None:
             grouped = [g for g in grouped if g[0] in among]
@@ -377,16 +379,15 @@ class Searcher:
         filters = self._check_filters(snap, options.filters)
         allowed = snap.allowed(filters) if filters else None
         clock.mark("filters")
-        qvec = self.query_vector(text) if options.mode != "bm25" else None
-        clock.mark("embed")
-        lq = lexical_query(text, snap) if options.mode != "dense" else None
-        clock.mark("lexical")
+        question = self._ask(snap, text, options.mode, clock)
+        qvec, lq = question.inputs(options.mode)
+        kept: dict[int, bytes] = {}  # the candidates' sentence blobs: the page's highlights read them
         need = options.offset + options.k
         total = snap.ntotal if allowed is None else len(allowed)
         n = min(total, max(CANDIDATES, need * options.per_article * 3))
         fresh: dict[int, float] = {}  # passage → its freshness factor, with recency
         while True:
-            ranked = self._rank(snap, options.mode, qvec, lq, n, filters, allowed, clock)
+            ranked = self._rank(snap, options.mode, question, n, filters, allowed, clock, keep=kept)
             if options.recency is not None:
                 now = recency.reference_day(snap.columns)
                 order, fresh = recency.reorder(snap.columns, ranked.order, options.recency, now)
@@ -414,7 +415,7 @@ class Searcher:
         terms = lq.terms if lq is not None and options.highlight else []
         scored = lq.scored_terms if lq is not None and options.highlight else []
         hits = self._hits(snap, page, scores, ranked, qvec if options.highlight else None, terms, scored, clock,
-                          offset=options.offset)  # fmt: skip
+                          offset=options.offset, kept=kept)  # fmt: skip
         if options.explain:
             hits = self._explain(snap, hits, page, evidence, ranked, lq, text, cal)
         if fresh:  # the explanation keeps the calibrated relevance; the score is it times freshness
@@ -438,9 +439,8 @@ class Searcher:
         snap = self.snapshot()
         options = options or SearchOptions()
         text, _ = clean_query(query)
-        qvec = self.query_vector(text) if options.mode != "bm25" else None
-        lq = lexical_query(text, snap) if options.mode != "dense" else None
         clock = _Clock()
+        question = self._ask(snap, text, options.mode, clock)
 
         def rank(filters: Filters) -> list[int]:
             f = self._check_filters(snap, filters)
@@ -448,9 +448,37 @@ class Searcher:
             n = min(depth, snap.ntotal if allowed is None else len(allowed))
             if n <= 0:
                 return []
-            return [pid for pid, _ in self._rank(snap, options.mode, qvec, lq, n, f, allowed, clock).order]
+            return [pid for pid, _ in self._rank(snap, options.mode, question, n, f, allowed, clock).order]
 
         return facet_counts.count(snap.columns, self._check_filters(snap, options.filters), rank, depth)
+
+    def _ask(
+        self,
+        snap: Snapshot,
+        text: str,
+        mode: str,
+        clock: _Clock,
+        *,
+        qvec: np.ndarray | None = None,
+        lq: LexicalQuery | None = None,
+    ) -> Question:
+        """The question ``text`` (cleaned) of ``snap`` with what ``mode`` needs: kept, unless the caller brings its own.
+
+        A caller's vector or analysis (the percolator's, kept from another build) makes a
+        question of its own, shared with no other call.
+        """
+        if qvec is None and lq is None:
+            question = self._questions.get(snap, text)
+        else:
+            question = Question(text, snap.manifest.model.dimension)
+            question.qvec, question.lq = qvec, lq
+        if mode != "bm25" and question.qvec is None:
+            question.qvec = self.query_vector(text)
+        clock.mark("embed")
+        if mode != "dense" and question.lq is None:
+            question.lq = lexical_query(text, snap)
+        clock.mark("lexical")
+        return question
 
     def _check_filters(self, snap: Snapshot, filters: Filters) -> Filters:
         if not filters:
@@ -472,14 +500,20 @@ class Searcher:
         self,
         snap: Snapshot,
         mode: str,
-        qvec: np.ndarray | None,
-        lq: LexicalQuery | None,
+        question: Question,
         n: int,
         filters: Filters,
         allowed: np.ndarray | None,
         clock: _Clock,
+        *,
+        keep: dict[int, bytes] | None = None,
     ) -> fusion.Fused:
-        """Passages ranked by the mode's scores (best first), at least ``n`` deep when available."""
+        """Passages ranked by the mode's scores (best first), at least ``n`` deep when available.
+
+        What the question's other rankings read of a candidate is not read again; ``keep``
+        receives the sentence blobs this one reads (for the highlights).
+        """
+        qvec, lq = question.inputs(mode)
         dense: dict[int, float] = {}
         top = mean = spread = None
         if mode != "bm25":
@@ -489,7 +523,7 @@ class Searcher:
             top, mean, spread = fusion.background(d_scores)
             dense = dict(zip(d_ids.tolist(), d_scores.tolist()))
             if mode == "dense":
-                sent = best_sentence.cosines(snap.store, qvec, list(dense), snap.manifest.model.dimension)
+                sent = question.sentence_cosines(snap.store, list(dense), keep=keep)
                 clock.mark("sentences")
                 order = fusion.by_score(fusion.with_sentences(dense, sent))
                 return fusion.Fused(order, dense, sent, dense_top=top, dense_background=mean,
@@ -507,15 +541,16 @@ class Searcher:
         # every candidate needs both scores: the dense side for lexical-only ones, and back
         only_lex = [pid for pid in lex if pid not in dense]
         if only_lex:
-            vecs = snap.store.vectors(only_lex, snap.manifest.model.dimension)
-            dense.update(zip(only_lex, (vecs @ qvec).tolist()))
+            dense.update(question.stored_cosines(snap.store, only_lex))
         for pid in dense:
             if pid not in lex:
                 lex[pid] = side.of.get(pid, 0.0)
         langs = snap.columns.langs_of(list(dense))
-        lang_weights = {pid: fusion.language_weight(lq.probs, langs.get(pid), lq.scripts) for pid in dense}
+        # a weight depends on the passage's language alone: one call per language, not per passage
+        per_lang = {lang: fusion.language_weight(lq.probs, lang, lq.scripts) for lang in {langs.get(p) for p in dense}}
+        lang_weights = {pid: per_lang[langs.get(pid)] for pid in dense}
         clock.mark("fusion")
-        sent = best_sentence.cosines(snap.store, qvec, list(dense), snap.manifest.model.dimension)
+        sent = question.sentence_cosines(snap.store, list(dense), keep=keep)
         clock.mark("sentences")
         similar = fusion.with_sentences(dense, sent)
         fused = fusion.convex(similar, lex, {pid: cov * w for pid, w in lang_weights.items()})
@@ -535,14 +570,17 @@ class Searcher:
         clock: _Clock,
         *,
         offset: int,
+        kept: dict[int, bytes],
     ) -> list[Hit]:
+        """The page's hits; ``kept`` holds sentence blobs the search's rankings read (the rest are read here)."""
         rows = snap.store.passages([pid for pid, _, _ in page])
         if qvec is None and not terms:
             spans: list[list[tuple[int, int]]] = [[] for _ in page]
             words: list[list[tuple[int, int]]] = [[] for _ in page]
         else:
             passages = [(rows[p].text, rows[p].start, rows[p].lang) for p, _, _ in page]
-            blobs = snap.store.sentence_blobs([p for p, _, _ in page])
+            missing = [p for p, _, _ in page if p not in kept]
+            blobs = {**kept, **snap.store.sentence_blobs(missing)} if missing else kept
             dim = snap.manifest.model.dimension
             stored = [unpack_sentences(blobs[p], dim) if p in blobs else None for p, _, _ in page]
             spans = self.highlighter().best(qvec, terms, passages, stored)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+import altair as alt
 import pytest
 
 from indexer import page, page_desk, page_stories, page_timeline
@@ -73,6 +74,17 @@ def test_bars_inside_the_date_filter_are_flagged_and_labelled():
 def test_the_chart_carries_both_selections():
     spec = page_timeline.chart(MONTHS, None, None).to_dict()
     assert {p["name"] for p in spec["params"]} == {page_timeline.PICK, page_timeline.SPAN}
+
+
+def test_each_chart_is_its_own_data_on_the_kept_template():
+    """The encodings are made once (Altair validates them as made); a chart's data never leaks into another."""
+    first = page_timeline.chart(MONTHS, "2024-02-15", None).to_dict()
+    other = page_timeline.chart(DateHistogram("day", [DateBucket("2024-05-01", "2024-05-01", 9)]), None, None)
+    assert other.to_dict()["datasets"] != first["datasets"]
+    assert page_timeline.chart(MONTHS, "2024-02-15", None).to_dict() == first
+    assert page_timeline._bars().data is alt.Undefined
+    inside = [r["inside"] for r in next(iter(first["datasets"].values()))]
+    assert inside == [False, True, True]
 
 
 def member(row: int, day: str | None, lang: str, source: str, title: str = "") -> ArticleMeta:

@@ -348,6 +348,40 @@ def test_pq_codes_are_rescored_exactly_with_the_stored_vectors(tmp_path, fake_en
         snap.close()
 
 
+def test_a_shorter_search_after_a_deeper_one_is_its_head_read_once(tmp_path, fake_encoder, fake_model, monkeypatch):
+    """A question's search (100 deep) and its facet counts (500) ask FAISS for the same re-scoring depth."""
+    src, index = tmp_path / "src", tmp_path / "index"
+    write_articles(src, 0, 1000)
+    run(src, index, fake_encoder, fake_model, faiss="IVF16,PQ32x4fs")
+    snap = IndexDir(index).open()
+    try:
+        from indexer.backends import FaissDense
+
+        ids, x = live_vectors(snap)
+        depth = vectors.IndexPolicy().rerank
+        lang = Filters(langs=(snap.facets.langs[0],))
+        allowed = snap.allowed(lang)
+        reads: list[int] = []
+        for seg in snap.segments:
+            read = seg.store.vectors
+            monkeypatch.setattr(seg.store, "vectors", lambda i, d, read=read: reads.extend(i) or read(i, d))
+        dense = FaissDense()
+        rng = np.random.default_rng(9)
+        for row in rng.choice(len(ids), 5, replace=False):
+            q = x[row] / np.linalg.norm(x[row])
+            for f, a in ((Filters(), None), (lang, allowed)):
+                before = len(reads)
+                deep = dense.search(snap, q, depth, f, a)
+                short = dense.search(snap, q, 10, f, a)
+                alone = FaissDense().search(snap, q, 10, f, a)
+                assert np.array_equal(short[0], alone[0]) and np.array_equal(short[1], alone[1])
+                assert np.array_equal(short[1], deep[1][:10]) and np.array_equal(short[0], deep[0][:10])
+                # the deeper search read the vectors, the shorter none; the fresh searcher its own
+                assert len(reads) - before == 2 * len(set(reads[before:]))
+    finally:
+        snap.close()
+
+
 def test_rescoring_lifts_pq_recall_on_clustered_data():
     x = clustered(8000, dim=48, clusters=60, seed=4)
     ids = np.arange(8000, dtype=np.int64)
