@@ -35,10 +35,8 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,13 +45,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import synth_archive as sa  # noqa: E402
-from updates import ADDED, Archive  # noqa: E402
+from synth_updates import ADDED, Synthetic, WorkFolder  # noqa: E402
 
 import indexer  # noqa: E402
 from indexer import alerts  # noqa: E402
-from indexer.build import BuildSettings, build  # noqa: E402
-from indexer.models import resolve  # noqa: E402
+from indexer.build import BuildSettings  # noqa: E402
 from indexer.percolate import options  # noqa: E402
 from indexer.search import Searcher  # noqa: E402
 
@@ -84,15 +80,12 @@ def run_size(n: int, work: Path, args: argparse.Namespace) -> Size:
     out = Size()
     t0 = time.perf_counter()
     reserve = ADDED * (args.repeat + 1)
-    archive, mixture = Archive.generate(n, work / "sources", seed=args.seed, reserve=reserve, shape=args.shape)
-    encoder = sa.SynthEncoder(mixture)
-    encoder.story_of = archive.story_of
-    model = resolve()
+    synthetic = Synthetic.generate(n, work / "sources", seed=args.seed, reserve=reserve, shape=args.shape)
+    archive, encoder = synthetic.archive, synthetic.encoder
     index = work / "index"
     log(f"~{n:,} passages: sources written in {time.perf_counter() - t0:.0f} s; building")
-    t = time.perf_counter()
-    rep = build([archive.folder], index, BuildSettings(full=True), encoder=encoder, model=model)
-    out.full_build, out.passages = time.perf_counter() - t, rep.passages
+    out.full_build, rep = synthetic.build(index, BuildSettings(full=True))
+    out.passages = rep.passages
     log(f"  full build: {rep.passages:,} passages in {out.full_build:.0f} s; saving {args.searches} searches")
     rng = random.Random(args.seed)
     queries = [archive.articles.record(i)["title"] for i in rng.sample(range(archive.n_base), args.searches)]
@@ -102,10 +95,8 @@ def run_size(n: int, work: Path, args: argparse.Namespace) -> Size:
     searcher = Searcher(index, encoder=encoder)
     try:
         for r in range(args.repeat + 1):
-            archive.add(f"added-{r:02d}")
-            t = time.perf_counter()
-            rep = build([archive.folder], index, BuildSettings(), encoder=encoder, model=model)
-            wall = time.perf_counter() - t
+            synthetic.edit("add", f"{r:02d}")
+            wall, rep = synthetic.build(index, BuildSettings())
             a = rep.alerts
             assert a is not None and not a.error, rep.warnings
             if r == 0:
@@ -143,19 +134,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--shape", type=Path, default=None, help=".npz of real e5 vectors' mean and root (synth_archive)")
     args = ap.parse_args()
-    base = args.work or Path(tempfile.mkdtemp(prefix="bench-alerts-"))
     sizes = [args.passages, args.passages * args.scale]
     print(f"# bench/alerts_cost.py — {args.searches} saved searches, updates of {ADDED} articles, {args.repeat} "
           f"runs per size, {os.cpu_count()} cores, indexer {indexer.__version__}")  # fmt: skip
     found: list[Size] = []
-    try:
+    with WorkFolder.of(args.work, "bench-alerts-", keep=args.keep) as folder:
         for n in sizes:
-            work = base / f"alerts-{n}"
-            shutil.rmtree(work, ignore_errors=True)
-            found.append(run_size(n, work, args))
-    finally:
-        if not args.keep:
-            shutil.rmtree(base, ignore_errors=True)
+            found.append(run_size(n, folder.fresh(f"alerts-{n}"), args))
     print()
     print("| archive | full build | new passages | searches ranked | percolation (all searches) | per search | "
           "as full searches | full / percolation | share of the build | first update |")  # fmt: skip

@@ -34,28 +34,24 @@ import argparse
 import contextlib
 import math
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import synth_archive as sa  # noqa: E402
-from updates import ADDED, UPDATE_KINDS, Archive  # noqa: E402
+from synth_updates import ADDED, UPDATE_KINDS, Synthetic, WorkFolder  # noqa: E402
 
 import indexer  # noqa: E402
 from indexer import story_versions  # noqa: E402
-from indexer.build import BuildReport, BuildSettings, build  # noqa: E402
+from indexer.build import BuildReport, BuildSettings  # noqa: E402
 from indexer.index import IndexDir  # noqa: E402
-from indexer.models import resolve  # noqa: E402
 from indexer.stories import IndexArchive, cluster  # noqa: E402
 
 
@@ -102,18 +98,10 @@ class Size:
 class Run:
     """Both indexes of one archive, built step by step from the same sources."""
 
-    def __init__(self, archive: Archive, mixture: Any, work: Path) -> None:
-        self.archive = archive
-        self.encoder = sa.SynthEncoder(mixture)
-        self.encoder.story_of = archive.story_of
-        self.model = resolve()
+    def __init__(self, synthetic: Synthetic, work: Path) -> None:
+        self.synthetic = synthetic
         self.with_dir, self.without_dir = work / "with-stories", work / "without-stories"
         self.turn = 0
-
-    def _build(self, index: Path, settings: BuildSettings) -> tuple[float, BuildReport]:
-        t0 = time.perf_counter()
-        rep = build([self.archive.folder], index, settings, encoder=self.encoder, model=self.model)
-        return time.perf_counter() - t0, rep
 
     def step(self, kind: str, settings: BuildSettings) -> Pair:
         order = ["with", "without"] if self.turn % 2 == 0 else ["without", "with"]
@@ -122,22 +110,14 @@ class Run:
         report = None
         for which in order:
             if which == "with":
-                took[which], report = self._build(self.with_dir, settings)
+                took[which], report = self.synthetic.build(self.with_dir, settings)
             else:
                 with without_stories():
-                    took[which], _ = self._build(self.without_dir, settings)
+                    took[which], _ = self.synthetic.build(self.without_dir, settings)
         assert report is not None
         log(f"{kind}: {took['with']:.2f} s with stories ({report.story_seconds:.3f} s of them), "
             f"{took['without']:.2f} s without; {report.stories} stories")  # fmt: skip
         return Pair(kind, took["with"], took["without"], report)
-
-    def edit(self, kind: str, run: str) -> None:
-        if kind == "add":
-            self.archive.add(f"added-{run}")
-        elif kind == "change":
-            self.archive.change(f"correction {run}")
-        else:
-            self.archive.delete()
 
 
 def check(index: Path) -> str:
@@ -199,39 +179,31 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=11)
     args = ap.parse_args()
     counts = [int(x.replace("_", "")) for x in args.passages.split(",") if x.strip()]
-    base = args.work or Path(tempfile.mkdtemp(prefix="bench-story-builds-"))
-    base.mkdir(parents=True, exist_ok=True)
     print(f"# bench/story_builds.py — {', '.join(f'{n:,}' for n in counts)} passages, {args.repeat} rounds, "
           f"{os.cpu_count()} cores, indexer {indexer.__version__}")  # fmt: skip
     sizes: list[Size] = []
-    try:
+    with WorkFolder.of(args.work, "bench-story-builds-", keep=args.keep) as folder:
         for n in counts:
-            work = base / f"stories-{n}"
-            shutil.rmtree(work, ignore_errors=True)
+            work = folder.fresh(f"stories-{n}")
             if args.per_year:
                 sa.FIRST_YEAR = sa.LAST_YEAR + 1 - max(1, round(n / args.per_year))
             log(f"writing an archive of ~{n:,} passages, {sa.FIRST_YEAR}–{sa.LAST_YEAR}, to {work / 'sources'}")
-            archive, mixture = Archive.generate(n, work / "sources", seed=args.seed, reserve=ADDED * args.repeat,
-                                                shape=None)  # fmt: skip
-            run, size = Run(archive, mixture, work), Size(n, f"{sa.FIRST_YEAR}–{sa.LAST_YEAR}")
+            synthetic = Synthetic.generate(n, work / "sources", seed=args.seed, reserve=ADDED * args.repeat, shape=None)
+            run, size = Run(synthetic, work), Size(n, f"{sa.FIRST_YEAR}–{sa.LAST_YEAR}")
             for _ in range(args.full_repeat):  # the first build of a size finds its sources cold: both orders
                 size.steps.append(run.step("full", BuildSettings(full=True)))
             size.articles = size.steps[0].report.articles
             for r in range(args.repeat):
                 for kind in UPDATE_KINDS:
-                    run.edit(kind, f"{r + 1:02d}")
+                    synthetic.edit(kind, f"{r + 1:02d}")
                     size.steps.append(run.step(kind, BuildSettings()))
             print_size(size)
             print(f"\nwith stories: {check(run.with_dir)}")
             sys.stdout.flush()
             sizes.append(size)
-            if not args.keep:
-                shutil.rmtree(work, ignore_errors=True)
+            folder.done(work)
         if len(sizes) > 1:
             print_scaling(sizes)
-    finally:
-        if not args.keep and args.work is None:
-            shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -55,12 +55,9 @@ import math
 import numbers
 import os
 import pstats
-import random
 import resource
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -73,17 +70,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import synth_archive as sa  # noqa: E402
-from scale import Mixture  # noqa: E402
+from synth_updates import ADDED, UPDATE_KINDS, Synthetic, WorkFolder  # noqa: E402
 
 import indexer  # noqa: E402
-from indexer.build import BuildSettings, build  # noqa: E402
-from indexer.models import resolve  # noqa: E402
+from indexer.build import BuildSettings  # noqa: E402
 
-ADDED = 10  # articles per "add" step
 TARGET_UPDATE_S = 3.0  # add 10 / change 1 / delete 1, excluding embedding, at TARGET_SIZE on 2 cores
 TARGET_NO_CHANGE = 0.05  # of a full build's time
 TARGET_SIZE = 1_000_000
-UPDATE_KINDS = ("add", "change", "delete")
 SETTING_FIELDS = {f.name for f in dataclasses.fields(BuildSettings)}
 MB = 1e6
 
@@ -244,104 +238,12 @@ class ThreadedProfile:
         return st
 
 
-# ------------------------------------------------------------- archive
-@dataclass
-class Archive:
-    """A synthetic archive as JSONL files, and the edits the steps make to it."""
-
-    articles: sa.Articles
-    folder: Path
-    n_base: int  # articles written at first; those after it are kept for the "add" steps
-    story_of: dict[str, int]
-    picks: list[int] = field(default_factory=list)  # articles to change or delete, never the same twice
-    next_new: int = 0
-    files: int = 0  # JSONL files written at first
-
-    @classmethod
-    def generate(
-        cls, n_passages: int, folder: Path, *, seed: int, reserve: int, shape: Path | None
-    ) -> tuple[Archive, Mixture]:
-        vocab = sa.load_vocabularies()
-        per_article = sa._calibrate(vocab, seed)
-        plan = sa.make_plan(n_passages + round(reserve * per_article), per_article, seed, vocab)
-        arts = sa.Articles(plan, vocab)
-        n_total = len(plan.source)
-        archive = cls(arts, folder, n_total - reserve, {}, next_new=n_total - reserve)
-        folder.mkdir(parents=True, exist_ok=True)
-        # shard by shard, as synth_archive's Articles.write does, but only the first n_base articles
-        for s in range(0, archive.n_base, sa.SHARD):
-            lines = [archive._line(i) for i in range(s, min(archive.n_base, s + sa.SHARD))]
-            archive.shard(s).write_text("\n".join(lines) + "\n", encoding="utf-8")
-            archive.files += 1
-        archive.picks = random.Random(seed).sample(range(archive.n_base), min(archive.n_base, 2 * reserve))
-        return archive, Mixture(n_passages, sa.load_shape(shape)[0], seed=1)
-
-    def shard(self, i: int) -> Path:
-        return self.folder / f"articles-{i // sa.SHARD:04d}.jsonl"
-
-    def _line(self, i: int) -> str:
-        rec = self.articles.record(i)
-        self.story_of.setdefault(rec["title"], int(self.articles.plan.story[i]))
-        return json.dumps(rec, ensure_ascii=False)
-
-    @staticmethod
-    def _id(i: int) -> str:
-        return f"syn-{i:07d}"
-
-    def add(self, name: str) -> str:
-        """A new JSONL file of ``ADDED`` articles never seen before."""
-        first, self.next_new = self.next_new, self.next_new + ADDED
-        lines = [self._line(i) for i in range(first, self.next_new)]
-        (self.folder / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return f"{self._id(first)}…{self._id(self.next_new - 1)}"
-
-    def _rewrite(self, i: int, edit: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
-        """Rewrite article ``i``'s file with ``edit`` applied to its record (None drops it), as an editor saves."""
-        path, key = self.shard(i), f'"id": "{self._id(i)}"'
-        out, found = [], False
-        with path.open(encoding="utf-8") as f:
-            for line in f:
-                if not found and key in line:
-                    found = True
-                    rec = edit(json.loads(line))
-                    if rec is None:
-                        continue
-                    line = json.dumps(rec, ensure_ascii=False) + "\n"
-                out.append(line)
-        if not found:
-            raise RuntimeError(f"{self._id(i)} not in {path}")
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(out), encoding="utf-8")
-        os.replace(tmp, path)
-
-    def change(self, note: str) -> str:
-        """One article's text edited: a sentence added to its middle paragraph (title kept)."""
-        i = self.picks.pop()
-
-        def edit(rec: dict[str, Any]) -> dict[str, Any]:
-            paras = rec["text"].split("\n\n")
-            k = len(paras) // 2
-            paras[k] = f"{paras[k]} ({note})"
-            return {**rec, "text": "\n\n".join(paras)}
-
-        self._rewrite(i, edit)
-        return self._id(i)
-
-    def delete(self) -> str:
-        i = self.picks.pop()
-        self._rewrite(i, lambda _: None)
-        return self._id(i)
-
-
 # -------------------------------------------------------------- the run
 class Bench:
     """The steps of one archive size, all on one index."""
 
-    def __init__(self, archive: Archive, mixture: Mixture, index: Path) -> None:
-        self.archive, self.index = archive, index
-        self.encoder = sa.SynthEncoder(mixture)
-        self.encoder.story_of = archive.story_of  # one dict: titles added later are found too
-        self.model = resolve()
+    def __init__(self, synthetic: Synthetic, index: Path) -> None:
+        self.synthetic, self.index = synthetic, index
         self.steps: list[Step] = []
         self.profiled: list[Step] = []
 
@@ -350,11 +252,8 @@ class Bench:
         progress = self._progress() if kind == "full" else None
         prof = ThreadedProfile() if profile else contextlib.nullcontext()
         io0 = IOCount.now()
-        t0 = time.perf_counter()
         with prof:
-            rep = build([self.archive.folder], self.index, how, encoder=self.encoder, model=self.model,
-                        progress=progress)  # fmt: skip
-        wall = time.perf_counter() - t0
+            wall, rep = self.synthetic.build(self.index, how, progress=progress)
         written = IOCount.now() - io0
         s = Step(label, kind, wall, rep, written, size, disk_usage(self.index))
         if isinstance(prof, ThreadedProfile):
@@ -376,14 +275,8 @@ class Bench:
         return progress
 
     def update(self, kind: str, run: str, *, profile: bool = False) -> Step:
-        a = self.archive
-        if kind == "add":
-            what = a.add(f"added-{run}")
-            label = f"3 add {ADDED} ({what})"
-        elif kind == "change":
-            label = f"4 change 1 ({a.change(f'correction {run}')})"
-        else:
-            label = f"5 delete 1 ({a.delete()})"
+        what = self.synthetic.edit(kind, run)
+        label = {"add": f"3 add {ADDED}", "change": "4 change 1", "delete": "5 delete 1"}[kind] + f" ({what})"
         return self.step(label if not profile else f"{label} [cProfile]", kind, settings(), profile=profile)
 
     def run(self, repeat: int, profile: bool) -> None:
@@ -503,8 +396,8 @@ def print_size(n: int, bench: Bench, summary: dict[str, Any], seconds_generating
     vectors = json.loads(manifest.read_text()).get("vectors", {}) if manifest.exists() else {}
     vectors = vectors if isinstance(vectors, dict) else {}  # only shown: a new manifest layout must not fail the bench
     print(f"\n## {summary['passages']:,} passages, {summary['articles']:,} articles "
-          f"(asked: {n:,}; written as {bench.archive.files} JSONL file(s) of up to {sa.SHARD:,} articles, "
-          f"{disk_usage(bench.archive.folder) / MB:,.0f} MB, in {seconds_generating:.0f} s)\n")  # fmt: skip
+          f"(asked: {n:,}; written as {bench.synthetic.archive.files} JSONL file(s) of up to {sa.SHARD:,} articles, "
+          f"{disk_usage(bench.synthetic.archive.folder) / MB:,.0f} MB, in {seconds_generating:.0f} s)\n")  # fmt: skip
     print(f"index {bench.index}: {full.size_after / MB:,.1f} MB after the full build; vectors "
           f"{vectors.get('faiss', '?')} (recall@10 {vectors.get('recall_at_10', '?')}); {os.cpu_count()} cores; "
           f"BuildSettings fields: {', '.join(sorted(SETTING_FIELDS))}\n")  # fmt: skip
@@ -562,41 +455,28 @@ def main() -> None:
     ap.add_argument("--shape", type=Path, default=None, help=".npz of real e5 vectors' mean and root (synth_archive)")
     args = ap.parse_args()
     sizes = [int(x.replace("_", "")) for x in args.passages.split(",") if x.strip()]
-    base = args.work or Path(tempfile.mkdtemp(prefix="bench-updates-"))
-    base.mkdir(parents=True, exist_ok=True)
-    print(f"# bench/updates.py — {', '.join(f'{n:,}' for n in sizes)} passages, {args.repeat} runs per update, "
-          f"{os.cpu_count()} cores, indexer {indexer.__version__}, work {base}")  # fmt: skip
-    results = []
-    made: list[Path] = []
-    try:
+    with WorkFolder.of(args.work, "bench-updates-", keep=args.keep) as folder:
+        print(f"# bench/updates.py — {', '.join(f'{n:,}' for n in sizes)} passages, {args.repeat} runs per update, "
+              f"{os.cpu_count()} cores, indexer {indexer.__version__}, work {folder.base}")  # fmt: skip
+        results = []
         for n in sizes:
-            work = base / f"updates-{n}"
-            if work.exists():
-                shutil.rmtree(work)
-            made.append(work)
+            work = folder.fresh(f"updates-{n}")
             t0 = time.perf_counter()
             log(f"writing an archive of ~{n:,} passages to {work / 'sources'}")
             reserve = ADDED * (args.repeat + (1 if args.profile else 0))
-            archive, mixture = Archive.generate(n, work / "sources", seed=args.seed, reserve=reserve, shape=args.shape)
+            synthetic = Synthetic.generate(n, work / "sources", seed=args.seed, reserve=reserve, shape=args.shape)
             generated = time.perf_counter() - t0
-            bench = Bench(archive, mixture, work / "index")
+            bench = Bench(synthetic, work / "index")
             bench.run(args.repeat, args.profile)
             summary = summarise(bench.steps)
             print_size(n, bench, summary, generated)
             sys.stdout.flush()
             results.append((n, summary))
-            if not args.keep:
-                shutil.rmtree(work, ignore_errors=True)
+            folder.done(work)
         if len(results) > 1:
             print_scaling(results)
-    finally:
-        if not args.keep:
-            for w in made:
-                shutil.rmtree(w, ignore_errors=True)
-            if args.work is None:
-                shutil.rmtree(base, ignore_errors=True)
-        else:
-            print(f"\nkept: {', '.join(str(w) for w in made)}")
+        if args.keep:
+            print(f"\nkept: {', '.join(str(w) for w in folder.made)}")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import segments_search as ss
+from synth_updates import WorkFolder
 
 from indexer import Searcher
 from indexer.index import IndexDir
@@ -115,11 +115,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--json", type=Path, default=None, help="also write every figure here")
     args = ap.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="bench-switch-"))
-    work.mkdir(parents=True, exist_ok=True)
-    print(f"# bench/version_switch.py — {args.passages:,} passages, 1 + {args.updates} segments merged, "
-          f"{args.runs} runs, {os.cpu_count()} cores, load {ss.load()} at start, work {work}\n")  # fmt: skip
-    try:
+    # the folder is the bench's: its indexes are cached there for a later run with --keep
+    with WorkFolder.of(args.work, "bench-switch-", keep=args.keep, owned=True) as folder:
+        work = folder.base
+        print(f"# bench/version_switch.py — {args.passages:,} passages, 1 + {args.updates} segments merged, "
+              f"{args.runs} runs, {os.cpu_count()} cores, load {ss.load()} at start, work {work}\n")  # fmt: skip
         meta = ss.build_layouts(work, args.passages, [args.updates], args.seed, None)
         source = work / meta["indexes"][f"base + {args.updates} updates"]
         stream, _ = ss.question_stream(args.seed)
@@ -132,9 +132,6 @@ def main() -> None:
             runs.append(got)
             ss.log(f"run {r + 1} ({got['kind']}): slowest after the publish {got['after_max']:.0f} ms, during "
                    f"the merge p50 {got['before_p50']:.0f} ms, moved after {got['switched_s']:.2f} s")  # fmt: skip
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
     print(ss.table(["run", "searcher", "merge s", "searches during", "p50 during, ms", "slowest after publish, ms",
                     "sum of those, ms", "old version after publish", "moved after, s",
                     "slowest (cell: ms)"],

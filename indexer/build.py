@@ -198,30 +198,47 @@ class _Run:
             if plan is not None:
                 rep.gate = self._judge(plan, draft, manifest)
             publish(ctx.idx, draft.folder, manifest)
-            published = time.perf_counter()
-            self._percolate(draft)
         except BaseException:
             shutil.rmtree(draft.folder, ignore_errors=True)
+            draft.close()
             raise
+        published = time.perf_counter()
+        # published: nothing from here on may report the build as failed
+        rep.version, rep.published = draft.name, True
+        try:
+            interrupted = self._percolate(draft)  # before the live version closes: it reads what it held
         finally:
             draft.close()
         # the build is durable now: its resume cache and old versions can go
         drop_resume_cache(ctx.idx.work)
         ctx.idx.collect_garbage()
-        rep.version, rep.published = draft.name, True
         rep.seconds = time.perf_counter() - self.started
         rep.publish_seconds = published - self.started
-        return self._merge(reindex)
+        return self._merge(reindex, run=not interrupted)
 
-    def _percolate(self, draft: Draft) -> None:
-        """Run the saved searches against what this version added; a failure is a warning, never the build's."""
+    def _percolate(self, draft: Draft) -> bool:
+        """Run the saved searches against what this version added; returns whether Ctrl-C stopped them.
+
+        Neither a failure nor Ctrl-C here is the build's: the version is published, and its
+        report says so, with a warning. The alert store records a run in one transaction,
+        so a run cut short recorded nothing, and the next run (the next build that
+        publishes) takes what this version added as news too (``percolate._Run._search``).
+        """
         rep = self.report
-        rep.alerts = percolate.after_publish(self.ctx.idx, draft.live, self.ctx.encoder)
+        later = (
+            f"version {draft.name} is published, and the next build that publishes runs them against its articles "
+            "too (then see indexer alerts new)"
+        )
+        try:
+            rep.alerts = percolate.after_publish(self.ctx.idx, draft.live, self.ctx.encoder)
+        except KeyboardInterrupt:
+            rep.warnings.append(f"interrupted while running the saved searches: {later}; merges were not run")
+            return True
+        except Exception as exc:  # after_publish reports its own failures: this is the last resort
+            rep.alerts = percolate.PercolationReport(0, 0, 0, 0.0, draft.live is None, error=percolate.why(exc))
         if rep.alerts is not None and rep.alerts.error:
-            rep.warnings.append(
-                f"the saved searches could not be run against this version ({rep.alerts.error}); it is published, "
-                "but its articles will not be among their matches"
-            )
+            rep.warnings.append(f"the saved searches could not be run ({rep.alerts.error}): {later}")
+        return False
 
     def _gate_plan(self, draft: Draft) -> GatePlan | None:
         settings = self.ctx.settings.gate
@@ -291,14 +308,15 @@ class _Run:
         except (OSError, IndexerError):
             pass
 
-    def _merge(self, everything: bool) -> BuildReport:
-        """Run the merges now due (all segments into one for another ``--faiss``)."""
+    def _merge(self, everything: bool, *, run: bool = True) -> BuildReport:
+        """Run the merges now due (all segments into one for another ``--faiss``); ``run=False``: leave them."""
         ctx, rep = self.ctx, self.report
-        choice = VectorChoice(dim=ctx.dim, forced=ctx.faiss, previous=None, policy=ctx.policy)
-        merged = merge(ctx.idx, choice=choice if everything else None, everything=everything)
-        rep.merge = merged
-        if merged.merges:
-            rep.version, rep.published = ctx.idx.manifest().version, True
+        if run:
+            choice = VectorChoice(dim=ctx.dim, forced=ctx.faiss, previous=None, policy=ctx.policy)
+            merged = merge(ctx.idx, choice=choice if everything else None, everything=everything)
+            rep.merge = merged
+            if merged.merges:
+                rep.version, rep.published = ctx.idx.manifest().version, True
         self._save_cache()
         rep.seconds = time.perf_counter() - self.started
         return rep

@@ -37,8 +37,6 @@ from .search import Searcher, SearchOptions
 
 #: what both versions are asked with: ``indexer eval``'s defaults, ranking alone
 OPTIONS = SearchOptions(k=10, mode="hybrid", highlight=False)
-STAGING = "gate"  # .work/gate/<version>/: the candidate while it is judged (one build at a time: the lock)
-REJECTED = "rejected"  # .work/rejected/<version>/: refused candidates, the last few
 SHOWN = 20  # queries listed by a refusal; the rest are counted
 _EPS = 1e-9  # equal rankings give equal sums: only float noise is forgiven
 
@@ -223,7 +221,7 @@ def _unsearchable(exc: BaseException) -> GateError:
 
 def clean(idx: IndexDir) -> None:
     """Drop a candidate that a killed gated build left staged (under the build lock)."""
-    shutil.rmtree(idx.work / STAGING, ignore_errors=True)
+    shutil.rmtree(idx.layout.gate_staging, ignore_errors=True)
 
 
 # ---------------------------------------------------------- after finalize
@@ -372,7 +370,7 @@ def stage(idx: IndexDir, folder: Path, manifest: Manifest) -> Path:
     its segments are all complete in ``segments/``.
     """
     clean(idx)
-    cand = idx.work / STAGING / manifest.version
+    cand = idx.layout.gate_staging / manifest.version
     layout = IndexLayout(cand)
     for seg in manifest.segments:
         src = idx.layout.segment(seg.name)
@@ -398,7 +396,7 @@ def _link(src: Path, dst: Path) -> None:
 
 def keep_rejected(idx: IndexDir, staged: Path, keep: int) -> Path:
     """Move a refused candidate to ``.work/rejected/<version>/``; only the last ``keep`` stay."""
-    root = idx.work / REJECTED
+    root = idx.layout.gate_rejected
     root.mkdir(parents=True, exist_ok=True)
     final = root / staged.name
     if final.exists():  # the same version name refused twice within one second: the newer wins
@@ -416,7 +414,7 @@ def rejected(idx: IndexDir) -> list[Path]:
     Version names sort in time (number, then UTC timestamp), and a refusal never takes a
     number below an earlier one's: the live version's number only grows.
     """
-    root = idx.work / REJECTED
+    root = idx.layout.gate_rejected
     return sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name) if root.is_dir() else []
 
 

@@ -7,6 +7,8 @@ versions/<name>.partial/  a version being written; never read, removed by the ne
 segments/<name>/       immutable segments (SQLite, FAISS, postings), shared by the versions listing them
 segments/<name>.partial/  a segment being written
 .work/                 build lock, the resumable embedding cache, the source files' states
+.work/gate/<version>/  a gated build's candidate while it is judged (gate.py)
+.work/rejected/<version>/  the candidates the gate refused, the last few
 alerts/alerts.sqlite   saved searches and their matches (alerts.py): kept across versions and rebuilds
 """
 
@@ -26,6 +28,8 @@ FILECACHE = "files.cache"
 VERIFIED = "verified.json"
 ALERTS = "alerts"
 ALERTS_DB = "alerts.sqlite"
+GATE_STAGING = "gate"
+GATE_REJECTED = "rejected"
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,16 @@ class IndexLayout:
     def resume(self) -> Path:
         """The resumable embedding cache."""
         return self.work / RESUME
+
+    @property
+    def gate_staging(self) -> Path:
+        """Where a gated build stages its candidate, an index directory per version (one build at a time: the lock)."""
+        return self.work / GATE_STAGING
+
+    @property
+    def gate_rejected(self) -> Path:
+        """Where the candidates the gate refused are kept, one folder per version."""
+        return self.work / GATE_REJECTED
 
     @property
     def alerts(self) -> Path:

@@ -97,7 +97,7 @@ def after_publish(idx: IndexDir, live: Snapshot | None, encoder: Encoder) -> Per
     try:
         store = AlertStore(idx.layout.alerts)
     except Exception as exc:
-        return PercolationReport(0, 0, 0, time.perf_counter() - t0, live is None, error=_why(exc))
+        return PercolationReport(0, 0, 0, time.perf_counter() - t0, live is None, error=why(exc))
     try:
         searches = store.searches()
         if not searches:
@@ -111,12 +111,13 @@ def after_publish(idx: IndexDir, live: Snapshot | None, encoder: Encoder) -> Per
                 if id(seg) not in kept:
                     seg.close()
     except Exception as exc:
-        return PercolationReport(len(searches), 0, 0, time.perf_counter() - t0, live is None, error=_why(exc))
+        return PercolationReport(len(searches), 0, 0, time.perf_counter() - t0, live is None, error=why(exc))
     finally:
         store.close()
 
 
-def _why(exc: BaseException) -> str:
+def why(exc: BaseException) -> str:
+    """An exception as one line, for a report."""
     return " ".join(str(exc).split()) or type(exc).__name__
 
 

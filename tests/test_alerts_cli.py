@@ -4,6 +4,7 @@ the CLI at the same time, merges and garbage collection, and ``indexer watch``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -26,7 +27,7 @@ from indexer.search import Searcher
 
 from .conftest import FAKE_MODEL, ROOT, FakeEncoder, write
 from .reliability_helpers import QUERIES, change_corpus, news_corpus
-from .test_alerts import WIND, WIND_ARTICLE, everything, make, rebuild
+from .test_alerts import BAKERY, WIND, WIND_ARTICLE, everything, make, rebuild
 from .test_watch import watching
 
 
@@ -120,6 +121,50 @@ def test_a_failure_in_the_saved_searches_never_fails_the_build(tmp_path, fake_en
     write(src / "more-wind.md", WIND_ARTICLE)
     report = rebuild(src, index, fake_encoder)
     assert report.published and any("could not be run" in w for w in report.warnings)
+
+
+def _raise(exc: BaseException):
+    def broken(*_a, **_k):
+        raise exc
+
+    return broken
+
+
+@pytest.mark.parametrize(
+    ("where", "exc", "says"),
+    [
+        ("execute", RuntimeError("disk on fire"), "could not be run (disk on fire)"),
+        ("execute", KeyboardInterrupt(), "interrupted while running the saved searches"),
+        # outside the percolator's own guard: the build's is the last resort
+        ("after_publish", OSError("no such table"), "could not be run (no such table)"),
+    ],
+)
+def test_indexer_build_reports_a_version_published_before_the_saved_searches_failed(
+    tmp_path, fake_encoder, monkeypatch, where, exc, says
+):
+    src, index = make(tmp_path, fake_encoder)
+    alerts.add(index, "wind", WIND, encoder=fake_encoder)
+    before = IndexDir(index).manifest().version
+    real = sys.modules["indexer.build"].build
+    monkeypatch.setattr(sys.modules["indexer.build"], "build", functools.partial(real, encoder=fake_encoder,
+                                                                                 model=FAKE_MODEL))  # fmt: skip
+    owner = percolate._Run if where == "execute" else percolate
+    write(src / "new-wind.md", WIND_ARTICLE)
+    with monkeypatch.context() as m:
+        m.setattr(owner, where, _raise(exc))
+        res = CliRunner().invoke(main, ["build", str(src), "--index", str(index), "-q"])
+    assert res.exit_code == 0, res.output
+    live = IndexDir(index).manifest().version
+    assert live > before and f"version {live}, incremental update" in res.output
+    assert Searcher(index, encoder=fake_encoder).article("new-wind.md") is not None
+    (warning,) = [line for line in res.output.splitlines() if line.startswith("Warning:")]
+    assert says in warning and f"version {live} is published" in warning and "indexer alerts new" in warning
+    assert everything(index) == []  # nothing half-recorded...
+    write(src / "bakery.md", BAKERY)
+    report = rebuild(src, index, fake_encoder)
+    assert report.alerts is not None and not report.alerts.error and not report.warnings
+    # ...and the next build's run takes the article the failed run missed as news too
+    assert [(m.article_id, m.version) for m in everything(index)] == [("new-wind.md", report.version)]
 
 
 # a build in its own process, with the fake encoder, that a crash point can kill

@@ -141,30 +141,56 @@ def test_a_build_that_finds_nothing_says_why_in_one_line(index, tmp_path, case):
 
 
 # ------------------------------------------------------------------ serve
-def test_indexer_serve_starts_answers_and_stops(index):
+SERVE_DEADLINE = 300  # s: generous, for a loaded machine; the test waits on events, never sleeps for a time
+
+
+def test_indexer_serve_starts_answers_and_stops(index, tmp_path):
+    import queue
     import re
     import signal
-    import time
     import urllib.request
 
+    # port 0: the server binds the socket itself and says which port it got (no free-port race);
+    # stderr (uvicorn's log) goes to a file, so a full pipe can never block the server
     args = [sys.executable, "-m", "indexer", "serve", "--index", str(index), "--port", "0"]
-    proc = subprocess.Popen(args, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "serve.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(args, cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=err, text=True)
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.put(line)
+        lines.put(None)  # the server closed its output: it has ended
+
+    def said() -> str:
+        return f"\nstderr:\n{log.read_text(errors='replace')[-3000:]}"
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        line = proc.stdout.readline()  # type: ignore[union-attr]
-        m = re.search(r"serving .* at (http://127\.0\.0\.1:\d+) ", line)
-        assert m, line + (proc.stderr.read() if proc.poll() is not None else "")  # type: ignore[union-attr]
-        with urllib.request.urlopen(f"{m[1]}/search?q=sea+ice&k=1", timeout=60) as r:
+        try:  # ready: it prints its address once it answers (index and model loaded)
+            line = lines.get(timeout=SERVE_DEADLINE)
+        except queue.Empty:
+            pytest.fail(f"indexer serve printed nothing in {SERVE_DEADLINE} s{said()}")
+        m = re.search(r"serving .* at (http://127\.0\.0\.1:\d+) ", line or "")
+        assert m, f"not the line announcing the server: {line!r}{said()}"
+        with urllib.request.urlopen(f"{m[1]}/search?q=sea+ice&k=1", timeout=SERVE_DEADLINE) as r:
             hit = json.loads(r.read())["hits"][0]
         assert hit["article_id"] == "ice.txt"
         proc.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + 30
-        while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert proc.returncode == 0
-        assert "stopped" in proc.stdout.read()  # type: ignore[union-attr]
+        try:
+            assert proc.wait(timeout=SERVE_DEADLINE) == 0, said()
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"indexer serve still running {SERVE_DEADLINE} s after SIGINT{said()}")
+        reader.join(timeout=SERVE_DEADLINE)
+        assert not reader.is_alive(), "the server's output stayed open after it ended"
+        rest = list(iter(lines.get_nowait, None))  # what it printed after the address, up to the end mark
+        assert "stopped" in "".join(rest), f"{rest!r}{said()}"
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
 
 
 def test_indexer_serve_bad_options_are_one_line(index):
