@@ -61,15 +61,27 @@ LEFT_OUT = 5  # one article in LEFT_OUT is removed from each index
 FLAG_ANSWERABLE = 0.08  # the threshold flags at most this share of any fit set's answerable questions
 L2 = 1e-3  # ridge penalty on the standardised coefficients, per unit of sample weight
 #: the evidence each mode's model reads (calibration.FEATURES), chosen on the average over all sets;
-#: the generic mapping drops the raw cosine and its lift, whose scale belongs to the model
+#: the generic mapping drops the raw cosines, their lift and dense mode's margin (a difference of cosines), whose
+#: scale belongs to the model
 FEATURES = {
-    "hybrid": ("dense", "dense_z", "fused", "coverage", "lang_weight", "matched_coverage", "lexical", "unknown"),
-    "dense": ("dense", "dense_lift", "dense_z", "dense_top_z"),
-    "bm25": ("bm25_log", "bm25_share", "coverage", "matched"),
+    "hybrid": (
+        "dense",
+        "dense_z",
+        "fused",
+        "coverage",
+        "lang_weight",
+        "matched_coverage",
+        "lexical",
+        "unknown",
+        "sentence",
+        "sentence_z",
+    ),
+    "dense": ("dense", "dense_lift", "dense_z", "dense_top_z", "sentence", "sentence_z", "margin"),
+    "bm25": ("bm25_log", "bm25_share", "coverage", "matched", "margin"),
 }
 GENERIC_FEATURES = {
-    "hybrid": ("dense_z", "fused", "coverage", "lang_weight", "matched_coverage", "lexical", "unknown"),
-    "dense": ("dense_z", "dense_top_z"),
+    "hybrid": ("dense_z", "fused", "coverage", "lang_weight", "matched_coverage", "lexical", "unknown", "sentence_z"),
+    "dense": ("dense_z", "dense_top_z", "sentence_z"),
     "bm25": FEATURES["bm25"],
 }
 MONO = ("de", "en", "es", "ru", "zh")
