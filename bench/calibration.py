@@ -30,6 +30,7 @@ with ``--write`` adds a fit for that model.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -60,15 +61,27 @@ LEFT_OUT = 5  # one article in LEFT_OUT is removed from each index
 FLAG_ANSWERABLE = 0.08  # the threshold flags at most this share of any fit set's answerable questions
 L2 = 1e-3  # ridge penalty on the standardised coefficients, per unit of sample weight
 #: the evidence each mode's model reads (calibration.FEATURES), chosen on the average over all sets;
-#: the generic mapping drops the raw cosine and its lift, whose scale belongs to the model
+#: the generic mapping drops the raw cosines, their lift and dense mode's margin (a difference of cosines), whose
+#: scale belongs to the model
 FEATURES = {
-    "hybrid": ("dense", "dense_z", "fused", "coverage", "lang_weight", "matched_coverage", "lexical", "unknown"),
-    "dense": ("dense", "dense_lift", "dense_z", "dense_top_z"),
-    "bm25": ("bm25_log", "bm25_share", "coverage", "matched"),
+    "hybrid": (
+        "dense",
+        "dense_z",
+        "fused",
+        "coverage",
+        "lang_weight",
+        "matched_coverage",
+        "lexical",
+        "unknown",
+        "sentence",
+        "sentence_z",
+    ),
+    "dense": ("dense", "dense_lift", "dense_z", "dense_top_z", "sentence", "sentence_z", "margin"),
+    "bm25": ("bm25_log", "bm25_share", "coverage", "matched", "margin"),
 }
 GENERIC_FEATURES = {
-    "hybrid": ("dense_z", "fused", "coverage", "lang_weight", "matched_coverage", "lexical", "unknown"),
-    "dense": ("dense_z", "dense_top_z"),
+    "hybrid": ("dense_z", "fused", "coverage", "lang_weight", "matched_coverage", "lexical", "unknown", "sentence_z"),
+    "dense": ("dense_z", "dense_top_z", "sentence_z"),
     "bm25": FEATURES["bm25"],
 }
 MONO = ("de", "en", "es", "ru", "zh")
@@ -154,8 +167,33 @@ def collect(searcher: Searcher, questions: list[Question], mode: str) -> list[Ro
     return rows
 
 
+#: what the cached evidence depends on besides the data and the model: the fusion (a change of the ranking
+#: score, ``fusion.py``), the best sentences, the evidence's fields and how it is gathered (``search.py``)
+EVIDENCE_SOURCES = ("fusion.py", "best_sentence.py", "records.py", "search.py")
+
+
+def evidence_key(model: str) -> str:
+    """A digest of what the cached evidence was gathered with; another key means the cache is stale."""
+    h = hashlib.sha256(resolve(model).fingerprint.encode())
+    for name in EVIDENCE_SOURCES:
+        h.update((ROOT / "indexer" / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def evidence_of(work: Path, model: str, sets: list[str]) -> dict[tuple[str, str], tuple[list[Question], list[Row]]]:
-    """Per (set, mode), the questions and every hit's evidence; cached in ``work`` (delete it to re-ask)."""
+    """Per (set, mode), the questions and every hit's evidence; cached in ``work``.
+
+    The cache is asked again (the indexes kept) when the code it was gathered with changed
+    (``evidence_key``); delete ``work`` to rebuild the indexes too.
+    """
+    key, stamp = evidence_key(model), work / "evidence.key"
+    if not stamp.exists() or stamp.read_text().strip() != key:
+        stale = sorted(work.glob("evidence-*.jsonl"))
+        if stale:
+            print(f"evidence cache gathered by other code: asking the {len(stale)} sets again", file=sys.stderr)
+        for f in stale:
+            f.unlink()
+        stamp.write_text(key + "\n")
     corpora: dict[str, Callable[[], tuple[list[dict], list[Question]]]] = {"piaf": piaf}
     corpora.update({lang: (lambda lang=lang: xquad(lang)) for lang in MONO})
     tasks: dict[str, tuple[str, list[Question]]] = {}
@@ -452,6 +490,14 @@ def main() -> None:
         judged["fitted"] = fitted
     if generic:
         judged["generic"] = generic
+    shipped = next((f for f in current.FITTED if f["fingerprint"] == resolved.fingerprint), None)
+    if shipped is not None and fit_sets:
+        # the features of today's constants fitted again on the same evidence: what the choice of FEATURES wins;
+        # and the constants themselves, as shipped: whether the fit holds on this machine's evidence
+        previous = {m: tuple(p["features"]) for m, p in shipped["modes"].items()}
+        if previous != FEATURES:
+            judged["shipped features, refit"] = {m: fit_mode(data, m, previous[m], fit_sets) for m in MODES}
+        judged["shipped constants"] = {m: cal.mode_model(p) for m, p in shipped["modes"].items()}
     if not default:  # a model the shipped constants were not fitted on: what they do here
         judged["shipped generic"] = {m: cal.mode_model(p) for m, p in current.GENERIC["modes"].items()}
         e5 = next((f for f in current.FITTED if f["model"] == DEFAULT_MODEL), None)
@@ -491,6 +537,19 @@ def main() -> None:
             flagged = [np.mean(top_scores(m, *data[n, mode], 1)[1] < m.threshold) for n in made_up]
             if flagged:
                 print(f"made-up words ({', '.join(made_up)}), {mode}: {np.mean(flagged):.1%} flagged")
+
+    if len(judged) > 1:
+        print("\n### averages over the held-out sets (worst set's answerable flag rate)\n")
+        print("| mapping | mode | AUC | ECE | flagged answerable (worst) | flagged unanswerable |")
+        print("|---|---|---:|---:|---|---:|")
+        for label in judged:
+            for mode in MODES:
+                rs = [r for lab, r in reports if lab == label and r.mode == mode]
+                print(
+                    f"| {label} | {mode} | {np.mean([r.auc for r in rs]):.3f} | {np.mean([r.ece for r in rs]):.3f} | "
+                    f"{np.mean([r.flag_answerable for r in rs]):.1%} ({max(r.flag_answerable for r in rs):.1%}) | "
+                    f"{np.mean([r.flag_unanswerable for r in rs]):.1%} |"
+                )
 
     if args.png and "fitted" in judged:
         curves = {}

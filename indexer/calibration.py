@@ -31,6 +31,9 @@ from .records import Evidence
 
 Feature = Callable[[Evidence], float]
 
+#: how high both sides must rank a passage for them to agree on it (feature ``agree``)
+AGREE = 3
+
 
 def _dense_lift(e: Evidence) -> float:
     # how far the passage stands above the query's background of candidates
@@ -45,6 +48,35 @@ def _dense_z(e: Evidence) -> float:
 def _dense_top_z(e: Evidence) -> float:
     # how far the query's best candidate stands out: a property of the query, not of the hit
     return ((e.dense_top or 0.0) - (e.dense_mean or 0.0)) / max(e.dense_spread or 0.0, 1e-3)
+
+
+def _sentence(e: Evidence) -> float:
+    # an index without sentence vectors: the passage's own cosine stands in
+    return e.sentence if e.sentence is not None else e.dense or 0.0
+
+
+def _sentence_z(e: Evidence) -> float:
+    # how far the hit's best sentence stands above the best sentences of the query's background
+    if e.sentence is None or e.sentence_mean is None:
+        return _dense_z(e)
+    return (e.sentence - e.sentence_mean) / max(e.sentence_spread or 0.0, 1e-3)
+
+
+def _sentence_top_z(e: Evidence) -> float:
+    # how far the query's best sentence stands out: a property of the query
+    if e.sentence_top is None or e.sentence_mean is None:
+        return _dense_top_z(e)
+    return (e.sentence_top - e.sentence_mean) / max(e.sentence_spread or 0.0, 1e-3)
+
+
+def _margin(e: Evidence) -> float:
+    # the hit's ranking score minus the best other article's: a clear winner, or one of several alike
+    return e.fused - e.runner_up if e.runner_up is not None else 0.0
+
+
+def _agree(e: Evidence) -> float:
+    # both sides rank the passage among their first few: independent evidence pointing the same way
+    return 1.0 if (e.dense_rank or 99) <= AGREE and (e.bm25_rank or 99) <= AGREE else 0.0
 
 
 def _bm25_share(e: Evidence) -> float:
@@ -75,6 +107,14 @@ FEATURES: dict[str, Feature] = {
     "matched_coverage": lambda e: (e.matched or 0.0) * (e.coverage or 0.0),
     "wmatched": lambda e: _weight(e) * (e.matched or 0.0),
     "fused": lambda e: e.fused,
+    "sentence": _sentence,
+    "sentence_lift": lambda e: _sentence(e) - (e.sentence_mean if e.sentence_mean is not None else e.dense_mean or 0.0),
+    "sentence_z": _sentence_z,
+    "sentence_top_z": _sentence_top_z,
+    "margin": _margin,
+    "agree": _agree,
+    "dense_rr": lambda e: 1.0 / e.dense_rank if e.dense_rank else 0.0,
+    "bm25_rr": lambda e: 1.0 / e.bm25_rank if e.bm25_rank else 0.0,
 }
 
 

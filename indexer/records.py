@@ -73,6 +73,13 @@ class Evidence:
     dense_mean: float | None = None  # mean cosine of the 100 most similar passages
     dense_spread: float | None = None  # their standard deviation
     bm25_top: float | None = None  # the best BM25 score
+    # the best sentences of the query's BACKGROUND best dense candidates (by passage cosine), when stored
+    sentence_top: float | None = None  # the best of their best-sentence cosines
+    sentence_mean: float | None = None  # their mean
+    sentence_spread: float | None = None  # their standard deviation
+    runner_up: float | None = None  # the best ranking score of any other article among the candidates
+    dense_rank: int | None = None  # rank among the dense candidates by what the dense side ranks on (1 = first)
+    bm25_rank: int | None = None  # rank among the BM25 candidates; None when it holds no query term
 
     def to_json(self) -> dict[str, float | None]:
         """The evidence, rounded."""

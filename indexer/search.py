@@ -360,10 +360,9 @@ class Searcher:
         question = self._ask(snap, text, options.mode, _Clock(), qvec=qvec, lq=lq)
         lq = question.inputs(options.mode)[1]
         ranked = self._rank(snap, options.mode, question, depth, filters, allowed, _Clock())
-        grouped = _group(snap, ranked.order, options.per_article)
-        if among is not None:
-            grouped = [g for g in grouped if g[0] in among]
-        evidence = self._evidence(snap, ranked, lq, grouped)
+        everyone = _group(snap, ranked.order, options.per_article)
+        grouped = everyone if among is None else [g for g in everyone if g[0] in among]
+        evidence = self._evidence(snap, ranked, lq, grouped, everyone)
         cal = calibration.for_model(snap.manifest.model.name, snap.manifest.model.fingerprint)
         scored = [
             Candidate(pid, key.article, cal.probability(options.mode, e)) for (pid, _, key), e in zip(grouped, evidence)
@@ -404,7 +403,7 @@ class Searcher:
         page = grouped[options.offset : need]
         # the query's best hit decides whether anything is close, whichever page is asked for
         judged = page if options.offset == 0 or not grouped else [grouped[0], *page]
-        evidence = self._evidence(snap, ranked, lq, judged)
+        evidence = self._evidence(snap, ranked, lq, judged, grouped)
         cal = calibration.for_model(snap.manifest.model.name, snap.manifest.model.fingerprint)
         scores = [cal.probability(options.mode, e) for e in evidence]
         # closeness is a matter of relevance: with recency the best is not necessarily ranked first
@@ -606,13 +605,31 @@ class Searcher:
 
     @staticmethod
     def _evidence(
-        snap: Snapshot, ranked: fusion.Fused, lq: LexicalQuery | None, page: list[tuple[int, float, ArticleKey]]
+        snap: Snapshot,
+        ranked: fusion.Fused,
+        lq: LexicalQuery | None,
+        page: list[tuple[int, float, ArticleKey]],
+        grouped: list[tuple[int, float, ArticleKey]],
     ) -> list[Evidence]:
-        """Each hit's evidence, with the share of the query's words it holds (read from its BM25 terms)."""
+        """Each hit's evidence, with the share of the query's words it holds (read from its BM25 terms).
+
+        ``grouped`` is every article's best passage (page's among them): what a hit's
+        ``runner_up`` is read from.
+        """
         matched: dict[int, float] = {}
         if lq is not None and page:
             matched = matched_share(lq, snap.store.passage_terms([pid for pid, _, _ in page]))
-        return [ranked.evidence(pid, score, matched.get(pid, 0.0) if lq else None) for pid, score, _ in page]
+        top, mean, spread = _sentence_background(ranked)
+        # the two best articles by ranking score (with recency, the order is not the score's)
+        best = sorted(grouped, key=lambda g: -g[1])[:2]
+        out = []
+        for pid, score, key in page:
+            others = [s for _, s, k in best if k.article != key.article]
+            e = ranked.evidence(pid, score, matched.get(pid, 0.0) if lq else None)
+            out.append(replace(e, sentence_top=top, sentence_mean=mean, sentence_spread=spread,
+                               runner_up=others[0] if others else None, dense_rank=ranked.dense_rank(pid),
+                               bm25_rank=ranked.bm25_rank(pid) if lq is not None else None))  # fmt: skip
+        return out
 
     def _explain(
         self,
@@ -632,8 +649,8 @@ class Searcher:
         for hit, pid, e in zip(hits, pids, evidence):
             why = Explanation(
                 evidence=e,
-                dense_rank=ranked.dense_rank(pid),
-                bm25_rank=ranked.bm25_rank(pid) if lq is not None else None,
+                dense_rank=e.dense_rank,
+                bm25_rank=e.bm25_rank,
                 terms=terms.get(pid, []),
                 calibrated=hit.score,
                 calibration=cal.label,
@@ -665,6 +682,21 @@ class Searcher:
     def info(self) -> IndexInfo:
         """The live version's manifest, counts and facets."""
         return self.snapshot().info()
+
+
+def _sentence_background(ranked: fusion.Fused) -> tuple[float | None, float | None, float | None]:
+    """The best, the mean and the spread of the best-sentence cosines of the query's background.
+
+    The background is the ``fusion.BACKGROUND`` best dense candidates by passage cosine, as for
+    ``dense_mean``: the passages any search of the query ranks (a percolator's frame holds them too).
+    """
+    if not ranked.sentence:
+        return None, None, None
+    head = sorted(ranked.dense.items(), key=lambda kv: (-kv[1], kv[0]))[: fusion.BACKGROUND]
+    vals = np.array([ranked.sentence[pid] for pid, _ in head if pid in ranked.sentence], dtype=np.float64)
+    if not len(vals):
+        return None, None, None
+    return float(vals.max()), float(vals.mean()), float(vals.std())
 
 
 def _group(snap: Snapshot, ranked: list[tuple[int, float]], per_article: int) -> list[tuple[int, float, ArticleKey]]:

@@ -10,6 +10,7 @@ import json
 import math
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from indexer import Searcher, SearchOptions, build, calibration
@@ -60,6 +61,33 @@ def test_features_read_the_query_background_not_only_the_hit():
     assert f["bm25_share"](e) == pytest.approx(0.5)
     assert f["bm25_share"](replace(e, bm25_top=0.0)) == 0.0  # nothing matched anywhere
     assert f["lang_weight"](e) == 1.0  # no lexical weighting (dense or bm25 mode): counts fully
+
+
+def test_sentence_features_read_the_best_sentences_of_the_background_and_fall_back_to_the_passage():
+    e = Evidence(fused=0.9, dense=0.86, dense_top=0.9, dense_mean=0.80, dense_spread=0.02,
+                 sentence=0.91, sentence_top=0.95, sentence_mean=0.85, sentence_spread=0.03)  # fmt: skip
+    f = calibration.FEATURES
+    assert f["sentence"](e) == 0.91
+    assert f["sentence_lift"](e) == pytest.approx(0.06)
+    assert f["sentence_z"](e) == pytest.approx(2.0)  # two spreads above the background's best sentences
+    assert f["sentence_top_z"](e) == pytest.approx(10 / 3)
+    # an index without sentence vectors: the passage's own evidence stands in
+    bare = replace(e, sentence=None, sentence_top=None, sentence_mean=None, sentence_spread=None)
+    assert f["sentence"](bare) == 0.86
+    assert f["sentence_z"](bare) == pytest.approx(f["dense_z"](bare))
+    assert f["sentence_top_z"](bare) == pytest.approx(f["dense_top_z"](bare))
+
+
+def test_margin_and_agreement_compare_the_hit_with_the_other_candidates():
+    f = calibration.FEATURES
+    first = Evidence(fused=0.9, runner_up=0.6, dense_rank=1, bm25_rank=2)
+    assert f["margin"](first) == pytest.approx(0.3)  # ahead of the best other article
+    assert f["margin"](replace(first, fused=0.5, runner_up=0.9)) == pytest.approx(-0.4)  # behind the best
+    assert f["margin"](replace(first, runner_up=None)) == 0.0  # the only article
+    assert f["agree"](first) == 1.0
+    assert f["agree"](replace(first, bm25_rank=calibration.AGREE + 1)) == 0.0
+    assert f["agree"](replace(first, bm25_rank=None)) == 0.0  # BM25 did not find it
+    assert (f["dense_rr"](first), f["bm25_rr"](first), f["bm25_rr"](replace(first, bm25_rank=None))) == (1.0, 0.5, 0.0)
 
 
 def test_no_close_match_is_below_the_mode_threshold_or_no_hit_at_all():
@@ -173,6 +201,37 @@ def test_calibration_reads_what_fusion_kept():
     dense_only = Fused([(7, 0.9)], dense={7: 0.9}, dense_top=0.9, dense_background=0.9, dense_spread=0.0)
     e = dense_only.evidence(7, 0.9)
     assert e.bm25 is None and e.coverage is None and e.lang_weight is None and e.matched is None
+
+
+def test_the_sentence_background_is_that_of_the_best_dense_candidates():
+    from indexer.fusion import BACKGROUND
+    from indexer.search import _sentence_background
+
+    n = BACKGROUND + 20
+    dense = {pid: 1.0 - pid / 1000 for pid in range(n)}  # passage 0 most similar
+    sentence = {pid: 0.5 + pid / 1000 for pid in range(n)}  # the least similar have the best sentences
+    top, mean, spread = _sentence_background(Fused([], dense=dense, sentence=sentence))
+    head = [sentence[pid] for pid in range(BACKGROUND)]  # the last 20 by passage cosine are not the background
+    assert top == pytest.approx(max(head)) and mean == pytest.approx(sum(head) / BACKGROUND)
+    assert spread == pytest.approx(float(np.std(head)))
+    assert _sentence_background(Fused([], dense=dense)) == (None, None, None)  # no sentence vectors stored
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_each_hit_knows_the_best_other_article_and_its_ranks(sample, mode):
+    res = sample.search("Arctic cooperation", SearchOptions(k=5, mode=mode, explain=True, highlight=False))
+    hits = [h for h in res.hits if h.explanation]
+    assert len(hits) >= 3
+    e = [h.explanation.evidence for h in hits]  # type: ignore[union-attr]
+    assert e[0].runner_up == pytest.approx(max(x.fused for x in e[1:]))  # one passage per article
+    assert all(x.runner_up == pytest.approx(e[0].fused) for x in e[1:])
+    for h, x in zip(hits, e):
+        assert (x.dense_rank, x.bm25_rank) == (h.explanation.dense_rank, h.explanation.bm25_rank)  # type: ignore[union-attr]
+    if mode == "bm25":
+        assert all(x.dense_rank is None and x.sentence_top is None for x in e)
+    else:
+        assert all(x.sentence_mean is not None and x.sentence_top is not None for x in e)
+        assert all(x.sentence_mean <= x.sentence_top for x in e)  # type: ignore[operator]
 
 
 # --------------------------------------------------------------- the real model
